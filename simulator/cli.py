@@ -1,0 +1,123 @@
+"""``airtune``: run, validate and describe scenarios.
+
+Exit codes: 0 success, 2 invalid input (scenario errors, refused output folder),
+1 a run that failed, 130 an interrupted run. Input errors never print a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+EXIT_INPUT = 2
+
+
+def _quiet_tf() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_LOG_LEVEL", "3")
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def cmd_validate(args) -> int:
+    from simulator.loader import ScenarioError, load_scenario
+
+    try:
+        sc = load_scenario(args.scenario, args.set)
+    except ScenarioError as exc:
+        _err(str(exc))
+        return EXIT_INPUT
+    print(f"{args.scenario}: ok ({sc.name}: {len(sc.ues)} UE(s), {sc.duration_s} s, {sc.num_slots} slots, "
+          f"backend {sc.phy.backend})")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from simulator.schema import Scenario
+
+    print(json.dumps(Scenario.model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from simulator.loader import ScenarioError, load_scenario, scenario_to_dict
+
+    overrides = list(args.set)
+    if args.out:
+        overrides.append(f"output.dir={args.out}")
+    try:
+        sc = load_scenario(args.scenario, overrides)
+    except ScenarioError as exc:
+        _err(str(exc))
+        return EXIT_INPUT
+    out_dir = Path(sc.output.dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        _err(f"output.dir: {out_dir} exists and is not a folder")
+        return EXIT_INPUT
+
+    from simulator.engine import Simulation, read_manifest
+
+    old = read_manifest(out_dir)
+    if old is not None and not args.overwrite and old.get("scenario") != scenario_to_dict(sc):
+        _err(f"output.dir: {out_dir} holds a run of a different scenario "
+             f"({old.get('scenario', {}).get('name')!r}, status {old.get('status')}); "
+             f"pass --overwrite to replace it or choose another --out")
+        return EXIT_INPUT
+
+    def _term(signum, frame):  # SIGTERM closes the partial log like Ctrl-C does
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _term)
+    print(f"airtune: running {sc.name} ({sc.duration_s} s, {len(sc.ues)} UE(s), {sc.phy.backend}) -> {out_dir}",
+          file=sys.stderr)
+    try:
+        summary = Simulation(sc, out_dir, progress=not args.no_progress).run()
+    except KeyboardInterrupt:
+        _err(f"airtune: interrupted; partial logs kept in {out_dir} (manifest status 'interrupted')")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - report, keep the partial log, non-zero exit
+        _err(f"airtune: run failed: {type(exc).__name__}: {exc}; partial logs kept in {out_dir}")
+        if os.environ.get("AIRTUNE_DEBUG"):
+            raise
+        return 1
+    print(f"{sc.name}: {summary.format()}")
+    print(f"logs: {out_dir}/slots.parquet periods.parquet updates.parquet manifest.json")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="airtune", description="Link-level wireless simulator with online-adapting models")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a scenario YAML")
+    r.add_argument("scenario")
+    r.add_argument("--out", help="output folder (overrides output.dir)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field, e.g. --set phy.backend=link_level (repeatable)")
+    r.add_argument("--overwrite", action="store_true", help="replace a run of a different scenario in --out")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a scenario YAML (exit 0, or 2 with field-path errors)")
+    v.add_argument("scenario")
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    v.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("schema", help="print the scenario JSON Schema")
+    s.set_defaults(func=cmd_schema)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_tf()
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Build a simulation from a scenario and run it: channels, PHY, processes, recorder, manifest."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+from simulator.channel.fading import FadingChannel
+from simulator.channel.snr import SnrModel
+from simulator.link_adaptation.cqi import CqiMapper
+from simulator.link_adaptation.olla import Olla
+from simulator.link_adaptation.tables import bler_table
+from simulator.loader import scenario_to_dict
+from simulator.mobility import Mobility
+from simulator.processes.csi_rs import csi_rs_process
+from simulator.processes.feedback import FeedbackLink
+from simulator.processes.mobility import mobility_process
+from simulator.processes.pdsch import PdschStats, pdsch_process
+from simulator.recorder import Recorder
+from simulator.schema import Scenario
+from simulator.ue import Ue, UeLink
+
+
+@dataclass
+class RunSummary:
+    duration_s: float
+    throughput_mbps: float
+    first_tx_bler: float
+    residual_bler: float
+    mean_mcs: float
+    transmissions: int
+    wall_s: float
+    slots_per_s: float
+
+    def format(self) -> str:
+        return (f"throughput {self.throughput_mbps:.2f} Mbit/s | first-tx BLER {self.first_tx_bler:.3f} | "
+                f"residual BLER {self.residual_bler:.4f} | mean MCS {self.mean_mcs:.2f} | "
+                f"{self.transmissions} transmissions in {self.wall_s:.1f} s wall "
+                f"({self.slots_per_s:.0f} slots/s)")
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("airtune", "sionna-no-rt", "tensorflow", "simpy", "numpy", "pandas", "pyarrow", "pydantic"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        return res.stdout.strip() or None if res.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def seeds_for(scenario: Scenario) -> dict[int, dict[str, np.random.SeedSequence]]:
+    """Independent seed sequences per UE and per purpose, all spawned from the scenario seed."""
+    root = np.random.SeedSequence(scenario.seed)
+    per_ue = root.spawn(len(scenario.ues))
+    out = {}
+    for ue_cfg, ss in zip(scenario.ues, per_ue):
+        channel, phy, _reserved = ss.spawn(3)
+        out[ue_cfg.id] = {"channel": channel, "phy": phy}
+    return out
+
+
+def build_phy(scenario: Scenario, table, rngs: dict[int, np.random.Generator], tf_seeds: dict[int, int]):
+    if scenario.phy.backend == "abstraction":
+        from simulator.phy.abstraction import AbstractionBackend
+
+        return AbstractionBackend(table, rngs)
+    from simulator.phy.link_level import LinkLevelBackend
+
+    return LinkLevelBackend(scenario, tf_seeds)
+
+
+class Simulation:
+    """One run of one scenario. ``run()`` writes the logs into ``out_dir`` and returns a summary."""
+
+    def __init__(self, scenario: Scenario, out_dir: str | Path, *, trace: bool = False, progress: bool = False):
+        self.scenario = scenario
+        self.out_dir = Path(out_dir)
+        self.trace: list | None = [] if trace else None
+        self.progress = progress
+
+    def run(self) -> RunSummary:
+        sc = self.scenario
+        wall0 = time.monotonic()
+        manifest = {
+            "scenario": scenario_to_dict(sc), "seed": sc.seed, "versions": _versions(),
+            "git_commit": _git_commit(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        rec = Recorder(self.out_dir, manifest, sc.output.flush_rows, sc.output.flush_s)
+        try:
+            summary = self._run(rec, wall0)
+        except BaseException as exc:  # noqa: BLE001 - the partial log must be closed whatever happened
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            rec.close(status=status, error=f"{type(exc).__name__}: {exc}", wall_s=time.monotonic() - wall0)
+            raise
+        rec.close(status="complete", summary=asdict(summary), wall_s=summary.wall_s)
+        return summary
+
+    def _run(self, rec: Recorder, wall0: float) -> RunSummary:
+        sc = self.scenario
+        slot_us = sc.carrier.slot_us
+        num_slots = sc.num_slots
+        duration_us = sc.duration_us
+        slot_t_s = np.arange(num_slots) * slot_us * 1e-6
+        table = bler_table(sc.phy.mcs_table, sc.carrier.num_prbs, sc.phy.num_dmrs_symbols)
+        seeds = seeds_for(sc)
+        snr_model = SnrModel(sc.snr, sc.carrier)
+        env = simpy.Environment()
+        ues, links = [], []
+        for ue_cfg in sc.ues:
+            mob = Mobility(ue_cfg.mobility)
+            dist = mob.distance_m(slot_t_s)
+            step_m = mob.speed_mps * slot_us * 1e-6
+            sample_of_slot = np.rint(dist / step_m).astype(np.int64) if step_m > 0 else np.zeros(num_slots, np.int64)
+            ch_seed = int(seeds[ue_cfg.id]["channel"].generate_state(1)[0])
+            channel = FadingChannel(sc.channel, sc.carrier, sc.phy.num_ue_antennas, mob.speed_mps,
+                                    sample_of_slot, ch_seed)
+            snr_db = snr_model.snr_db(slot_t_s, mob.position_m(slot_t_s)).astype(np.float64)
+            ues.append(Ue(ue_cfg.id, mob, channel, snr_db, mob.position_m([0.0])[0]))
+            olla_cfg = sc.link_adaptation.olla
+            olla = Olla(table, olla_cfg.bler_target, olla_cfg.step_up_db, olla_cfg.offset_min_db,
+                        olla_cfg.offset_max_db, olla_cfg.enabled)
+            links.append(UeLink(ue_cfg.id, olla, CqiMapper(table, sc.phy.mcs_table),
+                                sc.harq.num_processes, sc.harq.max_transmissions))
+        phy_rngs = {u: np.random.default_rng(s["phy"]) for u, s in seeds.items()}
+        tf_seeds = {u: int(s["phy"].generate_state(1)[0]) for u, s in seeds.items()}
+        phy = build_phy(sc, table, phy_rngs, tf_seeds)
+
+        by_ue = {link.ue: link for link in links}
+        feedback = FeedbackLink(env, sc.feedback.capacity_kbps * 1e3, int(round(sc.feedback.delay_ms * 1000)),
+                                deliver=lambda msg: by_ue[msg.ue].inbox.push(msg), trace=self.trace)
+        env.process(mobility_process(env, ues, int(round(sc.mobility.update_ms * 1000)), duration_us))
+        for ue, link in zip(ues, links):
+            env.process(csi_rs_process(
+                env, ue, link, feedback, period_us=int(round(sc.csi_rs.period_ms * 1000)),
+                report_delay_us=int(round(sc.csi_rs.report_delay_ms * 1000)), slot_us=slot_us,
+                duration_us=duration_us, report_bits=sc.feedback.cqi_report_bits, rec=rec, trace=self.trace))
+        stats = PdschStats()
+        bar = _progress_bar(num_slots) if self.progress else None
+
+        def on_slot(slot: int) -> None:
+            if slot % 256 == 255:
+                rec.maybe_flush()
+                if bar is not None:
+                    bar.update(256)
+
+        receiver = sc.phy.receiver if sc.phy.backend == "link_level" else "abstraction"
+        done = env.process(pdsch_process(env, ues, links, phy, slot_us=slot_us, k1_slots=sc.harq.k1_slots,
+                                         num_slots=num_slots, receiver=receiver, rec=rec, stats=stats,
+                                         trace=self.trace, on_slot=on_slot))
+        env.run(until=done)
+        if bar is not None:
+            bar.close()
+        wall = time.monotonic() - wall0
+        return RunSummary(
+            duration_s=sc.duration_s,
+            throughput_mbps=stats.delivered_bits / sc.duration_s / 1e6 / len(ues),
+            first_tx_bler=stats.first_tx_nack / max(stats.first_tx, 1),
+            residual_bler=stats.tbs_failed / max(stats.tbs_finished, 1),
+            mean_mcs=stats.mcs_sum / max(stats.first_tx, 1),
+            transmissions=stats.transmissions, wall_s=wall, slots_per_s=num_slots * len(ues) / max(wall, 1e-9))
+
+
+def _progress_bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="slot", delay=2.0, dynamic_ncols=True, leave=False)
+
+
+def read_manifest(out_dir: Path) -> dict | None:
+    p = Path(out_dir) / "manifest.json"
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,1 @@
+"""Link adaptation: 38.214 tables, BLER lookup, CQI selection, OLLA."""

@@ -1,0 +1,62 @@
+"""Column schemas of the run logs: the one module ``analysis`` may import from the engine.
+
+Times are integer microseconds (``t_us``); dB quantities end in ``_db``; NaN marks a value a
+backend or model does not produce (e.g. ``ber`` in the abstraction backend).
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+SLOTS = pa.schema([
+    ("t_us", pa.int64()),              # transmission start
+    ("ue", pa.int32()),
+    ("slot", pa.int64()),
+    ("harq_process", pa.int16()),
+    ("tx_round", pa.int16()),          # 1 = first transmission
+    ("mcs", pa.int16()),
+    ("tbs_bits", pa.int64()),
+    ("snr_db", pa.float32()),          # average per-RE SNR of the slot
+    ("sinr_eff_db", pa.float32()),     # EESM SINR (after HARQ combining) or post-equaliser SINR (link_level)
+    ("olla_offset_db", pa.float32()),  # offset in force when the MCS was chosen
+    ("cqi_used", pa.int16()),          # last CQI the gNB had received (0: none yet)
+    ("ack", pa.bool_()),
+    ("ack_t_us", pa.int64()),          # when the ACK/NACK reached the gNB
+    ("delivered_bits", pa.int64()),    # tbs_bits on ACK, else 0
+    ("receiver", pa.string()),
+    ("ber", pa.float32()),             # uncoded BER of the slot (link_level), NaN otherwise
+])
+
+PERIODS = pa.schema([
+    ("t_us", pa.int64()),              # CSI-RS occasion (period start)
+    ("t_end_us", pa.int64()),
+    ("ue", pa.int32()),
+    ("period", pa.int64()),
+    ("snr_db", pa.float32()),          # average per-RE SNR at the occasion
+    ("sinr_eff_db", pa.float32()),     # EESM SINR at the MCS the CQI was chosen for
+    ("cqi_table", pa.int16()),         # CQI from the 38.214 table rule (BLER <= 10 %)
+    ("cqi_reported", pa.int16()),      # CQI sent (after any backoff)
+    ("report_arrival_t_us", pa.int64()),
+    ("bler_predicted", pa.float32()),
+    ("bler_observed", pa.float32()),   # n_nack / (n_ack + n_nack) of feedback received in the period
+    ("n_ack", pa.int32()),
+    ("n_nack", pa.int32()),
+    ("fine_tuned", pa.bool_()),
+    ("csi_bits", pa.int64()),          # feedback bits of the report
+    ("csi_bits_estimated", pa.float32()),
+    ("csi_nmse_db", pa.float32()),
+    ("distance_m", pa.float32()),      # distance travelled by the UE at the occasion
+])
+
+UPDATES = pa.schema([
+    ("t_us", pa.int64()),
+    ("ue", pa.int32()),
+    ("model", pa.string()),
+    ("trigger", pa.string()),
+    ("compute_us", pa.int64()),
+    ("update_bits", pa.int64()),
+    ("applied_t_us", pa.int64()),
+    ("loss_before", pa.float32()),
+    ("loss_after", pa.float32()),
+])
+
+TABLES = {"slots": SLOTS, "periods": PERIODS, "updates": UPDATES}

@@ -1,0 +1,1 @@
+"""PHY backends behind one interface (``simulator.phy.base.PhyBackend``)."""

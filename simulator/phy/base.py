@@ -1,0 +1,62 @@
+"""The interface every PHY backend implements, and the transmission record they fill in.
+
+The pdsch process ``submit``s one :class:`Transmission` per UE and slot and ``resolve``s it
+when its HARQ feedback is due (``k1`` slots later). A backend may evaluate lazily: the
+link_level backend batches every submitted transmission into one XLA call per MCS when
+the first of them is resolved, which is exact because no decision between submission and
+feedback depends on the outcome.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class Transmission:
+    """One PDSCH transport-block transmission (a row of ``slots.parquet`` once resolved).
+
+    ``h`` is the channel frequency response [num_ue_ant, num_subcarriers] complex64 of the
+    slot (unit average power); ``snr_db`` the average per-RE SNR; ``noise`` is set by the
+    backend. ``ack``/``sinr_eff_db``/``ber`` are filled in by the backend.
+    """
+    ue: int
+    slot: int
+    t_us: int
+    harq_process: int
+    tx_round: int
+    mcs: int
+    tbs_bits: int
+    snr_db: float
+    h: np.ndarray = field(repr=False)
+    ack: bool | None = None
+    sinr_eff_db: float = math.nan
+    ber: float = math.nan
+    olla_offset_db: float = 0.0
+    cqi_used: int = 0
+
+
+class PhyBackend(Protocol):
+    name: str
+
+    def submit(self, tx: Transmission) -> None:
+        """Queue (or evaluate) a transmission. Its soft buffer is keyed by (ue, harq_process);
+        ``tx_round == 1`` starts a new transport block."""
+
+    def resolve(self, tx: Transmission) -> None:
+        """Make sure ``tx.ack`` is set (evaluates whatever is pending)."""
+
+    def release(self, ue: int, harq_process: int) -> None:
+        """Forget the soft buffer of a finished transport block."""
+
+
+def per_re_sinr(h: np.ndarray, snr_db: float) -> np.ndarray:
+    """Post-MRC/LMMSE SINR per subcarrier for one stream: snr * sum_rx |h|^2.
+
+    h: [num_ue_ant, num_subcarriers] complex -> [num_subcarriers] float64 (linear).
+    """
+    gain = np.einsum("as,as->s", h.real, h.real) + np.einsum("as,as->s", h.imag, h.imag)
+    return gain.astype(np.float64) * (10.0 ** (snr_db / 10.0))

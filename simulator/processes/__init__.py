@@ -1,0 +1,1 @@
+"""SimPy processes, one per concern: mobility, csi_rs, pdsch, feedback."""

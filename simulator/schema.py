@@ -1,0 +1,247 @@
+"""The scenario schema: pydantic models, unknown keys forbidden, units in field names.
+
+Every field has a unit in its name (``_ms``, ``_db``, ``_kmh``, ...) and a default where
+one makes sense. Cross-field rules (a period that is not a whole number of slots, a PRB
+count the numerology cannot carry) are checked here too, so every error names a field.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Maximum transmission bandwidth configuration N_RB per numerology (38.101-1 Table 5.3.2-1
+# for FR1 at 15/30/60 kHz, 38.101-2 Table 5.3.2-1 for FR2 at 120 kHz).
+MAX_PRBS_PER_SCS_KHZ = {15: 270, 30: 273, 60: 135, 120: 264}
+
+TDL_PROFILES = ("A", "B", "C", "D", "E", "A30", "B100", "C300")
+CDL_PROFILES = ("A", "B", "C", "D", "E")
+# Profiles whose delay spread is fixed by 38.901 (Sionna rejects any other value).
+FIXED_DELAY_SPREAD_NS = {"A30": 30.0, "B100": 100.0, "C300": 300.0}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CarrierConfig(_Strict):
+    subcarrier_spacing_khz: Literal[15, 30, 60, 120] = Field(30, description="Subcarrier spacing (numerology)")
+    num_prbs: int = Field(52, ge=1, description="Bandwidth in physical resource blocks (12 subcarriers each)")
+    carrier_frequency_ghz: float = Field(3.5, gt=0, le=100, description="Carrier frequency")
+
+    @model_validator(mode="after")
+    def _prbs_fit_numerology(self) -> "CarrierConfig":
+        cap = MAX_PRBS_PER_SCS_KHZ[self.subcarrier_spacing_khz]
+        if self.num_prbs > cap:
+            raise _field_error("num_prbs", f"must be <= {cap} at {self.subcarrier_spacing_khz} kHz "
+                                           f"subcarrier spacing (got {self.num_prbs})")
+        return self
+
+    @property
+    def slot_us(self) -> int:
+        """Slot duration in integer microseconds (14 OFDM symbols)."""
+        return 1000 * 15 // self.subcarrier_spacing_khz
+
+    @property
+    def num_subcarriers(self) -> int:
+        return 12 * self.num_prbs
+
+
+class CsiRsConfig(_Strict):
+    period_ms: float = Field(20.0, gt=0, description="CSI-RS periodicity")
+    report_delay_ms: float = Field(2.0, ge=0, description="UE processing time from CSI-RS to CQI report")
+
+
+class HarqConfig(_Strict):
+    max_transmissions: int = Field(4, ge=1, le=16, description="Transmissions per transport block, first included")
+    k1_slots: int = Field(2, ge=1, le=15, description="Slots from PDSCH to its ACK/NACK at the gNB")
+    num_processes: int = Field(16, ge=1, le=32, description="HARQ processes per UE")
+
+
+class PhyConfig(_Strict):
+    backend: Literal["abstraction", "link_level"] = Field("abstraction", description="PHY model")
+    receiver: Literal["lmmse", "genie_lmmse"] = Field(
+        "lmmse", description="lmmse: LS channel estimate on DMRS + LMMSE; genie_lmmse: perfect CSI + LMMSE")
+    mcs_table: Literal[1, 2] = Field(1, description="38.214 MCS table (1: up to 64QAM, 2: up to 256QAM); "
+                                                    "the CQI table with the same index is used")
+    num_ue_antennas: Literal[1, 2, 4] = Field(1, description="UE receive antennas (receive diversity)")
+    num_dmrs_symbols: Literal[1, 2, 3, 4] = Field(2, description="DMRS symbols per slot (1 front-loaded + additional)")
+    link_level_batch: int = Field(1, ge=1, description="link_level: transport blocks decoded per XLA call "
+                                                       "(the k1 pipeline lets up to k1 slots run together)")
+
+
+class ChannelConfig(_Strict):
+    model: Literal["tdl", "cdl"] = Field("tdl", description="38.901 fading model")
+    profile: str = Field("B", description="TDL: A B C D E A30 B100 C300; CDL: A B C D E")
+    delay_spread_ns: float = Field(100.0, gt=0, le=10000, description="RMS delay spread")
+    num_sinusoids: int = Field(20, ge=4, le=256, description="TDL sum-of-sinusoids count")
+
+    @model_validator(mode="after")
+    def _known_profile(self) -> "ChannelConfig":
+        valid = TDL_PROFILES if self.model == "tdl" else CDL_PROFILES
+        if self.profile not in valid:
+            raise _field_error("profile", f"unknown {self.model.upper()} profile {self.profile!r}; "
+                                          f"valid: {', '.join(valid)}")
+        fixed = FIXED_DELAY_SPREAD_NS.get(self.profile) if self.model == "tdl" else None
+        if fixed is not None and "delay_spread_ns" in self.model_fields_set and self.delay_spread_ns != fixed:
+            raise _field_error("delay_spread_ns", f"TDL-{self.profile} has a fixed delay spread of {fixed} ns "
+                                                  f"(got {self.delay_spread_ns})")
+        return self
+
+    @property
+    def delay_spread_s(self) -> float:
+        fixed = FIXED_DELAY_SPREAD_NS.get(self.profile) if self.model == "tdl" else None
+        return (fixed if fixed is not None else self.delay_spread_ns) * 1e-9
+
+
+class FixedSnr(_Strict):
+    model: Literal["fixed"]
+    snr_db: float = Field(15.0, ge=-30, le=60, description="Average per-resource-element SNR")
+
+
+class ScheduleSnr(_Strict):
+    model: Literal["schedule"]
+    points: list[tuple[float, float]] = Field(
+        ..., min_length=1, description="Piecewise-linear [t_s, snr_db] pairs, t_s strictly increasing; "
+                                        "held constant before the first and after the last point")
+
+    @field_validator("points")
+    @classmethod
+    def _time_ordered(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for i in range(1, len(points)):
+            if points[i][0] <= points[i - 1][0]:
+                raise ValueError(f"t_s must be strictly increasing: point {i} has t_s={points[i][0]} "
+                                 f"after t_s={points[i - 1][0]}")
+        if points[0][0] < 0:
+            raise ValueError(f"t_s must be >= 0 (got {points[0][0]})")
+        return points
+
+
+class PathlossSnr(_Strict):
+    model: Literal["pathloss"]
+    scenario: Literal["umi", "uma"] = Field("umi", description="38.901 pathloss scenario")
+    los: bool = Field(True, description="Line of sight (LOS or NLOS pathloss formula)")
+    gnb_position_m: tuple[float, float, float] = Field((0.0, 0.0, 10.0), description="gNB antenna position")
+    tx_power_dbm: float = Field(30.0, description="gNB transmit power over the carrier")
+    noise_figure_db: float = Field(7.0, ge=0, description="UE noise figure")
+
+
+SnrConfig = Annotated[Union[FixedSnr, ScheduleSnr, PathlossSnr], Field(discriminator="model")]
+
+
+class StaticMobility(_Strict):
+    model: Literal["static"]
+    position_m: tuple[float, float, float] = Field((50.0, 0.0, 1.5), description="UE position")
+
+
+class LinearMobility(_Strict):
+    model: Literal["linear"]
+    speed_kmh: float = Field(3.0, ge=0, le=500, description="UE speed (sets the channel Doppler)")
+    start_m: tuple[float, float, float] = Field((50.0, 0.0, 1.5), description="Position at t = 0")
+    heading_deg: float = Field(0.0, description="Direction of travel, degrees from the x axis")
+
+
+class WaypointMobility(_Strict):
+    model: Literal["waypoints"]
+    speed_kmh: float = Field(3.0, gt=0, le=500, description="Constant speed along the path")
+    waypoints_m: list[tuple[float, float, float]] = Field(
+        ..., min_length=2, description="Path corners; the UE stops at the last one")
+
+
+MobilityConfig = Annotated[Union[StaticMobility, LinearMobility, WaypointMobility], Field(discriminator="model")]
+
+
+class UeConfig(_Strict):
+    id: int = Field(..., ge=0, description="UE identifier (unique)")
+    mobility: MobilityConfig = Field(default_factory=lambda: StaticMobility(model="static"))
+
+
+class OllaConfig(_Strict):
+    bler_target: float = Field(0.1, gt=0, lt=1, description="First-transmission BLER target")
+    step_up_db: float = Field(0.5, gt=0, le=10, description="Offset increase on NACK; "
+                                                           "step_down = step_up * target / (1 - target)")
+    offset_min_db: float = Field(-20.0, description="Lower clamp of the SINR offset")
+    offset_max_db: float = Field(20.0, description="Upper clamp of the SINR offset")
+    enabled: bool = Field(True, description="false: MCS straight from the reported CQI (no outer loop)")
+
+
+class LinkAdaptationConfig(_Strict):
+    olla: OllaConfig = Field(default_factory=OllaConfig)
+
+
+class FeedbackConfig(_Strict):
+    capacity_kbps: float = Field(1000.0, gt=0, description="Uplink feedback pipe capacity (FIFO)")
+    delay_ms: float = Field(0.0, ge=0, description="Propagation/processing delay after serialisation")
+    cqi_report_bits: int = Field(4, ge=1, le=64, description="Size of one CQI report")
+
+
+class MobilityProcessConfig(_Strict):
+    update_ms: float = Field(10.0, gt=0, description="Interval at which UE positions and distances are updated")
+
+
+class OutputConfig(_Strict):
+    dir: str = Field("results/run", description="Output folder (relative to the working directory)")
+    flush_rows: int = Field(20000, ge=1, description="Rows buffered per log before a Parquet part is written")
+    flush_s: float = Field(5.0, gt=0, description="Wall-clock seconds between flushes of buffered rows")
+
+
+class Scenario(_Strict):
+    name: str = Field(..., min_length=1, description="Scenario name")
+    seed: int = Field(0, ge=0, description="Root seed; every RNG is spawned from it")
+    duration_s: float = Field(..., gt=0, le=36000, description="Simulated time")
+    carrier: CarrierConfig = Field(default_factory=CarrierConfig)
+    csi_rs: CsiRsConfig = Field(default_factory=CsiRsConfig)
+    harq: HarqConfig = Field(default_factory=HarqConfig)
+    phy: PhyConfig = Field(default_factory=PhyConfig)
+    channel: ChannelConfig = Field(default_factory=ChannelConfig)
+    snr: SnrConfig = Field(default_factory=lambda: FixedSnr(model="fixed"))
+    ues: list[UeConfig] = Field(..., min_length=1, description="UEs, each an independent full-buffer link")
+    link_adaptation: LinkAdaptationConfig = Field(default_factory=LinkAdaptationConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    mobility: MobilityProcessConfig = Field(default_factory=MobilityProcessConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "Scenario":
+        slot_us = self.carrier.slot_us
+        for path, value_ms in (("csi_rs.period_ms", self.csi_rs.period_ms),
+                               ("csi_rs.report_delay_ms", self.csi_rs.report_delay_ms),
+                               ("mobility.update_ms", self.mobility.update_ms)):
+            us = value_ms * 1000.0
+            if abs(us - round(us)) > 1e-6 or (path != "csi_rs.report_delay_ms" and round(us) % slot_us):
+                raise _field_error(path, f"must be a whole number of {slot_us / 1000} ms slots "
+                                         f"at {self.carrier.subcarrier_spacing_khz} kHz (got {value_ms})")
+        if self.csi_rs.report_delay_ms >= self.csi_rs.period_ms:
+            raise _field_error("csi_rs.report_delay_ms", f"must be < csi_rs.period_ms "
+                                                         f"({self.csi_rs.period_ms}) (got {self.csi_rs.report_delay_ms})")
+        if round(self.duration_s * 1e6) < slot_us:
+            raise _field_error("duration_s", f"must cover at least one slot ({slot_us} us)")
+        ids = [ue.id for ue in self.ues]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise _field_error("ues", f"UE ids must be unique (repeated: {dup})")
+        if self.link_adaptation.olla.offset_min_db > self.link_adaptation.olla.offset_max_db:
+            raise _field_error("link_adaptation.olla.offset_min_db", "must be <= offset_max_db")
+        return self
+
+    # Derived integer-microsecond quantities (the engine's time base).
+    @property
+    def duration_us(self) -> int:
+        return int(round(self.duration_s * 1e6))
+
+    @property
+    def num_slots(self) -> int:
+        return self.duration_us // self.carrier.slot_us
+
+
+class FieldError(ValueError):
+    """A cross-field validation error that knows the dotted path of the field it is about."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def _field_error(path: str, message: str) -> FieldError:
+    return FieldError(path, message)

@@ -1,0 +1,61 @@
+"""Per-UE state: the UE side (mobility, channel, measurements) and the gNB's view of it
+(last CQI, OLLA, HARQ processes, the period's ACK/NACK counts)."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulator.channel.fading import FadingChannel
+from simulator.feedback import Inbox
+from simulator.link_adaptation.cqi import CqiMapper
+from simulator.link_adaptation.olla import Olla
+from simulator.mobility import Mobility
+
+
+@dataclass
+class Ue:
+    """UE side. ``snr_db`` [num_slots] is the average per-RE SNR of every slot."""
+    id: int
+    mobility: Mobility
+    channel: FadingChannel
+    snr_db: np.ndarray
+    position_m: np.ndarray
+    distance_m: float = 0.0
+
+
+@dataclass
+class UeLink:
+    """The gNB's per-UE link state."""
+    ue: int
+    olla: Olla
+    cqi_mapper: CqiMapper
+    num_harq: int
+    max_transmissions: int
+    inbox: Inbox = field(default_factory=Inbox)
+    cqi: int = 0                                  # last CQI received (0: none yet)
+    sinr_est_db: float | None = None              # SINR the gNB infers from that CQI
+    free_harq: deque = field(default_factory=deque)
+    retx: deque = field(default_factory=deque)    # NACKed transmissions waiting for a slot
+    n_ack: int = 0                                # feedback received in the current period
+    n_nack: int = 0
+
+    def __post_init__(self):
+        self.free_harq.extend(range(self.num_harq))
+
+    def apply_reports(self, t_us: int) -> None:
+        for msg in self.inbox.pop_arrived(t_us):
+            if msg.kind == "cqi":
+                self.cqi = int(msg.payload)
+                self.sinr_est_db = float(self.cqi_mapper.sinr_db_of_cqi[self.cqi])
+
+    def new_tb_mcs(self) -> int:
+        if self.sinr_est_db is None:              # no report yet: most robust MCS
+            return self.olla.table.lowest_mcs
+        return self.olla.select_mcs(self.sinr_est_db)
+
+    def close_period(self) -> tuple[int, int]:
+        n = (self.n_ack, self.n_nack)
+        self.n_ack = self.n_nack = 0
+        return n
