@@ -153,7 +153,8 @@ MobilityConfig = Annotated[Union[StaticMobility, LinearMobility, WaypointMobilit
 
 class UeConfig(_Strict):
     id: int = Field(..., ge=0, description="UE identifier (unique)")
-    mobility: MobilityConfig = Field(default_factory=lambda: StaticMobility(model="static"))
+    mobility: MobilityConfig = Field(default_factory=lambda: StaticMobility(model="static"),
+                                     description="static | linear | waypoints")
 
 
 class OllaConfig(_Strict):
@@ -194,7 +195,8 @@ class Scenario(_Strict):
     harq: HarqConfig = Field(default_factory=HarqConfig)
     phy: PhyConfig = Field(default_factory=PhyConfig)
     channel: ChannelConfig = Field(default_factory=ChannelConfig)
-    snr: SnrConfig = Field(default_factory=lambda: FixedSnr(model="fixed"))
+    snr: SnrConfig = Field(default_factory=lambda: FixedSnr(model="fixed"),
+                           description="Average SNR model: fixed | schedule | pathloss")
     ues: list[UeConfig] = Field(..., min_length=1, description="UEs, each an independent full-buffer link")
     link_adaptation: LinkAdaptationConfig = Field(default_factory=LinkAdaptationConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)

@@ -65,6 +65,7 @@ class FadingChannel:
         self.num_ue_ant = num_ue_ant
         self._cache_start = -1
         self._cache = None
+        self._gain = None
 
     def _compute(self, samples: np.ndarray) -> np.ndarray:
         return self._a[samples] @ self._kernel                        # [n, rx_ant, sc]
@@ -72,11 +73,23 @@ class FadingChannel:
     def cfr(self, slots) -> np.ndarray:
         return self._compute(self.sample_of_slot[np.asarray(slots)])
 
-    def cfr_slot(self, slot: int) -> np.ndarray:
-        """[num_ue_ant, num_subcarriers] for one slot, served from a chunk cache (the hot path)."""
+    def _load_chunk(self, slot: int) -> int:
         start = (slot // CHUNK_SLOTS) * CHUNK_SLOTS
         if start != self._cache_start:
             stop = min(start + CHUNK_SLOTS, len(self.sample_of_slot))
-            self._cache = self._compute(self.sample_of_slot[start:stop])
+            h = self._compute(self.sample_of_slot[start:stop])
+            self._cache = h
+            # sum over receive antennas of |h|^2: the MRC/LMMSE gain of one stream [n, sc]
+            self._gain = (h.real.astype(np.float64) ** 2 + h.imag.astype(np.float64) ** 2).sum(axis=1)
             self._cache_start = start
+        return start
+
+    def cfr_slot(self, slot: int) -> np.ndarray:
+        """[num_ue_ant, num_subcarriers] complex64 for one slot, from a chunk cache (the hot path)."""
+        start = self._load_chunk(slot)
         return self._cache[slot - start]
+
+    def gain_slot(self, slot: int) -> np.ndarray:
+        """[num_subcarriers] float64: sum over UE antennas of |h|^2 for one slot."""
+        start = self._load_chunk(slot)
+        return self._gain[slot - start]

@@ -7,6 +7,8 @@ costs microseconds and ``tests/simulator/test_olla.py`` checks it against Sionna
 """
 from __future__ import annotations
 
+import numpy as np
+
 from simulator.link_adaptation.tables import BlerTable
 
 
@@ -14,7 +16,7 @@ class Olla:
     def __init__(self, table: BlerTable, bler_target: float, step_up_db: float,
                  offset_min_db: float = -20.0, offset_max_db: float = 20.0, enabled: bool = True):
         self.table = table
-        self.bler_target = bler_target
+        self.bler_target = bler_target    # also precomputes the MCS per SINR grid point
         self.step_up_db = step_up_db
         self.step_down_db = step_up_db * bler_target / (1.0 - bler_target)
         self.offset_min_db, self.offset_max_db = offset_min_db, offset_max_db
@@ -28,6 +30,20 @@ class Olla:
         self.offset_db = min(max(off, self.offset_min_db), self.offset_max_db)
 
     def select_mcs(self, sinr_eff_db: float) -> int:
-        t = self.table.tbler[:, self.table.snr_index(sinr_eff_db - self.offset_db)]
-        ok = (t <= self.bler_target).nonzero()[0]
-        return int(ok[-1]) if ok.size else self.table.lowest_mcs
+        """Highest MCS with TBLER(sinr_eff_db - offset) <= target; lowest available if none."""
+        tb = self.table
+        k = int(round((sinr_eff_db - self.offset_db - tb.snr_min_db) / tb.snr_step_db))
+        k = 0 if k < 0 else (tb.num_snr - 1 if k >= tb.num_snr else k)
+        return int(self._best[k])
+
+    @property
+    def bler_target(self) -> float:
+        return self._bler_target
+
+    @bler_target.setter
+    def bler_target(self, value: float) -> None:
+        # best MCS per SINR grid point, precomputed: select_mcs is then one index
+        self._bler_target = value
+        ok = self.table.tbler <= value                                     # [num_mcs, num_snr]
+        last = ok.shape[0] - 1 - np.argmax(ok[::-1], axis=0)
+        self._best = np.where(ok.any(axis=0), last, self.table.lowest_mcs)

@@ -10,6 +10,7 @@ eager call; the engine needs tens of microseconds per slot).
 from __future__ import annotations
 
 import functools
+import math
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -102,6 +103,12 @@ class BlerTable:
         idx = np.round((np.asarray(sinr_eff_db) - self.snr_min_db) / self.snr_step_db)
         return np.clip(idx, 0, self.num_snr - 1).astype(np.int64)
 
+    def tbler_scalar(self, mcs: int, sinr_eff_db: float) -> float:
+        """Scalar ``tbler_at`` without numpy call overhead (the per-slot path)."""
+        k = int(round((sinr_eff_db - self.snr_min_db) / self.snr_step_db))
+        k = 0 if k < 0 else (self.num_snr - 1 if k >= self.num_snr else k)
+        return float(self.tbler[mcs, k])
+
     def tbler_at(self, mcs, sinr_eff_db):
         """TBLER for ``mcs`` [...] int at ``sinr_eff_db`` [...] (broadcast)."""
         return self.tbler[mcs, self.snr_index(sinr_eff_db)]
@@ -109,17 +116,20 @@ class BlerTable:
     def eesm_db(self, sinr_re, mcs: int) -> float:
         """EESM effective SINR (dB) of per-RE linear SINR ``sinr_re`` [num_re] for ``mcs``."""
         beta = self.beta[mcs]
-        # log-mean-exp, shifted by the minimum for numerical safety (exact identity)
-        s_min = sinr_re.min()
-        val = s_min - beta * np.log(np.mean(np.exp(-(sinr_re - s_min) / beta)))
-        val_db = 10.0 * np.log10(max(val, 1e-30))
-        return float(min(max(val_db, self.eesm_min_db), self.eesm_max_db))
+        m = float(np.exp(sinr_re * (-1.0 / beta)).mean())
+        if m <= 0.0:                     # every RE far above beta: clamp at the top, as Sionna does
+            return self.eesm_max_db
+        val = -beta * math.log(m)
+        val_db = 10.0 * math.log10(val) if val > 0 else self.eesm_min_db
+        return min(max(val_db, self.eesm_min_db), self.eesm_max_db)
 
     def eesm_db_all(self, sinr_re) -> np.ndarray:
         """EESM (dB) of ``sinr_re`` [num_re] for every MCS -> [num_mcs]."""
-        s_min = sinr_re.min()
-        val = s_min - self.beta * np.log(np.mean(np.exp(-(sinr_re[None, :] - s_min) / self.beta[:, None]), axis=1))
-        return np.clip(10.0 * np.log10(np.maximum(val, 1e-30)), self.eesm_min_db, self.eesm_max_db)
+        with np.errstate(divide="ignore"):
+            m = np.mean(np.exp(-sinr_re[None, :] / self.beta[:, None]), axis=1)
+            val = np.where(m > 0, -self.beta * np.log(np.where(m > 0, m, 1.0)), np.inf)
+            val_db = 10.0 * np.log10(np.maximum(val, 1e-30))
+        return np.clip(val_db, self.eesm_min_db, self.eesm_max_db)
 
     def best_mcs(self, sinr_eff_db_per_mcs, bler_target: float) -> int:
         """Highest available MCS with TBLER <= target (lowest available if none), as Sionna ILLA."""

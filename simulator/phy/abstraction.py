@@ -23,13 +23,13 @@ class AbstractionBackend:
         self._soft: dict[tuple[int, int], np.ndarray] = {}
 
     def submit(self, tx: Transmission) -> None:
-        sinr = per_re_sinr(tx.h, tx.snr_db)
+        sinr = per_re_sinr(tx.gain, tx.snr_db)
         key = (tx.ue, tx.harq_process)
         if tx.tx_round > 1 and key in self._soft:
             sinr = sinr + self._soft[key]
         self._soft[key] = sinr
         eff_db = self.table.eesm_db(sinr, tx.mcs)
-        tbler = float(self.table.tbler[tx.mcs, self.table.snr_index(eff_db)])
+        tbler = self.table.tbler_scalar(tx.mcs, eff_db)
         tx.sinr_eff_db = eff_db
         tx.ack = bool(self.rngs[tx.ue].random() >= tbler)
 

@@ -35,6 +35,7 @@ class Transmission:
     ack: bool | None = None
     sinr_eff_db: float = math.nan
     ber: float = math.nan
+    gain: np.ndarray | None = field(default=None, repr=False)   # [num_subcarriers] sum_rx |h|^2
     olla_offset_db: float = 0.0
     cqi_used: int = 0
 
@@ -53,10 +54,9 @@ class PhyBackend(Protocol):
         """Forget the soft buffer of a finished transport block."""
 
 
-def per_re_sinr(h: np.ndarray, snr_db: float) -> np.ndarray:
-    """Post-MRC/LMMSE SINR per subcarrier for one stream: snr * sum_rx |h|^2.
+def per_re_sinr(gain: np.ndarray, snr_db: float) -> np.ndarray:
+    """Post-MRC/LMMSE SINR per subcarrier of one stream with perfect CSI: snr * sum_rx |h|^2.
 
-    h: [num_ue_ant, num_subcarriers] complex -> [num_subcarriers] float64 (linear).
+    gain: [num_subcarriers] sum over receive antennas of |h|^2 -> [num_subcarriers] float64 (linear).
     """
-    gain = np.einsum("as,as->s", h.real, h.real) + np.einsum("as,as->s", h.imag, h.imag)
-    return gain.astype(np.float64) * (10.0 ** (snr_db / 10.0))
+    return gain * (10.0 ** (snr_db / 10.0))

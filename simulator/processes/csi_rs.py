@@ -16,7 +16,7 @@ def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int
         t0 = env.now
         slot = t0 // slot_us
         snr_db = float(ue.snr_db[slot])
-        cqi, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(ue.channel.cfr_slot(slot), snr_db))
+        cqi, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(ue.channel.gain_slot(slot), snr_db))
         report = Message("cqi", ue.id, report_bits, cqi, created_us=t0)
         if trace is not None:
             trace.append((t0, "csi_rs", ue.id, period, cqi))

@@ -46,7 +46,7 @@ def pdsch_process(env: simpy.Environment, ues: list, links: list, phy, *, slot_u
             else:
                 continue                # every HARQ process is waiting for feedback
             tx = Transmission(ue.id, slot, t, harq, rnd, mcs, int(link.olla.table.tbs_bits[mcs]),
-                              float(ue.snr_db[slot]), ue.channel.cfr_slot(slot))
+                              float(ue.snr_db[slot]), ue.channel.cfr_slot(slot), gain=ue.channel.gain_slot(slot))
             tx.olla_offset_db = link.olla.offset_db
             tx.cqi_used = link.cqi
             phy.submit(tx)

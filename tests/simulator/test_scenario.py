@@ -1,0 +1,114 @@
+"""Scenario loading: the quickstart is accepted as written; every bad input names its field, exit 2."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from simulator.cli import main
+from simulator.loader import ScenarioError, load_scenario
+from tests.conftest import REPO, SCENARIOS
+
+QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
+
+
+def test_quickstart_accepted_as_written():
+    sc = load_scenario(QUICKSTART)
+    assert sc.carrier.slot_us == 500
+    assert sc.num_slots == 8000
+    assert sc.ues[0].mobility.speed_kmh == 30
+    assert sc.link_adaptation.olla.step_up_db == 0.5
+
+
+def _errors(overrides, path=QUICKSTART):
+    with pytest.raises(ScenarioError) as exc:
+        load_scenario(path, overrides)
+    return exc.value.errors
+
+
+@pytest.mark.parametrize("override, field, words", [
+    (["csi_rs.period_ms=-20"], "csi_rs.period_ms", "greater than 0"),
+    (["csi_rs.report_delay_ms=-1"], "csi_rs.report_delay_ms", "greater than or equal to 0"),
+    (["carrier.num_prbs=300"], "carrier.num_prbs", "<= 273"),
+    (["carrier.subcarrier_spacing_khz=60", "carrier.num_prbs=200"], "carrier.num_prbs", "<= 135"),
+    (["snr={model: schedule, points: [[0, 5], [2, 9], [1, 3]]}"], "snr.points", "strictly increasing"),
+    (["channel.profile=Q"], "channel.profile", "unknown TDL profile 'Q'"),
+    (["channel={model: cdl, profile: A30}"], "channel.profile", "unknown CDL profile"),
+    (["bogus=1"], "bogus", "unknown key"),
+    (["ues.0.mobility.wings=2"], "ues.0.mobility.wings", "unknown key"),
+    (["ues.0.mobility.speed_kmh=fast"], "ues.0.mobility.speed_kmh", "valid number"),
+    (["harq.max_transmissions=0"], "harq.max_transmissions", "greater than or equal to 1"),
+    (["csi_rs.period_ms=0.7"], "csi_rs.period_ms", "whole number of 0.5 ms slots"),
+    (["phy.backend=quantum"], "phy.backend", "'abstraction' or 'link_level'"),
+    (["snr.model=telepathy"], "snr", "does not match any of the expected tags"),
+])
+def test_bad_values_name_their_field(override, field, words):
+    errors = _errors(override)
+    assert any(e.startswith(f"{field}:") and words in e for e in errors), errors
+
+
+def test_errors_carry_the_yaml_line():
+    errors = _errors([], SCENARIOS / "bad_fields.yaml")
+    assert errors == ["csi_rs.period_ms: Input should be greater than 0 (got -20) (line 5)"]
+
+
+def test_missing_file_and_bad_syntax():
+    assert "no such file" in _errors([], SCENARIOS / "nope.yaml")[0]
+    err = _errors([], SCENARIOS / "bad_syntax.yaml")[0]
+    assert err.startswith("<yaml>: syntax error") and "line" in err
+
+
+def test_set_override_applies_with_validation():
+    sc = load_scenario(QUICKSTART, ["phy.backend=link_level", "seed=3", "snr.snr_db=7.5"])
+    assert (sc.phy.backend, sc.seed, sc.snr.snr_db) == ("link_level", 3, 7.5)
+    assert "--set" in _errors(["phy.backend"])[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["validate", str(SCENARIOS / "bad_fields.yaml")],
+    ["validate", str(SCENARIOS / "bad_syntax.yaml")],
+    ["validate", str(SCENARIOS / "missing.yaml")],
+    ["validate", str(QUICKSTART), "--set", "carrier.num_prbs=999"],
+    ["run", str(QUICKSTART), "--set", "csi_rs.period_ms=-5"],
+])
+def test_cli_exit_2_without_traceback(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "invalid scenario" in err or "no such file" in err
+
+
+def test_cli_subprocess_exit_code_and_message():
+    res = subprocess.run([sys.executable, "-m", "simulator.cli", "validate", str(QUICKSTART),
+                          "--set", "csi_rs.period_ms=-1"], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 2
+    assert "csi_rs.period_ms: Input should be greater than 0 (got -1)" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_validate_ok_and_schema(capsys):
+    assert main(["validate", str(QUICKSTART)]) == 0
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert "csi_rs" in schema["properties"] and schema["additionalProperties"] is False
+
+
+def test_every_field_has_a_description():
+    """The README's field table is generated from these; a field without a description is a doc gap."""
+    from simulator.schema import Scenario
+
+    missing = []
+
+    def walk(model, prefix):
+        for name, f in model.model_fields.items():
+            ann = f.annotation
+            sub = getattr(ann, "model_fields", None)
+            if sub is not None:
+                walk(ann, f"{prefix}{name}.")
+            elif not f.description and name not in ("model",):
+                missing.append(prefix + name)
+
+    walk(Scenario, "")
+    assert missing == [], missing
