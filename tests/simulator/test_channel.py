@@ -1,0 +1,88 @@
+"""Fading is Sionna's 38.901 TDL/CDL, continuous in time; mobility and SNR models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import j0
+
+from simulator.channel.fading import FadingChannel
+from simulator.channel.snr import SnrModel, pathloss_38901_db
+from simulator.mobility import Mobility
+from simulator.schema import CarrierConfig, ChannelConfig, PathlossSnr, ScheduleSnr, WaypointMobility
+
+CARRIER = CarrierConfig(subcarrier_spacing_khz=30, num_prbs=12, carrier_frequency_ghz=3.5)
+
+
+def test_cfr_equals_sionna_cir_to_ofdm_channel():
+    import tensorflow as tf
+    from sionna.phy.channel import cir_to_ofdm_channel, subcarrier_frequencies
+    from sionna.phy.channel.tr38901 import TDL
+    import sionna.phy
+
+    cfg = ChannelConfig(model="tdl", profile="C", delay_spread_ns=300)
+    ch = FadingChannel(cfg, CARRIER, 2, 10.0, np.arange(50), seed=5)
+    sionna.phy.config.seed = 5
+    a, tau = TDL("C", 300e-9, 3.5e9, min_speed=10.0, max_speed=10.0, num_rx_ant=2)(1, 50, 2000.0)
+    h = cir_to_ofdm_channel(subcarrier_frequencies(144, 30e3), a, tau, normalize=False)
+    ref = tf.transpose(h[0, 0, :, 0, 0], [1, 0, 2]).numpy()          # [time, rx_ant, sc]
+    np.testing.assert_allclose(ch.cfr(np.arange(50)), ref, atol=2e-5)
+    np.testing.assert_allclose(ch.cfr_slot(17), ref[17], atol=2e-5)
+
+
+@pytest.mark.parametrize("model, profile", [("tdl", "B"), ("cdl", "C")])
+def test_fading_is_continuous_with_the_ue_doppler(model, profile):
+    speed = 30 / 3.6
+    n = 6000
+    ch = FadingChannel(ChannelConfig(model=model, profile=profile, delay_spread_ns=100), CARRIER, 1, speed,
+                       np.arange(n), seed=11)
+    x = ch.cfr(np.arange(n))[:, 0, 0]
+    x = x / np.sqrt(np.mean(np.abs(x) ** 2))
+    fd = speed * 3.5e9 / 3e8
+    for lag in (1, 4):
+        r = np.abs(np.mean(x[lag:] * np.conj(x[:-lag])))
+        if model == "tdl":  # Clarke/Jakes: autocorrelation J0(2 pi fd tau)
+            assert r == pytest.approx(abs(j0(2 * np.pi * fd * lag * 0.5e-3)), abs=0.03)
+        else:
+            assert r > 0.8
+    # no re-draw at a CSI-RS period boundary (every 40 slots): the step there is like any other step
+    steps = np.abs(np.diff(x))
+    assert steps[39::40].mean() < 2 * steps.mean()
+
+
+def test_static_ue_sees_a_frozen_channel_and_seed_fixes_the_draw():
+    cfg = ChannelConfig(model="tdl", profile="A", delay_spread_ns=50)
+    a = FadingChannel(cfg, CARRIER, 1, 0.0, np.zeros(100, np.int64), seed=3).cfr(np.arange(100))
+    assert np.all(a == a[0])
+    b = FadingChannel(cfg, CARRIER, 1, 0.0, np.zeros(100, np.int64), seed=3).cfr(np.arange(100))
+    c = FadingChannel(cfg, CARRIER, 1, 0.0, np.zeros(100, np.int64), seed=4).cfr(np.arange(100))
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+
+
+def test_waypoints_path_and_stop():
+    m = Mobility(WaypointMobility(model="waypoints", speed_kmh=36, waypoints_m=[(0, 0, 1.5), (30, 0, 1.5), (30, 40, 1.5)]))
+    t = np.array([0.0, 1.0, 3.0, 5.0, 100.0])
+    np.testing.assert_allclose(m.distance_m(t), [0, 10, 30, 50, 70])
+    np.testing.assert_allclose(m.position_m(t), [[0, 0, 1.5], [10, 0, 1.5], [30, 0, 1.5], [30, 20, 1.5], [30, 40, 1.5]])
+
+
+def test_schedule_snr_is_piecewise_linear():
+    snr = SnrModel(ScheduleSnr(model="schedule", points=[(1.0, 0.0), (3.0, 20.0)]), CARRIER)
+    np.testing.assert_allclose(snr.snr_db([0.0, 1.0, 2.0, 2.5, 9.0], np.zeros((5, 3))), [0, 0, 10, 15, 20])
+
+
+def test_pathloss_38901_known_values():
+    # UMi LOS below the breakpoint: 32.4 + 21 log10(d3d) + 20 log10(fc)
+    d3d = np.hypot(100.0, 10.0 - 1.5)
+    assert pathloss_38901_db("umi", True, 100.0, 10.0, 1.5, 3.5) == pytest.approx(
+        32.4 + 21 * np.log10(d3d) + 20 * np.log10(3.5))
+    # NLOS never below LOS, and pathloss grows with distance
+    d = np.array([20.0, 50.0, 200.0, 800.0])
+    for sc in ("umi", "uma"):
+        los = pathloss_38901_db(sc, True, d, 25.0, 1.5, 3.5)
+        nlos = pathloss_38901_db(sc, False, d, 25.0, 1.5, 3.5)
+        assert np.all(nlos >= los) and np.all(np.diff(los) > 0)
+    # SNR: 30 dBm over 4.32 MHz, NF 7 dB
+    snr = SnrModel(PathlossSnr(model="pathloss", scenario="umi", los=True, gnb_position_m=(0, 0, 10)), CARRIER)
+    pl = pathloss_38901_db("umi", True, 100.0, 10.0, 1.5, 3.5)
+    expect = 30 - pl - (-174 + 10 * np.log10(144 * 30e3) + 7)
+    assert snr.snr_db([0.0], np.array([[100.0, 0.0, 1.5]]))[0] == pytest.approx(expect)
