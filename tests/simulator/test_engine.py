@@ -1,0 +1,174 @@
+"""End-to-end runs of tiny scenarios: event order, determinism, HARQ, OLLA, logs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.engine import Simulation
+from tests.conftest import REPO
+
+
+def run(scenario, out):
+    summary = Simulation(scenario, out).run()
+    slots = pd.read_parquet(out / "slots.parquet")
+    periods = pd.read_parquet(out / "periods.parquet")
+    return summary, slots, periods
+
+
+def test_exact_event_trace(make_scenario, tmp_path):
+    """CSI-RS every 2 ms, report 1 ms later + 4 us on the pipe + 0.5 ms delay, slots every 500 us,
+    ACK/NACK k1 = 2 slots after each transmission."""
+    sc = make_scenario({"duration_s": 0.004, "csi_rs.period_ms": 2, "csi_rs.report_delay_ms": 1,
+                        "feedback": {"capacity_kbps": 1000, "delay_ms": 0.5}, "harq.k1_slots": 2,
+                        "snr.snr_db": 25})
+    sim = Simulation(sc, tmp_path)
+    trace = []
+    sim.trace = trace
+    sim.run()
+    kinds = [(t, kind) for t, kind, *_ in trace]
+    expected = [
+        (0, "csi_rs"), (0, "pdsch"),
+        (500, "pdsch"),
+        (1000, "report_sent"), (1000, "harq_feedback"), (1000, "pdsch"), (1000, "feedback_start"),
+        (1500, "harq_feedback"), (1500, "pdsch"),
+        (2000, "csi_rs"), (2000, "harq_feedback"), (2000, "pdsch"),
+        (2500, "harq_feedback"), (2500, "pdsch"),
+        (3000, "report_sent"), (3000, "harq_feedback"), (3000, "pdsch"), (3000, "feedback_start"),
+        (3500, "harq_feedback"), (3500, "pdsch"),
+        (4000, "harq_feedback"), (4500, "harq_feedback"),
+    ]
+    assert kinds == expected
+    arrivals = [rest[-1] for t, kind, *rest in trace if kind == "feedback_start"]
+    assert arrivals == [1000 + 4 + 500, 3000 + 4 + 500]
+    slots = pd.read_parquet(tmp_path / "slots.parquet")
+    assert slots.t_us.tolist() == [500 * k for k in range(8)]
+    assert (slots.ack_t_us - slots.t_us == 1000).all()
+    cqi0 = [e[-1] for e in trace if e[1] == "csi_rs"][0]
+    # slots 0-3 start before the first report arrives (1504 us); slots 4-7 use it
+    assert slots.cqi_used.tolist() == [0, 0, 0, 0] + [cqi0] * 4
+    periods = pd.read_parquet(tmp_path / "periods.parquet")
+    assert periods.t_us.tolist() == [0, 2000] and periods.report_arrival_t_us.tolist() == [1504, 3504]
+    # feedback counted in the period it arrives in: period 0 gets slots 0-1 (ACK at 1000, 1500)
+    assert (periods.n_ack + periods.n_nack).tolist() == [2, 4]
+
+
+def test_same_seed_same_logs_other_seed_differs(make_scenario, tmp_path):
+    sc = make_scenario({"duration_s": 0.3})
+    _, a, pa = run(sc, tmp_path / "a")
+    _, b, pb = run(sc, tmp_path / "b")
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(pa, pb)
+    _, c, _ = run(make_scenario({"duration_s": 0.3, "seed": 8}), tmp_path / "c")
+    assert not a[["mcs", "ack", "sinr_eff_db"]].equals(c[["mcs", "ack", "sinr_eff_db"]])
+
+
+def test_harq_stops_at_max_transmissions(make_scenario, tmp_path):
+    sc = make_scenario({"duration_s": 1.0, "harq.max_transmissions": 2,
+                        "link_adaptation.olla.bler_target": 0.6, "link_adaptation.olla.step_up_db": 1.0})
+    summary, slots, _ = run(sc, tmp_path)
+    assert slots.tx_round.max() == 2
+    first = slots[slots.tx_round == 1]
+    assert 0.45 < 1 - first.ack.mean() < 0.75            # OLLA steers toward the 60 % target
+    # every NACKed first transmission is retransmitted once on the same HARQ process and MCS
+    retx = slots[slots.tx_round == 2]
+    nacked = first[~first.ack]
+    assert len(retx) in (len(nacked), len(nacked) - 1)   # the last one may fall after the run
+    by_proc = slots.sort_values(["harq_process", "t_us"]).reset_index(drop=True)
+    nxt = by_proc.groupby("harq_process").shift(-1)
+    after_nack = (by_proc.tx_round == 1) & ~by_proc.ack & nxt.t_us.notna()
+    assert (nxt.tx_round[after_nack] == 2).all() and (nxt.mcs[after_nack] == by_proc.mcs[after_nack]).all()
+    # the NACK arrives k1 = 2 slots later and the retransmission goes out in that slot
+    assert (nxt.t_us[after_nack] - by_proc.t_us[after_nack] == 1000).all()
+    assert summary.residual_bler < summary.first_tx_bler
+    # residual BLER = TBs still failed after both transmissions
+    assert summary.residual_bler == pytest.approx((~retx.ack).sum() / (first.ack.sum() + len(retx)), abs=2e-3)
+
+
+def test_olla_holds_first_transmission_bler_on_20s_tdl(make_scenario, tmp_path):
+    sc = make_scenario({"duration_s": 20.0, "carrier.num_prbs": 52, "csi_rs.period_ms": 20})
+    summary, slots, periods = run(sc, tmp_path)
+    assert len(slots[slots.tx_round == 1]) > 35000
+    assert summary.first_tx_bler == pytest.approx(0.10, abs=0.02)
+    assert summary.residual_bler < 0.01
+    assert periods.cqi_table.between(1, 15).all()
+
+
+@pytest.mark.parametrize("overrides", [
+    {"snr": {"model": "schedule", "points": [[0, 0], [0.3, 25]]}},
+    {"snr": {"model": "pathloss", "scenario": "uma", "los": False, "gnb_position_m": [0, 0, 25]},
+     "ues.0.mobility": {"model": "waypoints", "speed_kmh": 50, "waypoints_m": [[20, 0, 1.5], [120, 0, 1.5]]}},
+    {"channel": {"model": "cdl", "profile": "A", "delay_spread_ns": 100}, "phy.num_ue_antennas": 2,
+     "ues": [{"id": 0}, {"id": 4, "mobility": {"model": "linear", "speed_kmh": 3}}]},
+])
+def test_snr_mobility_and_channel_variants_run(make_scenario, tmp_path, overrides):
+    sc = make_scenario({"duration_s": 0.3, **overrides})
+    summary, slots, periods = run(sc, tmp_path)
+    assert summary.throughput_mbps > 0
+    assert set(slots.ue) == {u.id for u in sc.ues}
+    if sc.snr.model == "schedule":
+        early, late = slots[slots.t_us < 50_000], slots[slots.t_us > 250_000]
+        assert late.mcs.mean() > early.mcs.mean() + 5
+
+
+def test_manifest_and_empty_updates(make_scenario, tmp_path):
+    sc = make_scenario()
+    run(sc, tmp_path)
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert man["status"] == "complete" and man["seed"] == 7 and man["scenario"]["name"] == "tiny"
+    assert man["summary"]["throughput_mbps"] > 0 and man["versions"]["sionna-no-rt"].startswith("1.2")
+    upd = pd.read_parquet(tmp_path / "updates.parquet")
+    assert len(upd) == 0 and "update_bits" in upd.columns
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "simulator.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_killed_run_leaves_readable_partial_log_and_rerun_rules(tmp_path):
+    out = tmp_path / "run"
+    quick = str(REPO / "scenarios" / "quickstart.yaml")
+    p = _cli("run", quick, "--out", str(out), "--no-progress", "--set", "duration_s=60",
+             "--set", "output.flush_rows=2000")
+    parts = out / "slots.parquet"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("part-*.parquet"))) < 3:
+        time.sleep(0.2)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    slots = pd.read_parquet(parts)
+    assert len(slots) >= 4000 and slots.t_us.is_monotonic_increasing
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running"
+
+    # a different scenario into the same folder is refused (exit 2), --overwrite replaces it
+    p = _cli("run", quick, "--out", str(out), "--set", "duration_s=0.05")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2 and "different scenario" in err and "--overwrite" in err
+    p = _cli("run", quick, "--out", str(out), "--set", "duration_s=0.05", "--overwrite")
+    stdout, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "throughput" in stdout and "first-tx BLER" in stdout and "mean MCS" in stdout
+    assert len(pd.read_parquet(out / "slots.parquet")) == 100
+
+
+def test_sigterm_marks_interrupted(tmp_path):
+    out = tmp_path / "run"
+    p = _cli("run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(out), "--no-progress",
+             "--set", "duration_s=60", "--set", "output.flush_rows=1000")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "slots.parquet").glob("part-*"))) < 2:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "interrupted"
+    assert len(pd.read_parquet(out / "slots.parquet")) > 0
