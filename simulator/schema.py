@@ -95,11 +95,15 @@ class ChannelConfig(_Strict):
 
 
 class FixedSnr(_Strict):
+    """Constant average SNR."""
+
     model: Literal["fixed"]
     snr_db: float = Field(15.0, ge=-30, le=60, description="Average per-resource-element SNR")
 
 
 class ScheduleSnr(_Strict):
+    """Piecewise-linear SNR over time."""
+
     model: Literal["schedule"]
     points: list[tuple[float, float]] = Field(
         ..., min_length=1, description="Piecewise-linear [t_s, snr_db] pairs, t_s strictly increasing; "
@@ -118,6 +122,8 @@ class ScheduleSnr(_Strict):
 
 
 class PathlossSnr(_Strict):
+    """38.901 pathloss from the UE's distance to the gNB (no shadowing)."""
+
     model: Literal["pathloss"]
     scenario: Literal["umi", "uma"] = Field("umi", description="38.901 pathloss scenario")
     los: bool = Field(True, description="Line of sight (LOS or NLOS pathloss formula)")
@@ -130,11 +136,15 @@ SnrConfig = Annotated[Union[FixedSnr, ScheduleSnr, PathlossSnr], Field(discrimin
 
 
 class StaticMobility(_Strict):
+    """The UE stands still (frozen fading)."""
+
     model: Literal["static"]
     position_m: tuple[float, float, float] = Field((50.0, 0.0, 1.5), description="UE position")
 
 
 class LinearMobility(_Strict):
+    """Straight line at constant speed."""
+
     model: Literal["linear"]
     speed_kmh: float = Field(3.0, ge=0, le=500, description="UE speed (sets the channel Doppler)")
     start_m: tuple[float, float, float] = Field((50.0, 0.0, 1.5), description="Position at t = 0")
@@ -142,6 +152,8 @@ class LinearMobility(_Strict):
 
 
 class WaypointMobility(_Strict):
+    """Constant speed along a polyline; stops at the last waypoint."""
+
     model: Literal["waypoints"]
     speed_kmh: float = Field(3.0, gt=0, le=500, description="Constant speed along the path")
     waypoints_m: list[tuple[float, float, float]] = Field(

@@ -112,3 +112,11 @@ def test_every_field_has_a_description():
 
     walk(Scenario, "")
     assert missing == [], missing
+
+
+def test_readme_field_table_is_current():
+    from simulator.schema_doc import BEGIN, END, markdown
+
+    readme = (REPO / "README.md").read_text()
+    assert readme.split(BEGIN, 1)[1].split(END, 1)[0].strip() == markdown().strip(), \
+        "README field table is stale: run python -m simulator.schema_doc --write"
