@@ -13,7 +13,8 @@ def pathloss_38901_db(scenario: str, los: bool, d_2d_m, h_bs_m: float, h_ut_m, f
 
     Written out because Sionna exposes these formulas only inside its system-level
     scenario objects (which also draw LSPs and need a full topology); the formulas are
-    short and the test checks them against Sionna's ``UMiScenario``/``UMaScenario``.
+    short and the test checks them against Sionna's ``UMiScenario``/``UMaScenario`` (which drop
+    the antenna height difference from d_3d; we keep it, as 38.901 does).
     Uses the environment height h_E = 1 m (UMa with d < 18 m or UMi).
     """
     d_2d = np.maximum(np.asarray(d_2d_m, dtype=np.float64), 10.0)
