@@ -99,8 +99,8 @@ def test_pathloss_matches_sionna_system_level_scenarios(scenario, los):
     cls = UMiScenario if scenario == "umi" else UMaScenario
     sc = cls(3.5e9, "low", arr, arr, "downlink", enable_shadow_fading=False)
     # Sionna 1.2.2's scenario objects report distance_3d == distance_2d for outdoor UEs (the
-    # height difference is dropped), so compare where that makes < 0.2 dB: d_2d >= 120 m.
-    d = np.array([120.0, 250.0, 400.0, 700.0, 900.0])
+    # height difference is dropped), so compare where that makes < 0.2 dB: d_2d >= 250 m.
+    d = np.array([250.0, 400.0, 700.0, 900.0, 1500.0])
     h_bs = 10.0 if scenario == "umi" else 25.0
     ut = np.stack([d, np.zeros_like(d), np.full_like(d, 1.5)], axis=-1)[None].astype(np.float32)
     n = len(d)
