@@ -158,6 +158,8 @@ class Chain:
                      tf.TensorSpec([None], tf.float32),
                      tf.TensorSpec([None, self.num_coded_bits], tf.float32)]
         self._fn = tf.function(self._run, jit_compile=True, input_signature=signature)
+        self.calls = 0              # batched calls made by backends (for benchmarks)
+        self.transmissions = 0      # transmissions they carried (padding excluded)
 
     # -- traced ------------------------------------------------------------------------------
     def _draw(self, seeds, num_ant: int):
@@ -284,6 +286,8 @@ class LinkLevelBackend:
             h[i] = tx.h
             no[i] = 10.0 ** (-tx.snr_db / 10.0)
         ack, ber, sinr_db, llr = chain(seeds, h, no, prev)
+        chain.calls += 1
+        chain.transmissions += n
         for i, tx in enumerate(txs):
             tx.ack = bool(ack[i])
             tx.ber = float(ber[i])
