@@ -14,6 +14,7 @@ import pytest
 
 from simulator.engine import Simulation
 from tests.conftest import REPO
+from tests.simulator.olla_checks import assert_offsets_follow_feedback
 
 
 def run(scenario, out):
@@ -98,6 +99,7 @@ def test_olla_holds_first_transmission_bler_on_20s_tdl(make_scenario, tmp_path):
     assert len(slots[slots.tx_round == 1]) > 35000
     assert summary.first_tx_bler == pytest.approx(0.10, abs=0.02)
     assert summary.residual_bler < 0.01
+    assert_offsets_follow_feedback(slots, 0.1, 0.5)
     assert periods.cqi_table.between(1, 15).all()
 
 
