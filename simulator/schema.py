@@ -66,10 +66,10 @@ class PhyConfig(_Strict):
                                                     "the CQI table with the same index is used")
     num_ue_antennas: Literal[1, 2, 4] = Field(1, description="UE receive antennas (receive diversity)")
     num_dmrs_symbols: Literal[1, 2, 3, 4] = Field(2, description="DMRS symbols per slot (1 front-loaded + additional)")
-    link_level_batch: int = Field(1, ge=1, description="link_level: smallest XLA batch; the transport blocks of "
-                                                       "one MCS pending when feedback is due (up to num_ues * "
-                                                       "k1 slots) are padded to max(this, next power of two), "
-                                                       "one compilation per MCS and batch size")
+    link_level_batch: int | None = Field(
+        None, ge=1, description="link_level: XLA batch the transport blocks of one MCS pending when feedback is "
+                                "due are padded to (larger groups: next power of two). Default: num_ues * "
+                                "harq.k1_slots, the most that can be pending, so each MCS compiles once")
 
 
 class ChannelConfig(_Strict):

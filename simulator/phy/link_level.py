@@ -35,7 +35,8 @@ Outputs per transmission:
   accumulated over retransmissions.
 
 Batching: ``submit`` only queues; the first ``resolve`` evaluates everything pending, one XLA
-call per MCS (padded to a power of two, at least ``phy.link_level_batch``). That is exact:
+call per MCS, padded to ``phy.link_level_batch`` (default num_ues * k1, the most that can be
+pending, so each MCS compiles once; XLA compiles per batch shape). That is exact:
 HARQ feedback arrives ``k1`` slots after the transmission and nothing decided in between
 depends on the outcome, and a retransmission is only submitted after the feedback of the
 previous round, i.e. after its soft buffer exists. Every random number is drawn per
@@ -233,7 +234,8 @@ class LinkLevelBackend:
         phy, carrier = scenario.phy, scenario.carrier
         self.tf_seeds = {int(u): int(s) for u, s in tf_seeds.items()}
         self.receiver = phy.receiver
-        self.min_batch = int(phy.link_level_batch)
+        # one XLA compilation per MCS: at most num_ues * k1 transmissions are ever pending
+        self.min_batch = int(phy.link_level_batch or len(scenario.ues) * scenario.harq.k1_slots)
         self._key = dict(num_prbs=carrier.num_prbs, subcarrier_spacing_khz=carrier.subcarrier_spacing_khz,
                          mcs_table=phy.mcs_table, num_dmrs_symbols=phy.num_dmrs_symbols,
                          num_ue_ant=phy.num_ue_antennas, receiver=phy.receiver)
