@@ -120,7 +120,7 @@ class Simulation:
         num_slots = sc.num_slots
         duration_us = sc.duration_us
         slot_t_s = np.arange(num_slots) * slot_us * 1e-6
-        table = bler_table(sc.phy.mcs_table, sc.carrier.num_prbs, sc.phy.num_dmrs_symbols)
+        table = bler_table(sc.phy.mcs_table, sc.carrier.num_prbs, sc.phy.num_dmrs_symbols, sc.phy.bler_tables)
         seeds = seeds_for(sc)
         snr_model = SnrModel(sc.snr, sc.carrier)
         env = simpy.Environment()

@@ -66,6 +66,10 @@ class PhyConfig(_Strict):
                                                     "the CQI table with the same index is used")
     num_ue_antennas: Literal[1, 2, 4] = Field(1, description="UE receive antennas (receive diversity)")
     num_dmrs_symbols: Literal[1, 2, 3, 4] = Field(2, description="DMRS symbols per slot (1 front-loaded + additional)")
+    bler_tables: Literal["airtune", "sionna"] = Field(
+        "airtune", description="AWGN BLER tables of the abstraction, CQI and OLLA: airtune = Sionna's with PDSCH "
+                               "table 1 re-simulated on a fine grid (simulator/link_adaptation/calibrate.py); "
+                               "sionna = as shipped")
     link_level_batch: int | None = Field(
         None, ge=1, description="link_level: XLA batch the transport blocks of one MCS pending when feedback is "
                                 "due are padded to (larger groups: next power of two). Default: num_ues * "

@@ -63,19 +63,45 @@ def mcs_entries(mcs_table: int, num_prbs: int, num_dmrs_symbols: int) -> tuple[M
                  for m, q, r, t, c, n in zip(mcs, qm, rate, np.asarray(tbs), np.asarray(cbs), np.asarray(ncb)))
 
 
+SIONNA_TABLE_FILES = ("PUSCH_table1.json", "PUSCH_table2.json", "PDSCH_table1.json", "PDSCH_table2.json",
+                      "PDSCH_table3.json", "PDSCH_table4.json")
+
+
+def bler_table_files(source: str = "airtune") -> list[str]:
+    """BLER table files for ``PHYAbstraction(load_bler_tables_from=...)``.
+
+    ``sionna``: the tables Sionna ships. ``airtune``: the same, with the MCS entries that
+    ``simulator/link_adaptation/calibrate.py`` regenerated on a fine grid replacing Sionna's.
+    """
+    import os
+
+    import sionna.sys
+
+    from simulator.link_adaptation.calibrate import calibrated_table_files
+
+    base = os.path.join(os.path.dirname(sionna.sys.__file__), "bler_tables")
+    files = [os.path.join(base, f) for f in SIONNA_TABLE_FILES]
+    if source == "airtune":
+        files += calibrated_table_files()
+    elif source != "sionna":
+        raise ValueError(f"unknown BLER table source {source!r}; valid: airtune, sionna")
+    return files
+
+
 class BlerTable:
     """TBLER(mcs, effective SINR) and EESM for one MCS table and one fixed allocation.
 
     Built from Sionna SYS ``PHYAbstraction.bler_table_interp`` (BLER per code block on a
     0.1 dB SINR grid, -5..30 dB, interpolated over code-block size) and ``EESM.beta_tensor``.
+    ``source`` picks the tables (see ``bler_table_files``).
     ``tbler[mcs, k] = 1 - (1 - bler[mcs, cbs(mcs), k]) ** num_cb(mcs)``, exactly as
     ``PHYAbstraction.call`` computes it; unavailable MCS (no table) have ``inf``.
     """
 
-    def __init__(self, mcs_table: int, num_prbs: int, num_dmrs_symbols: int):
+    def __init__(self, mcs_table: int, num_prbs: int, num_dmrs_symbols: int, source: str = "airtune"):
         from sionna.sys import EESM, PHYAbstraction
 
-        pa = PHYAbstraction()
+        pa = PHYAbstraction(load_bler_tables_from=bler_table_files(source))
         self.entries = mcs_entries(mcs_table, num_prbs, num_dmrs_symbols)
         snr_min, snr_max, snr_step = pa.snr_db_interp_min_max_delta
         self.snr_min_db, self.snr_step_db = float(snr_min), float(snr_step)
@@ -145,6 +171,6 @@ class BlerTable:
 
 
 @functools.lru_cache(maxsize=4)
-def bler_table(mcs_table: int, num_prbs: int, num_dmrs_symbols: int) -> BlerTable:
+def bler_table(mcs_table: int, num_prbs: int, num_dmrs_symbols: int, source: str = "airtune") -> BlerTable:
     """Cached per process: building PHYAbstraction costs ~1 s."""
-    return BlerTable(mcs_table, num_prbs, num_dmrs_symbols)
+    return BlerTable(mcs_table, num_prbs, num_dmrs_symbols, source)

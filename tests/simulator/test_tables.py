@@ -19,7 +19,9 @@ def table():
 def sionna_pa():
     from sionna.sys import PHYAbstraction
 
-    return PHYAbstraction()
+    from simulator.link_adaptation.tables import bler_table_files
+
+    return PHYAbstraction(load_bler_tables_from=bler_table_files("airtune"))
 
 
 def test_tbler_and_eesm_match_sionna_phy_abstraction(table, sionna_pa, rng):
@@ -83,3 +85,24 @@ def test_cqi_rule_and_inverse(table):
         # the SINR the gNB reads back from a CQI is where that CQI's MCS meets 10 % BLER
         assert table.tbler_scalar(int(m), mapper.sinr_db_of_cqi[c]) <= 0.1
         assert table.tbler_scalar(int(m), mapper.sinr_db_of_cqi[c] - 0.1) > 0.1 or mapper.sinr_db_of_cqi[c] <= -5
+
+
+def test_probit_fit_recovers_a_known_waterfall(rng):
+    from scipy.stats import norm
+
+    from simulator.link_adaptation.calibrate import fit_probit
+
+    snr = np.linspace(1.0, 4.0, 13)
+    n = np.full(13, 400.0)
+    err = rng.binomial(400, norm.sf((snr - 2.6) / 0.25)).astype(float)
+    mu, sigma = fit_probit(snr, err, n)
+    assert mu == pytest.approx(2.6, abs=0.05) and sigma == pytest.approx(0.25, abs=0.05)
+
+
+def test_calibrated_tables_replace_sionna_entries():
+    from simulator.link_adaptation.tables import BlerTable
+
+    ours, theirs = BlerTable(1, 12, 2, "airtune"), BlerTable(1, 12, 2, "sionna")
+    assert np.array_equal(ours.tbs_bits, theirs.tbs_bits)
+    moved = [abs(ours.threshold_db(m, 0.1) - theirs.threshold_db(m, 0.1)) for m in range(5, 28)]
+    assert max(moved) > 0.3                      # the coarse tables were off by that much somewhere
