@@ -1,0 +1,1 @@
+"""Pluggable TensorFlow/numpy models invoked by the engine through ``models.base`` protocols."""

@@ -1,0 +1,143 @@
+"""LightTune: a forward-forward BLER predictor that fine-tunes online without backpropagation.
+
+Regression by classification (paper, Remark 4): BLER is quantised in steps of 0.1 into 11
+classes; the network input is the 12 standardised link features with the candidate BLER
+label appended ([13]); the prediction is the label of largest goodness (eq. 5).
+
+Online (Algorithm 1): when |predicted - observed| >= delta, the observed BLER's class is a
+positive sample and another class a negative one (``uniform``: drawn uniformly from the
+other classes; ``hard``: the wrong prediction), and every layer takes one closed-form
+gradient step of the quadratic loss (eq. 6-7), layer by layer, with ``one_step_adam``
+(moments reset, t_A = 1) or ``adam`` (moments kept). No tape, no replay buffer.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from models.base import Update
+from models.ff_bler.ffnet import FFNet, LayerAdam
+from models.registry import register_model
+
+FEATURE_NAMES = (
+    "csi_rs_snr_db", "csi_rs_capacity_bps_hz", "delay_spread_ns", "doppler_hz",
+    "pdsch_sinr_db_0", "pdsch_sinr_db_1", "pdsch_sinr_db_2", "pdsch_sinr_db_3",
+    "rank", "cqi", "num_rbs", "num_dmrs_symbols",
+)
+CQI_INDEX = FEATURE_NAMES.index("cqi")
+FLOAT_TOL = 1e-9
+
+
+@dataclass
+class OnlineConfig:
+    policy: Literal["none", "lighttune"] = "lighttune"
+    delta: float = 0.3
+    optimizer: Literal["one_step_adam", "adam"] = "one_step_adam"
+    learning_rate: float = 0.03
+    negatives: Literal["uniform", "hard"] = "uniform"
+
+
+@dataclass
+class FFBlerConfig:
+    sizes: tuple[int, ...] = (13, 32, 32)
+    threshold: float = 9.0
+    bler_step: float = 0.1
+    feature_mean: list[float] = field(default_factory=lambda: [0.0] * len(FEATURE_NAMES))
+    feature_std: list[float] = field(default_factory=lambda: [1.0] * len(FEATURE_NAMES))
+
+    @property
+    def num_classes(self) -> int:
+        return int(round(1.0 / self.bler_step)) + 1
+
+
+@register_model("ff_bler")
+class FFBlerPredictor:
+    """Forward-forward BLER predictor (LightTune).
+
+    predict:  features [batch, 12] float32, cqi [batch] int -> bler [batch] float32 in {0, 0.1, ..., 1}
+    observe:  features [12], cqi int, bler_observed float -> Update | None (None: error below delta)
+    """
+
+    Config = FFBlerConfig
+
+    def __init__(self, config: FFBlerConfig | None = None, online: OnlineConfig | None = None,
+                 rng: np.random.Generator | None = None, net: FFNet | None = None):
+        self.config = config or FFBlerConfig()
+        self.online = online or OnlineConfig(policy="none")
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.net = net or FFNet(self.config.sizes, self.config.threshold, self.rng)
+        self._mean = np.asarray(self.config.feature_mean, np.float32)
+        self._std = np.asarray(self.config.feature_std, np.float32)
+        self.labels = (np.arange(self.config.num_classes) * self.config.bler_step).astype(np.float32)
+        self._opts = [LayerAdam([W.shape, b.shape], self.online.learning_rate,
+                                one_step=self.online.optimizer == "one_step_adam")
+                      for W, b in zip(self.net.W, self.net.b)]
+
+    # -- inference ------------------------------------------------------------------------------
+    def _inputs(self, features: np.ndarray, cqi: np.ndarray | None) -> np.ndarray:
+        f = np.array(features, dtype=np.float32, ndmin=2)
+        if cqi is not None:
+            f[:, CQI_INDEX] = np.asarray(cqi, np.float32).reshape(-1)
+        return (f - self._mean) / self._std
+
+    def goodness_table(self, features: np.ndarray, cqi: np.ndarray | None = None) -> np.ndarray:
+        """Goodness of every label: [batch, num_classes]."""
+        x = self._inputs(features, cqi)                                     # [B, 12]
+        b, c = x.shape[0], len(self.labels)
+        xin = np.concatenate([np.repeat(x, c, axis=0), np.tile(self.labels, b)[:, None]], axis=1)
+        return self.net.goodness(xin).reshape(b, c)
+
+    def predict_class(self, features: np.ndarray, cqi: np.ndarray | None = None) -> np.ndarray:
+        return np.argmax(self.goodness_table(features, cqi), axis=1)
+
+    def predict(self, features: np.ndarray, cqi: np.ndarray | None = None) -> np.ndarray:
+        return self.labels[self.predict_class(features, cqi)]
+
+    # -- online fine-tuning (Algorithm 1) -------------------------------------------------------
+    def label_class(self, bler: float) -> int:
+        return int(np.clip(np.rint(bler / self.config.bler_step), 0, len(self.labels) - 1))
+
+    def observe(self, features: np.ndarray, cqi: int, bler_observed: float) -> Update | None:
+        if self.online.policy == "none" or not np.isfinite(bler_observed):
+            return None
+        t0 = time.perf_counter_ns()
+        x = self._inputs(features, np.array([cqi]))[0]
+        pred_cls = int(self.predict_class(features, np.array([cqi]))[0])
+        error = abs(float(self.labels[pred_cls]) - float(bler_observed))
+        if error < self.online.delta - FLOAT_TOL:
+            return None
+        pos = self.label_class(bler_observed)
+        if self.online.negatives == "hard" and pred_cls != pos:
+            neg = pred_cls
+        else:
+            others = [c for c in range(len(self.labels)) if c != pos]
+            neg = int(self.rng.choice(others))
+        loss_before, loss_after, touched = self.update(x, pos, neg)
+        return Update(model="ff_bler", trigger=f"error {error:.3f} >= delta {self.online.delta}",
+                      compute_us=(time.perf_counter_ns() - t0) // 1000, loss_before=loss_before,
+                      loss_after=loss_after,
+                      extra={"error": error, "positive": pos, "negative": neg, "predicted": pred_cls,
+                             "state_bytes": touched})
+
+    def update(self, x_std: np.ndarray, pos: int, neg: int) -> tuple[float, float, int]:
+        """One closed-form step per layer on the positive/negative pair of one standardised input.
+        Returns (sum of layer losses before, after, bytes of state touched)."""
+        net = self.net
+        hp = np.concatenate([x_std, [self.labels[pos]]]).astype(net.dtype)[None, :]
+        hn = np.concatenate([x_std, [self.labels[neg]]]).astype(net.dtype)[None, :]
+        before = after = 0.0
+        touched = 0
+        for l in range(net.num_layers):
+            xp, xn = net.layer_input(l, hp), net.layer_input(l, hn)
+            dW, db, loss = net.quad_grads(l, xp, xn)
+            self._opts[l].step([net.W[l], net.b[l]], [dW, db])
+            before += loss
+            after += net.quad_loss(l, xp, xn)
+            # weights, gradients and two Adam moments of this layer, plus its activations
+            touched += 4 * (net.W[l].nbytes + net.b[l].nbytes) + 2 * (xp.nbytes + hp.nbytes)
+            _, hp = net.layer_forward(l, xp)
+            _, hn = net.layer_forward(l, xn)
+        return before, after, touched

@@ -1,0 +1,58 @@
+"""LightTune's threshold-triggered update and the registry."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.ff_bler.model import FEATURE_NAMES, FFBlerPredictor, OnlineConfig
+from models.registry import UnknownModelError, get_model
+
+
+def _predictor(rng, **online):
+    return FFBlerPredictor(online=OnlineConfig(**{"policy": "lighttune", **online}), rng=rng)
+
+
+def _features(rng):
+    return rng.normal(size=len(FEATURE_NAMES)).astype(np.float32)
+
+
+def test_update_fires_exactly_at_delta(rng):
+    p = _predictor(rng, delta=0.3)
+    f = _features(rng)
+    pred = float(p.predict(f, np.array([7]))[0])
+    # observed BLERs at exactly delta, just under and just over (on whichever side is in range)
+    sign = 1.0 if pred <= 0.5 else -1.0
+    assert p.observe(f, 7, pred + sign * 0.29) is None
+    upd = p.observe(f, 7, pred + sign * 0.3)
+    assert upd is not None and upd.extra["error"] == pytest.approx(0.3)
+    assert upd.model == "ff_bler" and upd.compute_us >= 0 and upd.extra["state_bytes"] > 0
+
+
+def test_repeated_updates_reach_the_observed_label():
+    """Algorithm 1 on one sample: updates fire while the error is >= delta and stop once the
+    prediction is within delta; the prediction then sits on the observed label."""
+    reached = 0
+    for trial in range(20):
+        r = np.random.default_rng(trial)
+        p = _predictor(r, delta=0.3, learning_rate=0.03, negatives="hard")
+        f = _features(r)
+        target = 1.0 if float(p.predict(f, np.array([5]))[0]) < 0.5 else 0.0
+        for _ in range(50):
+            if p.observe(f, 5, target) is None:
+                break
+        assert abs(float(p.predict(f, np.array([5]))[0]) - target) < 0.3
+        reached += float(p.predict(f, np.array([5]))[0]) == target
+    assert reached >= 18
+
+
+def test_frozen_model_never_updates(rng):
+    p = FFBlerPredictor(online=OnlineConfig(policy="none"), rng=rng)
+    w = [W.copy() for W in p.net.W]
+    assert p.observe(_features(rng), 3, 1.0) is None
+    assert all(np.array_equal(a, b) for a, b in zip(w, p.net.W))
+
+
+def test_registry_lists_valid_names():
+    assert get_model("ff_bler") is FFBlerPredictor
+    with pytest.raises(UnknownModelError, match="valid: ff_bler"):
+        get_model("ff_blur")
