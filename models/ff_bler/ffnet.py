@@ -72,19 +72,31 @@ class FFNet:
         gp, gn = hp * hp - T, hn * hn - T
         return float(np.mean(gp * gp - 4.0 * gp) + np.mean(gn * gn + 4.0 * gn))
 
-    def quad_grads(self, l: int, x_pos: np.ndarray, x_neg: np.ndarray):
-        """Closed-form (dL/dW_l [M_l, d_l], dL/db_l [M_l], loss) of eq. 6 (eq. 7)."""
+    def quad_grads(self, l: int, x_pos: np.ndarray, x_neg: np.ndarray, with_loss: bool = True):
+        """Closed-form (dL/dW_l [M_l, d_l], dL/db_l [M_l], loss, h_pos, h_neg) of eq. 6 (eq. 7).
+
+        The positives and negatives go through the layer in one matmul; the layer outputs are
+        returned so the next layer's inputs need no second forward pass. ``loss`` is NaN
+        unless ``with_loss``.
+        """
         T = self.threshold
-        zp, hp = self.layer_forward(l, x_pos)
-        zn, hn = self.layer_forward(l, x_neg)
-        gp, gn = hp * hp - T, hn * hn - T
-        m = hp.shape[-1]
-        dzp = (2.0 * gp - 4.0) * 2.0 * hp * (zp > 0) / (m * hp.shape[0])
-        dzn = (2.0 * gn + 4.0) * 2.0 * hn * (zn > 0) / (m * hn.shape[0])
-        dW = dzp.T @ x_pos + dzn.T @ x_neg
-        db = dzp.sum(axis=0) + dzn.sum(axis=0)
-        loss = float(np.mean(gp * gp - 4.0 * gp) + np.mean(gn * gn + 4.0 * gn))
-        return dW.astype(self.dtype), db.astype(self.dtype), loss
+        n_pos = x_pos.shape[0]
+        x = np.concatenate([x_pos, x_neg], axis=0)
+        z = x @ self.W[l].T + self.b[l]
+        h = np.maximum(z, 0.0)
+        g = h * h - T
+        m = h.shape[-1]
+        # (2 (g - T) - 4) for positives, (2 (g - T) + 4) for negatives; means over neurons and samples
+        sign = np.full((x.shape[0], 1), 4.0, dtype=h.dtype)
+        sign[:n_pos] = -4.0
+        scale = np.full((x.shape[0], 1), 1.0 / (m * (x.shape[0] - n_pos)), dtype=h.dtype)
+        scale[:n_pos] = 1.0 / (m * n_pos)
+        dz = (2.0 * g + sign) * (2.0 * scale) * h          # h = 0 wherever z <= 0: the ReLU indicator
+        dW = dz.T @ x
+        db = dz.sum(axis=0)
+        loss = float(np.mean(g[:n_pos] * (g[:n_pos] - 4.0)) + np.mean(g[n_pos:] * (g[n_pos:] + 4.0))) \
+            if with_loss else float("nan")
+        return dW.astype(self.dtype, copy=False), db.astype(self.dtype, copy=False), loss, h[:n_pos], h[n_pos:]
 
     def get_weights(self) -> dict[str, np.ndarray]:
         out = {}
@@ -115,10 +127,10 @@ class LayerAdam:
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         if self.one_step:
-            self.t = 0
-            for m, v in zip(self.m, self.v):
-                m[...] = 0.0
-                v[...] = 0.0
+            # moments reset and t = 1: m_hat = g, v_hat = g^2, so the step is lr * g / (|g| + eps)
+            for p, g in zip(params, grads):
+                p -= (self.lr * g / (np.abs(g) + self.eps)).astype(p.dtype, copy=False)
+            return
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         for p, g, m, v in zip(params, grads, self.m, self.v):

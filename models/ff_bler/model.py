@@ -122,9 +122,9 @@ class FFBlerPredictor:
                       extra={"error": error, "positive": pos, "negative": neg, "predicted": pred_cls,
                              "state_bytes": touched})
 
-    def update(self, x_std: np.ndarray, pos: int, neg: int) -> tuple[float, float, int]:
+    def update(self, x_std: np.ndarray, pos: int, neg: int, losses: bool = True) -> tuple[float, float, int]:
         """One closed-form step per layer on the positive/negative pair of one standardised input.
-        Returns (sum of layer losses before, after, bytes of state touched)."""
+        Returns (sum of layer losses before, after (NaN unless ``losses``), bytes of state touched)."""
         net = self.net
         hp = np.concatenate([x_std, [self.labels[pos]]]).astype(net.dtype)[None, :]
         hn = np.concatenate([x_std, [self.labels[neg]]]).astype(net.dtype)[None, :]
@@ -132,12 +132,10 @@ class FFBlerPredictor:
         touched = 0
         for l in range(net.num_layers):
             xp, xn = net.layer_input(l, hp), net.layer_input(l, hn)
-            dW, db, loss = net.quad_grads(l, xp, xn)
+            dW, db, loss, hp, hn = net.quad_grads(l, xp, xn, with_loss=losses)
             self._opts[l].step([net.W[l], net.b[l]], [dW, db])
             before += loss
-            after += net.quad_loss(l, xp, xn)
-            # weights, gradients and two Adam moments of this layer, plus its activations
+            after += net.quad_loss(l, xp, xn) if losses else float("nan")
+            # weights, gradients and two Adam moments of this layer, plus its inputs and outputs
             touched += 4 * (net.W[l].nbytes + net.b[l].nbytes) + 2 * (xp.nbytes + hp.nbytes)
-            _, hp = net.layer_forward(l, xp)
-            _, hn = net.layer_forward(l, xn)
         return before, after, touched
