@@ -26,7 +26,7 @@ def test_olla_holds_first_tx_bler_link_level(make_scenario, tmp_path, receiver):
     summary = Simulation(sc, tmp_path).run()
     slots = pd.read_parquet(tmp_path / "slots.parquet")
     first = slots[slots.tx_round == 1]
-    assert len(first) > 1900
+    assert len(first) > 1700            # 2,000 slots, ~10 % of them retransmissions
     assert summary.first_tx_bler == pytest.approx(0.1, abs=0.02)
     assert_offsets_follow_feedback(slots, 0.1, 0.5)
     assert slots.ber.notna().all()
