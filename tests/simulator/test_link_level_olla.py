@@ -26,6 +26,8 @@ def test_olla_holds_first_tx_bler_link_level(make_scenario, tmp_path, receiver):
     summary = Simulation(sc, tmp_path).run()
     slots = pd.read_parquet(tmp_path / "slots.parquet")
     first = slots[slots.tx_round == 1]
+    print(f"\nlink_level OLLA ({receiver}): first-tx BLER {summary.first_tx_bler:.4f} over {len(first)} "
+          f"first transmissions, residual {summary.residual_bler:.4f}")
     assert len(first) > 1700            # 2,000 slots, ~10 % of them retransmissions
     assert summary.first_tx_bler == pytest.approx(0.1, abs=0.02)
     assert_offsets_follow_feedback(slots, 0.1, 0.5)
