@@ -10,6 +10,15 @@ from typing import Protocol
 import numpy as np
 
 
+# The BLER predictor's input features, in this order (the simulator computes them at every
+# CSI-RS occasion; see simulator/bler_features.py).
+BLER_FEATURES = (
+    "csi_rs_snr_db", "csi_rs_capacity_bps_hz", "delay_spread_ns", "doppler_hz",
+    "pdsch_sinr_db_0", "pdsch_sinr_db_1", "pdsch_sinr_db_2", "pdsch_sinr_db_3",
+    "rank", "cqi", "num_rbs", "num_dmrs_symbols",
+)
+
+
 @dataclass
 class Update:
     """One online model update (a row of ``updates.parquet``)."""
@@ -26,9 +35,14 @@ class BlerPredictor(Protocol):
     """Short-term BLER predictor.
 
     predict:  features [batch, num_features] float32, cqi [batch] int -> bler [batch] float32 in [0, 1]
-    observe:  features [num_features], cqi int, bler_observed float -> Update | None (None: no update)
+    observe:  features [num_features], cqi int, bler_observed float, bler_predicted float | None
+              (the prediction made when the period started) -> Update | None (None: no update)
     """
 
     def predict(self, features: np.ndarray, cqi: np.ndarray) -> np.ndarray: ...
 
-    def observe(self, features: np.ndarray, cqi: int, bler_observed: float) -> Update | None: ...
+    def observe(self, features: np.ndarray, cqi: int, bler_observed: float,
+                bler_predicted: float | None = None) -> Update | None: ...
+
+    @classmethod
+    def load(cls, checkpoint: str | None, online: dict, rng: np.random.Generator) -> "BlerPredictor": ...

@@ -73,9 +73,19 @@ def seeds_for(scenario: Scenario) -> dict[int, dict[str, np.random.SeedSequence]
     per_ue = root.spawn(len(scenario.ues))
     out = {}
     for ue_cfg, ss in zip(scenario.ues, per_ue):
-        channel, phy, _reserved = ss.spawn(3)
-        out[ue_cfg.id] = {"channel": channel, "phy": phy}
+        channel, phy, model = ss.spawn(3)
+        out[ue_cfg.id] = {"channel": channel, "phy": phy, "model": model}
     return out
+
+
+def build_bler_predictor(scenario: Scenario, seed: np.random.SeedSequence):
+    """One predictor per UE (each fine-tunes its own copy), or None."""
+    cfg = scenario.models.bler_predictor
+    if cfg is None:
+        return None
+    from models.registry import get_model
+
+    return get_model(cfg.type).load(cfg.checkpoint, cfg.online.model_dump(), np.random.default_rng(seed))
 
 
 def build_phy(scenario: Scenario, table, rngs: dict[int, np.random.Generator], tf_seeds: dict[int, int]):
@@ -152,7 +162,11 @@ class Simulation:
             env.process(csi_rs_process(
                 env, ue, link, feedback, period_us=int(round(sc.csi_rs.period_ms * 1000)),
                 report_delay_us=int(round(sc.csi_rs.report_delay_ms * 1000)), slot_us=slot_us,
-                duration_us=duration_us, report_bits=sc.feedback.cqi_report_bits, rec=rec, trace=self.trace))
+                duration_us=duration_us, report_bits=sc.feedback.cqi_report_bits, rec=rec, trace=self.trace,
+                predictor=build_bler_predictor(sc, seeds[ue.id]["model"]),
+                backoff=sc.link_adaptation.backoff if sc.link_adaptation.backoff.kind != "none" else None,
+                subcarrier_spacing_hz=sc.carrier.subcarrier_spacing_khz * 1e3, num_rbs=sc.carrier.num_prbs,
+                num_dmrs_symbols=sc.phy.num_dmrs_symbols))
         stats = PdschStats()
         bar = _progress_bar(num_slots) if self.progress else None
 

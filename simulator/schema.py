@@ -184,8 +184,54 @@ class OllaConfig(_Strict):
     enabled: bool = Field(True, description="false: MCS straight from the reported CQI (no outer loop)")
 
 
+class BackoffConfig(_Strict):
+    kind: Literal["none", "cqi_tune"] = Field("none", description="CQI backoff on top of the table CQI: "
+                                                                 "cqi_tune needs models.bler_predictor")
+    tau_bler: float = Field(0.9, gt=0, le=1, description="CQI-Tune: back off while predicted BLER >= this")
+    cqi_min: int | None = Field(None, ge=1, le=15, description="CQI-Tune floor; default max(CQI_table - 1, 1)")
+
+
 class LinkAdaptationConfig(_Strict):
     olla: OllaConfig = Field(default_factory=OllaConfig)
+    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
+
+
+class BlerOnlineConfig(_Strict):
+    policy: Literal["none", "lighttune"] = Field("lighttune", description="none: frozen model")
+    delta: float = Field(0.3, gt=0, le=1, description="LightTune: update when |predicted - observed BLER| >= delta")
+    optimizer: Literal["one_step_adam", "adam"] = Field("one_step_adam", description="one_step_adam resets "
+                                                                                  "the moments at every update")
+    learning_rate: float = Field(0.03, gt=0, le=1, description="LightTune step size")
+    negatives: Literal["uniform", "hard"] = Field("uniform", description="negative label: uniform over the "
+                                                                      "wrong ones, or the wrong prediction")
+
+
+class BlerPredictorConfig(_Strict):
+    type: str = Field("ff_bler", description="registered model type")
+    checkpoint: str | None = Field(None, description="checkpoint JSON; null: untrained weights (tests only)")
+    online: BlerOnlineConfig = Field(default_factory=BlerOnlineConfig)
+
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from models.registry import registered
+
+        if name not in registered():
+            raise ValueError(f"unknown model type {name!r}; valid: {', '.join(registered())}")
+        return name
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _exists(cls, path: str | None) -> str | None:
+        from pathlib import Path
+
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"no such checkpoint file {path!r}")
+        return path
+
+
+class ModelsConfig(_Strict):
+    bler_predictor: BlerPredictorConfig | None = Field(None, description="UE-side BLER predictor (LightTune)")
 
 
 class FeedbackConfig(_Strict):
@@ -219,6 +265,7 @@ class Scenario(_Strict):
     link_adaptation: LinkAdaptationConfig = Field(default_factory=LinkAdaptationConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     mobility: MobilityProcessConfig = Field(default_factory=MobilityProcessConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -240,6 +287,8 @@ class Scenario(_Strict):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise _field_error("ues", f"UE ids must be unique (repeated: {dup})")
+        if self.link_adaptation.backoff.kind == "cqi_tune" and self.models.bler_predictor is None:
+            raise _field_error("link_adaptation.backoff.kind", "cqi_tune needs models.bler_predictor")
         if self.link_adaptation.olla.offset_min_db > self.link_adaptation.olla.offset_max_db:
             raise _field_error("link_adaptation.olla.offset_min_db", "must be <= offset_max_db")
         return self

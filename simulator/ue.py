@@ -40,6 +40,9 @@ class UeLink:
     retx: deque = field(default_factory=deque)    # NACKed transmissions waiting for a slot
     n_ack: int = 0                                # feedback received in the current period
     n_nack: int = 0
+    # UE side: effective SINR (dB) of its latest PDSCH receptions, newest last. Appended when the
+    # reception is resolved (k1 slots after it), which is when the backend has computed it.
+    pdsch_sinr_db: deque = field(default_factory=lambda: deque(maxlen=4))
 
     def __post_init__(self):
         self.free_harq.extend(range(self.num_harq))

@@ -18,15 +18,12 @@ from typing import Literal
 
 import numpy as np
 
-from models.base import Update
+from models.base import BLER_FEATURES, Update
+from models.checkpoint import load_checkpoint
 from models.ff_bler.ffnet import FFNet, LayerAdam
 from models.registry import register_model
 
-FEATURE_NAMES = (
-    "csi_rs_snr_db", "csi_rs_capacity_bps_hz", "delay_spread_ns", "doppler_hz",
-    "pdsch_sinr_db_0", "pdsch_sinr_db_1", "pdsch_sinr_db_2", "pdsch_sinr_db_3",
-    "rank", "cqi", "num_rbs", "num_dmrs_symbols",
-)
+FEATURE_NAMES = BLER_FEATURES
 CQI_INDEX = FEATURE_NAMES.index("cqi")
 FLOAT_TOL = 1e-9
 
@@ -58,7 +55,8 @@ class FFBlerPredictor:
     """Forward-forward BLER predictor (LightTune).
 
     predict:  features [batch, 12] float32, cqi [batch] int -> bler [batch] float32 in {0, 0.1, ..., 1}
-    observe:  features [12], cqi int, bler_observed float -> Update | None (None: error below delta)
+    observe:  features [12], cqi int, bler_observed float, bler_predicted float | None
+              -> Update | None (None: error below delta)
     """
 
     Config = FFBlerConfig
@@ -75,6 +73,17 @@ class FFBlerPredictor:
         self._opts = [LayerAdam([W.shape, b.shape], self.online.learning_rate,
                                 one_step=self.online.optimizer == "one_step_adam")
                       for W, b in zip(self.net.W, self.net.b)]
+
+    @classmethod
+    def load(cls, checkpoint: str | None, online: dict, rng: np.random.Generator) -> "FFBlerPredictor":
+        """From a checkpoint (weights + FFBlerConfig), or untrained weights when ``checkpoint`` is None."""
+        if checkpoint is None:
+            return cls(online=OnlineConfig(**online), rng=rng)
+        cfg_dict, weights = load_checkpoint(checkpoint)
+        cfg = FFBlerConfig(**{**cfg_dict, "sizes": tuple(cfg_dict.get("sizes", (13, 32, 32)))})
+        pred = cls(cfg, OnlineConfig(**online), rng=rng)
+        pred.net.set_weights(weights)
+        return pred
 
     # -- inference ------------------------------------------------------------------------------
     def _inputs(self, features: np.ndarray, cqi: np.ndarray | None) -> np.ndarray:
@@ -100,13 +109,18 @@ class FFBlerPredictor:
     def label_class(self, bler: float) -> int:
         return int(np.clip(np.rint(bler / self.config.bler_step), 0, len(self.labels) - 1))
 
-    def observe(self, features: np.ndarray, cqi: int, bler_observed: float) -> Update | None:
+    def observe(self, features: np.ndarray, cqi: int, bler_observed: float,
+                bler_predicted: float | None = None) -> Update | None:
+        """``bler_predicted``: the prediction made at the start of the period (Algorithm 1 compares
+        that one); None predicts now with the current weights."""
         if self.online.policy == "none" or not np.isfinite(bler_observed):
             return None
         t0 = time.perf_counter_ns()
         x = self._inputs(features, np.array([cqi]))[0]
-        pred_cls = int(self.predict_class(features, np.array([cqi]))[0])
-        error = abs(float(self.labels[pred_cls]) - float(bler_observed))
+        pred_cls = (self.label_class(bler_predicted) if bler_predicted is not None
+                    else int(self.predict_class(features, np.array([cqi]))[0]))
+        # exact decimal label (k * step in float64), so an error of exactly delta fires
+        error = abs(pred_cls * self.config.bler_step - float(bler_observed))
         if error < self.online.delta - FLOAT_TOL:
             return None
         pos = self.label_class(bler_observed)

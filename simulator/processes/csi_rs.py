@@ -1,42 +1,107 @@
-"""csi_rs: measure at each CSI-RS occasion, report the CQI after the UE's processing delay,
-and close the period with its observed BLER."""
+"""csi_rs: measure at each CSI-RS occasion, report a CQI after the UE's processing delay, and
+close each period with its observed BLER (which a BLER predictor may learn from)."""
 from __future__ import annotations
 
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
 import simpy
 
+from simulator.bler_features import bler_features
 from simulator.feedback import Message
+from simulator.link_adaptation.backoff import cqi_tune
 from simulator.phy.base import per_re_sinr
 
 
+@dataclass
+class _Occasion:
+    t0: int
+    period: int
+    snr_db: float
+    sinr_eff_db: float
+    cqi_table: int
+    cqi: int
+    report: Message
+    features: np.ndarray | None
+    bler_predicted: float
+
+
 def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int, report_delay_us: int,
-                   slot_us: int, duration_us: int, report_bits: int, rec, trace: list | None = None):
-    """One occasion every ``period_us`` from t = 0; a ``periods`` row when each period ends."""
+                   slot_us: int, duration_us: int, report_bits: int, rec, trace: list | None = None,
+                   predictor=None, backoff=None, subcarrier_spacing_hz: float = 30e3, num_rbs: int = 0,
+                   num_dmrs_symbols: int = 0):
+    """One occasion every ``period_us`` from t = 0; a ``periods`` row when each period ends.
+
+    At each occasion, in this order: measure and choose the CQI (with the predictor's current
+    weights, and CQI-Tune if ``backoff``), then close the previous period: its observed BLER
+    goes to ``predictor.observe``, whose update is logged as applied after its compute time,
+    i.e. after this occasion's prediction.
+    """
+    prev: _Occasion | None = None
     period = 0
     while env.now < duration_us:
-        t0 = env.now
-        slot = t0 // slot_us
-        snr_db = float(ue.snr_db[slot])
-        cqi, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(ue.channel.gain_slot(slot), snr_db))
-        report = Message("cqi", ue.id, report_bits, cqi, created_us=t0)
-        if trace is not None:
-            trace.append((t0, "csi_rs", ue.id, period, cqi))
-        if report_delay_us:
-            env.timeout(report_delay_us).callbacks.append(lambda _ev, m=report: _send(feedback, m, trace))
-        else:
-            _send(feedback, report, trace)
-        t_end = min(t0 + period_us, duration_us)
-        yield env.timeout(t_end - t0)
-        n_ack, n_nack = link.close_period()
-        n = n_ack + n_nack
-        rec.append("periods", {
-            "t_us": t0, "t_end_us": t_end, "ue": ue.id, "period": period, "snr_db": snr_db,
-            "sinr_eff_db": sinr_eff_db, "cqi_table": cqi, "cqi_reported": cqi,
-            "report_arrival_t_us": report.arrival_us, "bler_predicted": float("nan"),
-            "bler_observed": n_nack / n if n else float("nan"), "n_ack": n_ack, "n_nack": n_nack,
-            "fine_tuned": False, "csi_bits": report_bits, "csi_bits_estimated": float(report_bits),
-            "csi_nmse_db": float("nan"), "distance_m": float(ue.mobility.distance_m([t0 * 1e-6])[0]),
-        })
+        occ = _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor,
+                       backoff, subcarrier_spacing_hz, num_rbs, num_dmrs_symbols)
+        if prev is not None:
+            _close(prev, env.now, ue, link, rec, predictor)
+        prev = occ
         period += 1
+        yield env.timeout(min(occ.t0 + period_us, duration_us) - occ.t0)
+    if prev is not None:
+        _close(prev, env.now, ue, link, rec, predictor)
+
+
+def _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor, backoff,
+             scs_hz, num_rbs, num_dmrs) -> _Occasion:
+    t0 = env.now
+    slot = t0 // slot_us
+    snr_db = float(ue.snr_db[slot])
+    cqi_table, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(ue.channel.gain_slot(slot), snr_db))
+    cqi, features, bler_pred = cqi_table, None, math.nan
+    if predictor is not None:
+        nxt = min(slot + 1, len(ue.snr_db) - 1)
+        features = bler_features(ue.channel.cfr_slot(slot), ue.channel.cfr_slot(nxt), snr_db, slot_us * 1e-6,
+                                 scs_hz, link.pdsch_sinr_db, cqi_table, num_rbs, num_dmrs)
+        if backoff is not None and backoff.kind == "cqi_tune":
+            cqi, _ = cqi_tune(cqi_table, lambda c: float(predictor.predict(features, np.array([c]))[0]),
+                              backoff.tau_bler, backoff.cqi_min)
+        bler_pred = float(predictor.predict(features, np.array([cqi]))[0])
+    report = Message("cqi", ue.id, report_bits, cqi, created_us=t0)
+    if trace is not None:
+        trace.append((t0, "csi_rs", ue.id, period, cqi))
+    if report_delay_us:
+        env.timeout(report_delay_us).callbacks.append(lambda _ev, m=report: _send(feedback, m, trace))
+    else:
+        _send(feedback, report, trace)
+    return _Occasion(t0, period, snr_db, sinr_eff_db, cqi_table, cqi, report, features, bler_pred)
+
+
+def _close(occ: _Occasion, t_end: int, ue, link, rec, predictor) -> None:
+    n_ack, n_nack = link.close_period()
+    n = n_ack + n_nack
+    bler_obs = n_nack / n if n else math.nan
+    fine_tuned = False
+    if predictor is not None and n:
+        t_wall = time.perf_counter_ns()
+        upd = predictor.observe(occ.features, occ.cqi, bler_obs, occ.bler_predicted)
+        if upd is not None:
+            fine_tuned = True
+            compute_us = max(upd.compute_us, (time.perf_counter_ns() - t_wall) // 1000)
+            rec.append("updates", {
+                "t_us": t_end, "ue": ue.id, "model": upd.model, "trigger": upd.trigger, "compute_us": compute_us,
+                "update_bits": upd.update_bits, "applied_t_us": t_end + compute_us,
+                "loss_before": upd.loss_before, "loss_after": upd.loss_after,
+            })
+    rec.append("periods", {
+        "t_us": occ.t0, "t_end_us": t_end, "ue": ue.id, "period": occ.period, "snr_db": occ.snr_db,
+        "sinr_eff_db": occ.sinr_eff_db, "cqi_table": occ.cqi_table, "cqi_reported": occ.cqi,
+        "report_arrival_t_us": occ.report.arrival_us, "bler_predicted": occ.bler_predicted,
+        "bler_observed": bler_obs, "n_ack": n_ack, "n_nack": n_nack, "fine_tuned": fine_tuned,
+        "csi_bits": occ.report.bits, "csi_bits_estimated": float(occ.report.bits), "csi_nmse_db": math.nan,
+        "distance_m": float(ue.mobility.distance_m([occ.t0 * 1e-6])[0]),
+    })
 
 
 def _send(feedback, msg: Message, trace) -> None:

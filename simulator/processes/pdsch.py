@@ -74,6 +74,7 @@ def _feedback(due_us: int, tx: Transmission, link, phy, rec, stats: PdschStats, 
         stats.first_tx += 1
         stats.first_tx_nack += not ack
         stats.mcs_sum += tx.mcs
+    link.pdsch_sinr_db.append(tx.sinr_eff_db)
     if ack:
         link.n_ack += 1
     else:

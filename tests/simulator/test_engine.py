@@ -175,3 +175,33 @@ def test_sigterm_marks_interrupted(tmp_path):
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "interrupted"
     assert len(pd.read_parquet(out / "slots.parquet")) > 0
+
+
+def test_bler_predictor_with_lighttune_and_cqi_tune_in_the_loop(make_scenario, tmp_path):
+    sc = make_scenario({"duration_s": 1.0, "csi_rs.period_ms": 10,
+                        "models": {"bler_predictor": {"type": "ff_bler", "online": {"delta": 0.3}}},
+                        "link_adaptation.backoff": {"kind": "cqi_tune", "tau_bler": 0.9}})
+    run(sc, tmp_path)
+    periods = pd.read_parquet(tmp_path / "periods.parquet")
+    updates = pd.read_parquet(tmp_path / "updates.parquet")
+    assert periods.bler_predicted.between(0, 1).all()
+    # CQI-Tune backs off at most one step (CQI_min = CQI_table - 1) and only when predicting >= 0.9
+    back = periods.cqi_table - periods.cqi_reported
+    assert back.isin([0, 1]).all()
+    # an update fires exactly when |predicted - observed| >= delta, and is logged once
+    err = (periods.bler_predicted - periods.bler_observed).abs()
+    assert periods.fine_tuned.equals((err >= 0.3 - 1e-6) & periods.bler_observed.notna())
+    assert len(updates) == periods.fine_tuned.sum() > 0
+    assert (updates.applied_t_us > updates.t_us).all() and (updates.model == "ff_bler").all()
+    assert set(updates.t_us) <= set(periods.t_end_us[periods.fine_tuned])
+
+
+def test_bler_predictor_config_errors_name_their_field(make_scenario):
+    from simulator.loader import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"models.bler_predictor.type: unknown model type 'ff_blur'; valid: ff_bler"):
+        make_scenario({"models": {"bler_predictor": {"type": "ff_blur"}}})
+    with pytest.raises(ScenarioError, match=r"models.bler_predictor.checkpoint: no such checkpoint file"):
+        make_scenario({"models": {"bler_predictor": {"checkpoint": "nope.json"}}})
+    with pytest.raises(ScenarioError, match=r"link_adaptation.backoff.kind: cqi_tune needs models.bler_predictor"):
+        make_scenario({"link_adaptation.backoff": {"kind": "cqi_tune"}})
