@@ -45,6 +45,9 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]
         variants = [a for a in typing.get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows += _rows(ann, f"{prefix}{name}.")
+        elif len(variants) == 1 and type(None) in typing.get_args(ann):      # optional section
+            rows.append((prefix + name, f"section or null", "`null`", f.description or ""))
+            rows += _rows(variants[0], f"{prefix}{name}.")
         elif typing.get_origin(ann) is list and variants:
             rows += _rows(variants[0], f"{prefix}{name}[].")
         elif variants:  # discriminated union
@@ -59,7 +62,8 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]
 
 def markdown() -> str:
     lines = ["| field | type | default | meaning |", "|---|---|---|---|"]
-    lines += [f"| `{p}` | {t} | {d} | {m} |" for p, t, d, m in _rows(Scenario, "")]
+    esc = lambda text: text.replace("\\|", "|").replace("|", "\\|")  # noqa: E731  (pipes inside cells)
+    lines += [f"| `{p}` | {esc(t)} | {d} | {esc(m)} |" for p, t, d, m in _rows(Scenario, "")]
     return "\n".join(lines)
 
 
