@@ -25,7 +25,7 @@ class ScenarioError(Exception):
         super().__init__(head + "invalid scenario\n" + "\n".join(f"  {e}" for e in errors))
 
 
-def _yaml_lines(node: yaml.Node | None, loc: tuple, ) -> int | None:
+def _yaml_lines(node: yaml.Node | None, loc: tuple) -> int | None:
     """1-based YAML line of the node at ``loc`` (the deepest existing ancestor if it is missing)."""
     line = node.start_mark.line + 1 if node is not None else None
     for key in loc:

@@ -58,16 +58,6 @@ class Recorder:
         if self._rows[table] >= self.flush_rows:
             self.flush(table)
 
-    def append_many(self, table: str, columns: dict[str, list]) -> None:
-        cols = self._cols[table]
-        n = 0
-        for k, v in columns.items():
-            cols[k].extend(v)
-            n = len(v)
-        self._rows[table] += n
-        if self._rows[table] >= self.flush_rows:
-            self.flush(table)
-
     def maybe_flush(self) -> None:
         """Flush everything if flush_s of wall time passed (called from a cheap periodic point)."""
         if time.monotonic() - self._last_flush >= self.flush_s:
