@@ -166,7 +166,9 @@ class Simulation:
                 predictor=build_bler_predictor(sc, seeds[ue.id]["model"]),
                 backoff=sc.link_adaptation.backoff if sc.link_adaptation.backoff.kind != "none" else None,
                 subcarrier_spacing_hz=sc.carrier.subcarrier_spacing_khz * 1e3, num_rbs=sc.carrier.num_prbs,
-                num_dmrs_symbols=sc.phy.num_dmrs_symbols))
+                num_dmrs_symbols=sc.phy.num_dmrs_symbols,
+                explore_max_offset=sc.link_adaptation.cqi_exploration.max_offset,
+                rng=np.random.default_rng(seeds[ue.id]["model"].spawn(1)[0])))
         stats = PdschStats()
         bar = _progress_bar(num_slots) if self.progress else None
 

@@ -45,6 +45,7 @@ PERIODS = pa.schema([
     ("csi_bits_estimated", pa.float32()),
     ("csi_nmse_db", pa.float32()),
     ("distance_m", pa.float32()),      # distance travelled by the UE at the occasion
+    ("features", pa.list_(pa.float32())),  # BLER-predictor features (models.base.BLER_FEATURES), or null
 ])
 
 UPDATES = pa.schema([

@@ -191,9 +191,17 @@ class BackoffConfig(_Strict):
     cqi_min: int | None = Field(None, ge=1, le=15, description="CQI-Tune floor; default max(CQI_table - 1, 1)")
 
 
+class CqiExplorationConfig(_Strict):
+    max_offset: int = Field(0, ge=0, le=14, description="Data collection: report CQI_table + an offset drawn "
+                                                        "uniformly from [-max_offset, max_offset] (clipped to "
+                                                        "1..15), so the observed BLER covers more than the OLLA "
+                                                        "target (use with olla.enabled: false); 0 = off. Logs the BLER features per period")
+
+
 class LinkAdaptationConfig(_Strict):
     olla: OllaConfig = Field(default_factory=OllaConfig)
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
+    cqi_exploration: CqiExplorationConfig = Field(default_factory=CqiExplorationConfig)
 
 
 class BlerOnlineConfig(_Strict):

@@ -31,7 +31,7 @@ class _Occasion:
 def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int, report_delay_us: int,
                    slot_us: int, duration_us: int, report_bits: int, rec, trace: list | None = None,
                    predictor=None, backoff=None, subcarrier_spacing_hz: float = 30e3, num_rbs: int = 0,
-                   num_dmrs_symbols: int = 0):
+                   num_dmrs_symbols: int = 0, explore_max_offset: int = 0, rng: np.random.Generator | None = None):
     """One occasion every ``period_us`` from t = 0; a ``periods`` row when each period ends.
 
     At each occasion, in this order: measure and choose the CQI (with the predictor's current
@@ -43,7 +43,7 @@ def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int
     period = 0
     while env.now < duration_us:
         occ = _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor,
-                       backoff, subcarrier_spacing_hz, num_rbs, num_dmrs_symbols)
+                       backoff, subcarrier_spacing_hz, num_rbs, num_dmrs_symbols, explore_max_offset, rng)
         if prev is not None:
             _close(prev, env.now, ue, link, rec, predictor)
         prev = occ
@@ -54,18 +54,22 @@ def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int
 
 
 def _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor, backoff,
-             scs_hz, num_rbs, num_dmrs) -> _Occasion:
+             scs_hz, num_rbs, num_dmrs, explore_max_offset, rng) -> _Occasion:
     t0 = env.now
     slot = t0 // slot_us
     snr_db = float(ue.snr_db[slot])
     cqi_table, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(ue.channel.gain_slot(slot), snr_db))
     cqi, features, bler_pred = cqi_table, None, math.nan
-    if predictor is not None:
+    if explore_max_offset:
+        # data collection: a random CQI around the table's (the features keep the reported one)
+        cqi = int(np.clip(cqi_table + rng.integers(-explore_max_offset, explore_max_offset + 1), 1, 15))
+    if predictor is not None or explore_max_offset:
         nxt = min(slot + 1, len(ue.snr_db) - 1)
         features = bler_features(ue.channel.cfr_slot(slot), ue.channel.cfr_slot(nxt), snr_db, slot_us * 1e-6,
-                                 scs_hz, link.pdsch_sinr_db, cqi_table, num_rbs, num_dmrs)
+                                 scs_hz, link.pdsch_sinr_db, cqi, num_rbs, num_dmrs)
+    if predictor is not None:
         if backoff is not None and backoff.kind == "cqi_tune":
-            cqi, _ = cqi_tune(cqi_table, lambda c: float(predictor.predict(features, np.array([c]))[0]),
+            cqi, _ = cqi_tune(cqi, lambda c: float(predictor.predict(features, np.array([c]))[0]),
                               backoff.tau_bler, backoff.cqi_min)
         bler_pred = float(predictor.predict(features, np.array([cqi]))[0])
     report = Message("cqi", ue.id, report_bits, cqi, created_us=t0)
@@ -101,6 +105,7 @@ def _close(occ: _Occasion, t_end: int, ue, link, rec, predictor) -> None:
         "bler_observed": bler_obs, "n_ack": n_ack, "n_nack": n_nack, "fine_tuned": fine_tuned,
         "csi_bits": occ.report.bits, "csi_bits_estimated": float(occ.report.bits), "csi_nmse_db": math.nan,
         "distance_m": float(ue.mobility.distance_m([occ.t0 * 1e-6])[0]),
+        "features": None if occ.features is None else occ.features.tolist(),
     })
 
 

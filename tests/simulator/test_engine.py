@@ -205,3 +205,23 @@ def test_bler_predictor_config_errors_name_their_field(make_scenario):
         make_scenario({"models": {"bler_predictor": {"checkpoint": "nope.json"}}})
     with pytest.raises(ScenarioError, match=r"link_adaptation.backoff.kind: cqi_tune needs models.bler_predictor"):
         make_scenario({"link_adaptation.backoff": {"kind": "cqi_tune"}})
+
+
+def test_cqi_exploration_logs_features_for_training_data(make_scenario, tmp_path):
+    from models.base import BLER_FEATURES
+
+    sc = make_scenario({"duration_s": 1.0, "csi_rs.period_ms": 10, "link_adaptation.olla.enabled": False,
+                        "link_adaptation.cqi_exploration": {"max_offset": 3}})
+    run(sc, tmp_path)
+    periods = pd.read_parquet(tmp_path / "periods.parquet")
+    offset = periods.cqi_reported - periods.cqi_table
+    assert offset.between(-3, 3).all() and offset.nunique() >= 5
+    assert periods.cqi_reported.between(1, 15).all()
+    feats = np.stack(periods.features.to_numpy())
+    assert feats.shape == (len(periods), len(BLER_FEATURES))
+    assert (feats[:, BLER_FEATURES.index("cqi")] == periods.cqi_reported).all()
+    # reporting above the table's CQI raises the observed BLER, below lowers it
+    assert periods.bler_observed[offset > 0].mean() > periods.bler_observed[offset < 0].mean() + 0.2
+    plain = tmp_path / "plain"
+    run(make_scenario(), plain)
+    assert pd.read_parquet(plain / "periods.parquet").features.isna().all()
