@@ -40,7 +40,7 @@ class RunSummary:
     slots_per_s: float     # UE-slots per second of the event loop (setup excluded)
 
     def format(self) -> str:
-        return (f"throughput {self.throughput_mbps:.2f} Mbit/s | first-tx BLER {self.first_tx_bler:.3f} | "
+        return (f"throughput {self.throughput_mbps:.2f} Mbit/s per UE | first-tx BLER {self.first_tx_bler:.3f} | "
                 f"residual BLER {self.residual_bler:.4f} | mean MCS {self.mean_mcs:.2f} | "
                 f"{self.transmissions} transmissions in {self.wall_s:.1f} s wall "
                 f"({self.setup_s:.1f} s setup, {self.slots_per_s:.0f} slots/s)")
