@@ -41,6 +41,10 @@ class OnlineConfig:
 class FFBlerConfig:
     sizes: tuple[int, ...] = (13, 32, 32)
     threshold: float = 9.0
+    # "scalar": the paper's single BLER input (13 inputs); "onehot": 11 label inputs (23 inputs),
+    # because a ReLU layer's goodness is convex in a scalar label (see train.train_bler_predictor)
+    label_encoding: Literal["scalar", "onehot"] = "scalar"
+    normalize_hidden: bool = False
     bler_step: float = 0.1
     feature_mean: list[float] = field(default_factory=lambda: [0.0] * len(FEATURE_NAMES))
     feature_std: list[float] = field(default_factory=lambda: [1.0] * len(FEATURE_NAMES))
@@ -66,10 +70,18 @@ class FFBlerPredictor:
         self.config = config or FFBlerConfig()
         self.online = online or OnlineConfig(policy="none")
         self.rng = rng if rng is not None else np.random.default_rng(0)
-        self.net = net or FFNet(self.config.sizes, self.config.threshold, self.rng)
+        self.net = net or FFNet(self.config.sizes, self.config.threshold, self.rng,
+                                normalize_hidden=self.config.normalize_hidden)
         self._mean = np.asarray(self.config.feature_mean, np.float32)
         self._std = np.asarray(self.config.feature_std, np.float32)
         self.labels = (np.arange(self.config.num_classes) * self.config.bler_step).astype(np.float32)
+        # network input appended to the features for each label: [num_classes, 1] or [num_classes, num_classes]
+        self.label_inputs = (self.labels[:, None] if self.config.label_encoding == "scalar"
+                             else np.eye(self.config.num_classes, dtype=np.float32))
+        expected = len(self._mean) + self.label_inputs.shape[1]
+        if self.net.sizes[0] != expected:
+            raise ValueError(f"FF input size {self.net.sizes[0]} != {len(self._mean)} features + "
+                             f"{self.label_inputs.shape[1]} label inputs ({self.config.label_encoding})")
         self._opts = [LayerAdam([W.shape, b.shape], self.online.learning_rate,
                                 one_step=self.online.optimizer == "one_step_adam")
                       for W, b in zip(self.net.W, self.net.b)]
@@ -96,7 +108,7 @@ class FFBlerPredictor:
         """Goodness of every label: [batch, num_classes]."""
         x = self._inputs(features, cqi)                                     # [B, 12]
         b, c = x.shape[0], len(self.labels)
-        xin = np.concatenate([np.repeat(x, c, axis=0), np.tile(self.labels, b)[:, None]], axis=1)
+        xin = np.concatenate([np.repeat(x, c, axis=0), np.tile(self.label_inputs, (b, 1))], axis=1)
         return self.net.goodness(xin).reshape(b, c)
 
     def predict_class(self, features: np.ndarray, cqi: np.ndarray | None = None) -> np.ndarray:
@@ -140,8 +152,8 @@ class FFBlerPredictor:
         """One closed-form step per layer on the positive/negative pair of one standardised input.
         Returns (sum of layer losses before, after (NaN unless ``losses``), bytes of state touched)."""
         net = self.net
-        hp = np.concatenate([x_std, [self.labels[pos]]]).astype(net.dtype)[None, :]
-        hn = np.concatenate([x_std, [self.labels[neg]]]).astype(net.dtype)[None, :]
+        hp = np.concatenate([x_std, self.label_inputs[pos]]).astype(net.dtype)[None, :]
+        hn = np.concatenate([x_std, self.label_inputs[neg]]).astype(net.dtype)[None, :]
         before = after = 0.0
         touched = 0
         for l in range(net.num_layers):

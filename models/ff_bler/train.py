@@ -89,12 +89,14 @@ def train_ff(net: FFNet, x: np.ndarray, y: np.ndarray, num_classes: int, encode,
 
 def train_bler_predictor(features: np.ndarray, bler: np.ndarray, *, epochs: int = 30, lr: float = 0.003,
                          loss: LossName = "quadratic", seed: int = 0, holdout: float = 0.2,
-                         log: Callable[[str], None] | None = None):
+                         log: Callable[[str], None] | None = None, **config):
     """Offline FF training of the LightTune predictor on simulator data.
 
     features [N, 12] (models.base.BLER_FEATURES order), bler [N] observed BLER in [0, 1].
     -> (FFBlerConfig, weights dict, metrics dict with the held-out mean |predicted - observed|
     and that of the best constant prediction).
+
+    ``config``: FFBlerConfig fields (sizes, threshold, label_encoding, normalize_hidden).
 
     Known problem (measured on 4,000 TDL-A30 periods, 10 and 30 epochs, both losses): with the
     paper's scalar label input the trained network predicts BLER 1.0 for every sample. In the
@@ -112,13 +114,13 @@ def train_bler_predictor(features: np.ndarray, bler: np.ndarray, *, epochs: int 
     test, train = order[:n_test], order[n_test:]
     mean = features[train].mean(axis=0)
     std = np.maximum(features[train].std(axis=0), 1e-3)
-    cfg = FFBlerConfig(feature_mean=mean.astype(float).tolist(), feature_std=std.astype(float).tolist())
+    cfg = FFBlerConfig(feature_mean=mean.astype(float).tolist(), feature_std=std.astype(float).tolist(), **config)
     step = cfg.bler_step
     y = np.clip(np.rint(bler / step), 0, cfg.num_classes - 1).astype(np.int64)
     x = ((features - mean) / std).astype(np.float32)
-    labels = (np.arange(cfg.num_classes) * step).astype(np.float32)
-    encode = lambda k: labels[k][:, None]  # noqa: E731  (the scalar BLER label of the paper, input 13)
-    net = FFNet(cfg.sizes, cfg.threshold, np.random.default_rng(seed + 1))
+    label_inputs = FFBlerPredictor(cfg, OnlineConfig(policy="none")).label_inputs
+    encode = lambda k: label_inputs[k]  # noqa: E731
+    net = FFNet(cfg.sizes, cfg.threshold, np.random.default_rng(seed + 1), normalize_hidden=cfg.normalize_hidden)
     train_ff(net, x[train], y[train], cfg.num_classes, encode, loss=loss, epochs=epochs, lr=lr,
              rng=np.random.default_rng(seed + 2),
              on_epoch=(lambda e, l: log(f"epoch {e + 1}/{epochs}: loss {l:.4f}")) if log else None)

@@ -56,3 +56,23 @@ def test_registry_lists_valid_names():
     assert get_model("ff_bler") is FFBlerPredictor
     with pytest.raises(UnknownModelError, match="valid: ff_bler"):
         get_model("ff_blur")
+
+
+def test_onehot_label_encoding_updates_and_checks_its_input_size():
+    from models.ff_bler.model import FFBlerConfig
+
+    cfg = FFBlerConfig(sizes=(23, 32, 32), label_encoding="onehot")
+    reached = 0
+    for trial in range(10):
+        r = np.random.default_rng(trial)
+        p = FFBlerPredictor(cfg, OnlineConfig(policy="lighttune", learning_rate=0.03, negatives="hard"), rng=r)
+        f = _features(r)
+        target = 1.0 if float(p.predict(f, np.array([5]))[0]) < 0.5 else 0.0
+        for _ in range(50):
+            if p.observe(f, 5, target) is None:
+                break
+        # Algorithm 1's stopping point: the prediction is within delta of the observation
+        reached += abs(float(p.predict(f, np.array([5]))[0]) - target) < 0.3
+    assert reached >= 8
+    with pytest.raises(ValueError, match="FF input size 13 != 12 features \\+ 11 label inputs"):
+        FFBlerPredictor(FFBlerConfig(label_encoding="onehot"))
