@@ -90,6 +90,54 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    from simulator.loader import ScenarioError
+    from simulator.training_data import collect_bler_dataset, load_data_config
+
+    try:
+        cfg = load_data_config(args.config)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        df = collect_bler_dataset(cfg, progress=lambda k, n: print(f"point {k}/{n}", file=sys.stderr, flush=True))
+    except ScenarioError as exc:
+        _err(str(exc))
+        return EXIT_INPUT
+    df.to_parquet(out)
+    print(f"{len(df)} periods -> {out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import pandas as pd
+
+    from models.base import BLER_FEATURES
+    from models.checkpoint import save_checkpoint
+    from models.ff_bler.train import train_bler_predictor
+
+    data = Path(args.data)
+    if not data.exists():
+        _err(f"--data: {data}: no such file (make it with `airtune data ff_bler`)")
+        return EXIT_INPUT
+    df = pd.read_parquet(data)
+    missing = [c for c in (*BLER_FEATURES, "bler_observed") if c not in df.columns]
+    if missing:
+        _err(f"--data: {data} lacks columns {missing}")
+        return EXIT_INPUT
+    sizes = tuple(int(v) for v in args.sizes.split(","))
+    cfg, weights, metrics = train_bler_predictor(
+        df[list(BLER_FEATURES)].to_numpy(), df.bler_observed.to_numpy(), epochs=args.epochs, lr=args.lr,
+        loss=args.loss, seed=args.seed, sizes=sizes, threshold=args.threshold, label_encoding=args.label_encoding,
+        normalize_hidden=args.normalize_hidden, log=lambda m: print(m, file=sys.stderr, flush=True))
+    from dataclasses import asdict
+
+    doc = {**asdict(cfg), "sizes": list(cfg.sizes), "training": {**metrics, "data": str(data),
+                                                                   "command": " ".join(sys.argv)}}
+    path = save_checkpoint(args.out, doc, weights)
+    print(f"held-out mean |predicted - observed BLER| {metrics['holdout_mae']:.3f} "
+          f"(best constant {metrics['constant_mae']:.3f}) -> {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airtune", description="Link-level wireless simulator with online-adapting models")
     sub = p.add_subparsers(dest="command", required=True)
@@ -110,6 +158,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schema", help="print the scenario JSON Schema")
     s.set_defaults(func=cmd_schema)
+
+    d = sub.add_parser("data", help="generate training data with the simulator")
+    d.add_argument("model", choices=["ff_bler"])
+    d.add_argument("--config", required=True, help="data config YAML (e.g. scenarios/training/ff_bler_tdl_a30.yaml)")
+    d.add_argument("--out", required=True, help="output Parquet file")
+    d.set_defaults(func=cmd_data)
+
+    t = sub.add_parser("train", help="train a model offline and write a checkpoint")
+    t.add_argument("model", choices=["ff_bler"])
+    t.add_argument("--data", required=True, help="Parquet from `airtune data ff_bler`")
+    t.add_argument("--out", required=True, help="checkpoint JSON (weights go next to it as .npz)")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--loss", choices=["quadratic", "softplus"], default="quadratic")
+    t.add_argument("--sizes", default="23,128,128", help="layer sizes, input first")
+    t.add_argument("--threshold", type=float, default=0.5)
+    t.add_argument("--label-encoding", choices=["scalar", "onehot"], default="onehot")
+    t.add_argument("--normalize-hidden", action=argparse.BooleanOptionalAction, default=True)
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
     return p
 
 

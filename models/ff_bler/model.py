@@ -92,7 +92,9 @@ class FFBlerPredictor:
         if checkpoint is None:
             return cls(online=OnlineConfig(**online), rng=rng)
         cfg_dict, weights = load_checkpoint(checkpoint)
-        cfg = FFBlerConfig(**{**cfg_dict, "sizes": tuple(cfg_dict.get("sizes", (13, 32, 32)))})
+        # the checkpoint's config also records how it was trained ("training"); the model needs the rest
+        fields = {k: v for k, v in cfg_dict.items() if k in FFBlerConfig.__dataclass_fields__}
+        cfg = FFBlerConfig(**{**fields, "sizes": tuple(fields.get("sizes", (13, 32, 32)))})
         pred = cls(cfg, OnlineConfig(**online), rng=rng)
         pred.net.set_weights(weights)
         return pred

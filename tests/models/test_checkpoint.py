@@ -1,0 +1,38 @@
+"""Checkpoints: npz + JSON + sha256; the committed LightTune checkpoint loads and predicts."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from models.ff_bler.model import FFBlerPredictor
+from tests.conftest import REPO
+
+COMMITTED = REPO / "models" / "checkpoints" / "ff_bler_tdl_a30.json"
+
+
+def test_round_trip_and_tamper_detection(tmp_path):
+    w = {"W0": np.arange(6, dtype=np.float32).reshape(2, 3), "b0": np.ones(2, np.float32)}
+    path = save_checkpoint(tmp_path / "m.json", {"a": 1}, w)
+    cfg, back = load_checkpoint(path)
+    assert cfg == {"a": 1} and all(np.array_equal(w[k], back[k]) for k in w)
+    npz = tmp_path / "m.npz"
+    data = bytearray(npz.read_bytes())
+    data[-10] ^= 0xFF
+    npz.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_checkpoint(path)
+
+
+def test_committed_checkpoint_loads_and_predicts(tmp_path):
+    shutil.copy(COMMITTED, tmp_path / COMMITTED.name)
+    shutil.copy(COMMITTED.with_suffix(".npz"), tmp_path / COMMITTED.with_suffix(".npz").name)
+    pred = FFBlerPredictor.load(str(tmp_path / COMMITTED.name), {"policy": "lighttune"}, np.random.default_rng(0))
+    assert pred.config.label_encoding == "onehot" and pred.net.sizes == (23, 128, 128)
+    f = np.tile(np.asarray(pred.config.feature_mean, np.float32), (5, 1))
+    out = pred.predict(f, np.array([1, 4, 8, 12, 15]))
+    assert out.shape == (5,) and np.all((out >= 0) & (out <= 1))
+    _, weights = load_checkpoint(COMMITTED)
+    assert set(weights) == {"W0", "b0", "W1", "b1"}
