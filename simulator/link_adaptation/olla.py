@@ -31,10 +31,7 @@ class Olla:
 
     def select_mcs(self, sinr_eff_db: float) -> int:
         """Highest MCS with TBLER(sinr_eff_db - offset) <= target; lowest available if none."""
-        tb = self.table
-        k = int(round((sinr_eff_db - self.offset_db - tb.snr_min_db) / tb.snr_step_db))
-        k = 0 if k < 0 else (tb.num_snr - 1 if k >= tb.num_snr else k)
-        return int(self._best[k])
+        return int(self._best[self.table.snr_index_scalar(sinr_eff_db - self.offset_db)])
 
     @property
     def bler_target(self) -> float:

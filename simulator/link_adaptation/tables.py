@@ -129,11 +129,14 @@ class BlerTable:
         idx = np.round((np.asarray(sinr_eff_db) - self.snr_min_db) / self.snr_step_db)
         return np.clip(idx, 0, self.num_snr - 1).astype(np.int64)
 
-    def tbler_scalar(self, mcs: int, sinr_eff_db: float) -> float:
-        """Scalar ``tbler_at`` without numpy call overhead (the per-slot path)."""
+    def snr_index_scalar(self, sinr_eff_db: float) -> int:
+        """Scalar ``snr_index`` without numpy call overhead (the per-slot path)."""
         k = int(round((sinr_eff_db - self.snr_min_db) / self.snr_step_db))
-        k = 0 if k < 0 else (self.num_snr - 1 if k >= self.num_snr else k)
-        return float(self.tbler[mcs, k])
+        return 0 if k < 0 else (self.num_snr - 1 if k >= self.num_snr else k)
+
+    def tbler_scalar(self, mcs: int, sinr_eff_db: float) -> float:
+        """Scalar ``tbler_at`` (the per-slot path)."""
+        return float(self.tbler[mcs, self.snr_index_scalar(sinr_eff_db)])
 
     def tbler_at(self, mcs, sinr_eff_db):
         """TBLER for ``mcs`` [...] int at ``sinr_eff_db`` [...] (broadcast)."""
