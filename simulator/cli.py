@@ -112,7 +112,6 @@ def cmd_train(args) -> int:
 
     from models.base import BLER_FEATURES
     from models.checkpoint import save_checkpoint
-    from models.ff_bler.train import train_bler_predictor
 
     data = Path(args.data)
     if not data.exists():
@@ -123,11 +122,21 @@ def cmd_train(args) -> int:
     if missing:
         _err(f"--data: {data} lacks columns {missing}")
         return EXIT_INPUT
-    sizes = tuple(int(v) for v in args.sizes.split(","))
-    cfg, weights, metrics = train_bler_predictor(
-        df[list(BLER_FEATURES)].to_numpy(), df.bler_observed.to_numpy(), epochs=args.epochs, lr=args.lr,
-        loss=args.loss, seed=args.seed, sizes=sizes, threshold=args.threshold, label_encoding=args.label_encoding,
-        normalize_hidden=args.normalize_hidden, log=lambda m: print(m, file=sys.stderr, flush=True))
+    x, y = df[list(BLER_FEATURES)].to_numpy(), df.bler_observed.to_numpy()
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.model == "mlp_bler":
+        from models.mlp_bler.train import train_mlp_bler
+
+        cfg, weights, metrics = train_mlp_bler(x, y, epochs=args.epochs or 250, lr=args.lr or 1e-3, seed=args.seed,
+                                               log=log)
+    else:
+        from models.ff_bler.train import train_bler_predictor
+
+        cfg, weights, metrics = train_bler_predictor(
+            x, y, epochs=args.epochs or 30, lr=args.lr or 0.003, loss=args.loss, seed=args.seed,
+            sizes=tuple(int(v) for v in args.sizes.split(",")), threshold=args.threshold,
+            label_encoding=args.label_encoding, normalize_hidden=args.normalize_hidden, goodness=args.goodness,
+            log=log)
     from dataclasses import asdict
 
     doc = {**asdict(cfg), "sizes": list(cfg.sizes), "training": {**metrics, "data": str(data),
@@ -166,17 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a model offline and write a checkpoint")
-    t.add_argument("model", choices=["ff_bler"])
-    t.add_argument("--data", required=True, help="Parquet from `airtune data ff_bler`")
+    t.add_argument("model", choices=["ff_bler", "mlp_bler"],
+                   help="ff_bler: LightTune's FF predictor; mlp_bler: the offline backprop baseline")
+    t.add_argument("--data", required=True, help="Parquet from `airtune data ff_bler` (both models read it)")
     t.add_argument("--out", required=True, help="checkpoint JSON (weights go next to it as .npz)")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--loss", choices=["quadratic", "softplus"], default="quadratic")
-    t.add_argument("--sizes", default="23,128,128", help="layer sizes, input first")
-    t.add_argument("--threshold", type=float, default=0.5)
-    t.add_argument("--label-encoding", choices=["scalar", "onehot"], default="onehot")
-    t.add_argument("--normalize-hidden", action=argparse.BooleanOptionalAction, default=True)
+    t.add_argument("--epochs", type=int, default=None, help="default 30 (ff_bler), 250 (mlp_bler)")
+    t.add_argument("--lr", type=float, default=None, help="default 0.003 (ff_bler), 0.001 (mlp_bler)")
     t.add_argument("--seed", type=int, default=0)
+    ff = t.add_argument_group("ff_bler only")
+    ff.add_argument("--loss", choices=["quadratic", "softplus"], default="quadratic")
+    ff.add_argument("--sizes", default="23,32,32", help="layer sizes, input first")
+    ff.add_argument("--threshold", type=float, default=9.0)
+    ff.add_argument("--label-encoding", choices=["scalar", "onehot"], default="onehot")
+    ff.add_argument("--goodness", choices=["neuron", "layer"], default="layer")
+    ff.add_argument("--normalize-hidden", action=argparse.BooleanOptionalAction, default=False)
     t.set_defaults(func=cmd_train)
     return p
 

@@ -237,6 +237,14 @@ class BlerPredictorConfig(_Strict):
             raise ValueError(f"no such checkpoint file {path!r}")
         return path
 
+    @model_validator(mode="after")
+    def _online_supported(self):
+        from models.registry import get_model
+
+        if self.online.policy != "none" and not getattr(get_model(self.type), "supports_online", True):
+            raise _field_error("online.policy", f"{self.type} is an offline model; use policy: none")
+        return self
+
 
 class ModelsConfig(_Strict):
     bler_predictor: BlerPredictorConfig | None = Field(None, description="UE-side BLER predictor (LightTune)")

@@ -12,6 +12,12 @@ M_l neurons:
 Closed-form gradients of the quadratic loss (eq. 7, with the 1/|S| and 1/M_l means kept):
   dL/dz = (2 (g - T) -/+ 4) * 2 h * 1(z > 0) / (M_l |S|)     (- for S+, + for S-)
   dL/dW_l = dL/dz^T x_l,   dL/db_l = sum over samples of dL/dz
+``goodness="layer"`` applies the same two losses to the layer goodness G_l = sum_j h_l[j]^2
+of each sample instead of to every neuron's h_l[j]^2 (Hinton's original FF; eq. 1 defines the
+inference goodness this way). Its closed form is eq. 7 with g the sample's G_l - T and no
+1/M_l: dL/dz = (2 (G - T) -/+ 4) * 2 h * 1(z > 0) / |S|. Why it exists: with the per-neuron
+loss every neuron is fitted to the same target, and on the LightTune BLER data the networks
+we trained collapsed to one label (see models/ff_bler/train.py).
 Each layer is trained on its own loss; its input x_l is the previous layer's output, as in
 eq. 7. Hinton (2022) length-normalises hidden vectors between layers; with LightTune's
 scalar label that washed the label out of the second layer here (repeated updates on one
@@ -30,7 +36,11 @@ class FFNet:
     """Weights ``W[l]`` [M_l, d_l] and ``b[l]`` [M_l] as numpy arrays (float32 by default)."""
 
     def __init__(self, sizes: tuple[int, ...] = (13, 32, 32), threshold: float = 9.0,
-                 rng: np.random.Generator | None = None, dtype=np.float32, normalize_hidden: bool = False):
+                 rng: np.random.Generator | None = None, dtype=np.float32, normalize_hidden: bool = False,
+                 goodness: str = "neuron"):
+        if goodness not in ("neuron", "layer"):
+            raise ValueError(f"goodness must be 'neuron' or 'layer', not {goodness!r}")
+        self.goodness_kind = goodness
         rng = rng if rng is not None else np.random.default_rng(0)
         self.sizes = tuple(int(s) for s in sizes)
         self.threshold = float(threshold)
@@ -66,11 +76,16 @@ class FFNet:
     # -- losses and closed-form gradients ---------------------------------------------------------
     def quad_loss(self, l: int, x_pos: np.ndarray, x_neg: np.ndarray) -> float:
         """Eq. 6 for layer ``l`` with layer inputs x_pos [B+, d_l] and x_neg [B-, d_l]."""
-        T = self.threshold
         _, hp = self.layer_forward(l, x_pos)
         _, hn = self.layer_forward(l, x_neg)
-        gp, gn = hp * hp - T, hn * hn - T
+        gp, gn = self._g(hp), self._g(hn)
         return float(np.mean(gp * gp - 4.0 * gp) + np.mean(gn * gn + 4.0 * gn))
+
+    def _g(self, h: np.ndarray) -> np.ndarray:
+        """goodness minus threshold: [B, M_l] per neuron, or [B, 1] per layer."""
+        if self.goodness_kind == "layer":
+            return np.sum(h * h, axis=-1, keepdims=True) - self.threshold
+        return h * h - self.threshold
 
     def quad_grads(self, l: int, x_pos: np.ndarray, x_neg: np.ndarray, with_loss: bool = True):
         """Closed-form (dL/dW_l [M_l, d_l], dL/db_l [M_l], loss, h_pos, h_neg) of eq. 6 (eq. 7).
@@ -79,13 +94,12 @@ class FFNet:
         returned so the next layer's inputs need no second forward pass. ``loss`` is NaN
         unless ``with_loss``.
         """
-        T = self.threshold
         n_pos = x_pos.shape[0]
         x = np.concatenate([x_pos, x_neg], axis=0)
         z = x @ self.W[l].T + self.b[l]
         h = np.maximum(z, 0.0)
-        g = h * h - T
-        m = h.shape[-1]
+        g = self._g(h)                                      # [B, M_l] or [B, 1]
+        m = g.shape[-1]                                     # the 1/M_l mean (1 for layer goodness)
         # (2 (g - T) - 4) for positives, (2 (g - T) + 4) for negatives; means over neurons and samples
         sign = np.full((x.shape[0], 1), 4.0, dtype=h.dtype)
         sign[:n_pos] = -4.0

@@ -20,6 +20,7 @@ import numpy as np
 
 from models.base import BLER_FEATURES, Update
 from models.checkpoint import load_checkpoint
+from models.feature_scaling import standardize
 from models.ff_bler.ffnet import FFNet, LayerAdam
 from models.registry import register_model
 
@@ -45,6 +46,8 @@ class FFBlerConfig:
     # because a ReLU layer's goodness is convex in a scalar label (see train.train_bler_predictor)
     label_encoding: Literal["scalar", "onehot"] = "scalar"
     normalize_hidden: bool = False
+    # "neuron": eq. 4/6 on every neuron's h^2 (the paper); "layer": on the layer's sum of h^2 (ffnet.py)
+    goodness: Literal["neuron", "layer"] = "neuron"
     bler_step: float = 0.1
     feature_mean: list[float] = field(default_factory=lambda: [0.0] * len(FEATURE_NAMES))
     feature_std: list[float] = field(default_factory=lambda: [1.0] * len(FEATURE_NAMES))
@@ -71,7 +74,7 @@ class FFBlerPredictor:
         self.online = online or OnlineConfig(policy="none")
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.net = net or FFNet(self.config.sizes, self.config.threshold, self.rng,
-                                normalize_hidden=self.config.normalize_hidden)
+                                normalize_hidden=self.config.normalize_hidden, goodness=self.config.goodness)
         self._mean = np.asarray(self.config.feature_mean, np.float32)
         self._std = np.asarray(self.config.feature_std, np.float32)
         self.labels = (np.arange(self.config.num_classes) * self.config.bler_step).astype(np.float32)
@@ -104,7 +107,7 @@ class FFBlerPredictor:
         f = np.array(features, dtype=np.float32, ndmin=2)
         if cqi is not None:
             f[:, CQI_INDEX] = np.asarray(cqi, np.float32).reshape(-1)
-        return (f - self._mean) / self._std
+        return standardize(f, self._mean, self._std)
 
     def goodness_table(self, features: np.ndarray, cqi: np.ndarray | None = None) -> np.ndarray:
         """Goodness of every label: [batch, num_classes]."""

@@ -15,15 +15,19 @@ def _autodiff_quad(net: FFNet, l: int, x_pos, x_neg):
     with tf.GradientTape() as tape:
         hp = tf.nn.relu(tf.constant(x_pos) @ tf.transpose(W) + b)
         hn = tf.nn.relu(tf.constant(x_neg) @ tf.transpose(W) + b)
-        gp, gn = hp * hp - T, hn * hn - T
+        if net.goodness_kind == "layer":
+            gp, gn = tf.reduce_sum(hp * hp, axis=-1) - T, tf.reduce_sum(hn * hn, axis=-1) - T
+        else:
+            gp, gn = hp * hp - T, hn * hn - T
         loss = tf.reduce_mean(gp * gp - 4 * gp) + tf.reduce_mean(gn * gn + 4 * gn)
     dW, db = tape.gradient(loss, [W, b])
     return dW.numpy(), db.numpy(), float(loss)
 
 
+@pytest.mark.parametrize("goodness", ["neuron", "layer"])
 @pytest.mark.parametrize("batch", [1, 5])
-def test_closed_form_gradients_match_autodiff_every_layer(rng, batch):
-    net = FFNet((13, 32, 32), threshold=9.0, rng=rng, dtype=np.float64)
+def test_closed_form_gradients_match_autodiff_every_layer(rng, batch, goodness):
+    net = FFNet((13, 32, 32), threshold=9.0, rng=rng, dtype=np.float64, goodness=goodness)
     x_pos = rng.normal(size=(batch, 13)) * 2
     x_neg = rng.normal(size=(batch, 13)) * 2
     hp, hn = x_pos, x_neg
