@@ -190,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     ff.add_argument("--goodness", choices=["neuron", "layer"], default="layer")
     ff.add_argument("--normalize-hidden", action=argparse.BooleanOptionalAction, default=False)
     t.set_defaults(func=cmd_train)
+
+    from simulator.sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
     return p
 
 

@@ -90,29 +90,34 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     unknown keys with their full path); list elements are addressed by index (``ues.0.id``)."""
     for text in overrides:
         path, value = parse_override(text)
-        node: Any = data
-        for i, part in enumerate(path[:-1]):
-            where = ".".join(path[: i + 1])
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ScenarioError([f"{where}: no list element {part!r} (list has {len(node)})"])
-                node = node[int(part)]
-            elif isinstance(node, dict):
-                if node.get(part) is None:
-                    node[part] = {}
-                node = node[part]
-            else:
-                raise ScenarioError([f"{where}: cannot set a field inside a {type(node).__name__}"])
-        last = path[-1]
-        if isinstance(node, list):
-            if not last.isdigit() or int(last) >= len(node):
-                raise ScenarioError([f"{'.'.join(path)}: no list element {last!r}"])
-            node[int(last)] = value
-        elif isinstance(node, dict):
-            node[last] = value
-        else:
-            raise ScenarioError([f"{'.'.join(path)}: cannot set a field inside a {type(node).__name__}"])
+        set_path(data, path, value)
     return data
+
+
+def set_path(data: dict, path: list[str], value: Any) -> None:
+    """Set ``data[path[0]][path[1]]... = value`` (a ``--set`` or a sweep parameter), in place."""
+    node: Any = data
+    for i, part in enumerate(path[:-1]):
+        where = ".".join(path[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError([f"{where}: no list element {part!r} (list has {len(node)})"])
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+        else:
+            raise ScenarioError([f"{where}: cannot set a field inside a {type(node).__name__}"])
+    last = path[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ScenarioError([f"{'.'.join(path)}: no list element {last!r}"])
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ScenarioError([f"{'.'.join(path)}: cannot set a field inside a {type(node).__name__}"])
 
 
 def validate_data(data: Any, root: yaml.Node | None = None, source: str = "") -> Scenario:
