@@ -38,3 +38,4 @@ def registered() -> list[str]:
 def _import_builtin() -> None:
     import models.ff_bler.model  # noqa: F401  (registers "ff_bler")
     import models.mlp_bler.model  # noqa: F401  (registers "mlp_bler")
+    import models.csi_codec.model  # noqa: F401  (registers "conv_csi")

@@ -293,7 +293,7 @@ def rd_loss(codec: ConvCsiCodec, x, lmbda: float, training: bool = True) -> dict
     return terms
 
 
-def full_model_loss(codec: ConvCsiCodec, x, old_decoder_side: Sequence[np.ndarray], quantizer, prior,
+def full_model_loss(codec: ConvCsiCodec, x, old_decoder_side: Sequence, quantizer, prior,
                     lmbda: float, beta: float, reports_per_update: float,
                     training: bool = True) -> dict[str, tf.Tensor]:
     """Eq. 21 per CSI dimension: R + lambda D + beta * update_bits / (Nt Nc * reports_per_update).
@@ -306,8 +306,9 @@ def full_model_loss(codec: ConvCsiCodec, x, old_decoder_side: Sequence[np.ndarra
     current = codec.decoder_side_variables
     if len(old_decoder_side) != len(current):
         raise ValueError(f"old_decoder_side has {len(old_decoder_side)} tensors, expected {len(current)}")
-    deltas = [quantizer.quantize_ste(v - tf.constant(o, tf.float32)) for v, o in zip(current, old_decoder_side)]
-    params = [tf.constant(o, tf.float32) + d for o, d in zip(old_decoder_side, deltas)]
+    old = [tf.convert_to_tensor(o, tf.float32) for o in old_decoder_side]
+    deltas = [quantizer.quantize_ste(v - o) for v, o in zip(current, old)]
+    params = [o + d for o, d in zip(old, deltas)]
     x_hat, bits = codec.forward(x, training=training, decoder_side=params)
     terms = rd_terms(codec, x, x_hat, bits)
     update_bits = prior.bits_tf(tf.concat([tf.reshape(d, [-1]) for d in deltas], axis=0), quantizer)
