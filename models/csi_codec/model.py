@@ -60,8 +60,8 @@ class ConvCsiConfig:
             v = getattr(self, name)
             if int(v) != v or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if int(self.num_pools) != self.num_pools or self.num_pools < 0:
-            raise ValueError(f"num_pools must be a non-negative integer, got {self.num_pools!r}")
+        if int(self.num_pools) != self.num_pools or self.num_pools < 1:
+            raise ValueError(f"num_pools must be a positive integer, got {self.num_pools!r}")
         f = 2 ** self.num_pools
         if self.num_ant % f or self.num_sc % f:
             raise ValueError(f"num_ant {self.num_ant} and num_sc {self.num_sc} must be multiples of "
@@ -139,8 +139,8 @@ class ConvCsiCodec(tf.Module):
         cfg = self.config
         rng = np.random.default_rng(seed)
         k, f, c = cfg.kernel_size, cfg.filters, cfg.latent_channels
-        enc_io = [(2, f)] + [(f, f)] * (cfg.num_pools - 1) + [(f if cfg.num_pools else 2, c)]
-        dec_io = [(c, f)] + [(f, f)] * (cfg.num_pools - 1) + [(f if cfg.num_pools else c, 2)]
+        enc_io = [(2, f)] + [(f, f)] * (cfg.num_pools - 1) + [(f, c)]
+        dec_io = [(c, f)] + [(f, f)] * (cfg.num_pools - 1) + [(f, 2)]
         self.encoder_weights = self._make_convs("encoder", enc_io, k, rng)
         self.decoder_weights = self._make_convs("decoder", dec_io, k, rng)
         self.entropy = DeepFactorized(c, cfg.entropy_filters, cfg.entropy_init_scale, rng=rng)
