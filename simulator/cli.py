@@ -147,6 +147,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from analysis.report import ReportError, write_report
+
+    try:
+        path = write_report(args.path, args.out)
+    except ReportError as exc:
+        _err(str(exc))
+        return EXIT_INPUT
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airtune", description="Link-level wireless simulator with online-adapting models")
     sub = p.add_subparsers(dest="command", required=True)
@@ -194,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.sweep import add_sweep_parser
 
     add_sweep_parser(sub)
+    rp = sub.add_parser("report", help="self-contained HTML report of a run or sweep folder (prints its path)")
+    rp.add_argument("path", metavar="RUN_OR_SWEEP", help="a run folder (manifest.json) or sweep folder (sweep.json)")
+    rp.add_argument("--out", help="HTML file (default: RUN_OR_SWEEP/report.html; figures next to it)")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

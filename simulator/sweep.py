@@ -327,10 +327,13 @@ def _progress(total: int, enabled: bool):
                 bar_format="sweep {n_fmt}/{total_fmt} points |{bar}| {desc} [{elapsed} elapsed, ETA {remaining}]")
 
 
-def run_sweep(sweep: Sweep, *, scheduler: str | None = None, workers: int | None = None,
+def run_sweep(sweep: Sweep, *, scheduler: str | None = None, workers: int | None = None, client=None,
               overwrite: bool = False, progress: bool = False,
               on_point: Callable[[str, dict], None] | None = None) -> SweepResult:
     """Run the points that are not complete yet; write ``sweep.json`` as they finish.
+
+    Executor: ``client`` (a ``dask.distributed.Client`` the caller owns), else a client of the
+    ``scheduler`` address, else a new LocalCluster of ``workers`` processes (default one per core).
 
     Raises :class:`SweepError` before running anything when a point folder holds a run of a
     different scenario (unless ``overwrite``). ``KeyboardInterrupt`` marks the sweep interrupted.
@@ -352,11 +355,13 @@ def run_sweep(sweep: Sweep, *, scheduler: str | None = None, workers: int | None
         return result
     bar = _progress(len(todo), progress)
     bar.set_description_str(f"done 0, failed 0, skipped {len(result.skipped)}")
-    client = cluster = None
+    own = client is None
+    cluster = None
     try:
         from dask.distributed import as_completed
 
-        client, cluster = _client(scheduler, workers, len(todo))
+        if own:
+            client, cluster = _client(scheduler, workers, len(todo))
         futures = {}
         for p in todo:
             fut = client.submit(run_point, scenario_to_dict(p.scenario), str(p.out_dir.resolve()),
@@ -387,7 +392,7 @@ def run_sweep(sweep: Sweep, *, scheduler: str | None = None, workers: int | None
         raise
     finally:
         bar.close()
-        if client is not None:
+        if own and client is not None:
             client.close()
         if cluster is not None:
             cluster.close()

@@ -1,0 +1,193 @@
+"""analysis: loaders (dtypes, sweep parameters), metrics against the engine's own counts and
+closed forms, mean/CI, and the HTML report of a run and of a sweep."""
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import analysis
+from analysis.report import write_report
+from simulator.engine import Simulation
+from tests.conftest import TINY
+
+T_975_DF2 = 4.302652729911275      # Student t 97.5 % quantile, 2 degrees of freedom
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """Two UEs, HARQ max 2 at a 30 % BLER target (so TBs fail), an online BLER predictor (updates)."""
+    from simulator.loader import validate_data
+
+    data = copy.deepcopy(TINY)
+    data.update(duration_s=0.5, ues=[{"id": 0}, {"id": 3, "mobility": {"model": "linear", "speed_kmh": 60}}])
+    data["harq"]["max_transmissions"] = 2
+    data["link_adaptation"] = {"olla": {"bler_target": 0.3, "step_up_db": 1.0},
+                               "backoff": {"kind": "cqi_tune", "tau_bler": 0.9}}
+    data["models"] = {"bler_predictor": {"type": "ff_bler", "online": {"delta": 0.3}}}
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    Simulation(validate_data(data), out).run()
+    return out
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """channel.profile x seed on an in-process Dask client (threads: quick; the CLI uses processes)."""
+    from dask.distributed import Client
+
+    from simulator.sweep import read_sweep, run_sweep
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    (tmp / "base.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp / "sweep.yaml").write_text(yaml.safe_dump({
+        "base": "base.yaml", "set": {"duration_s": 0.3},
+        "grid": {"channel.profile": ["C", "B"], "seed": [1, 2, 3]}, "output": {"dir": str(tmp / "out")}}))
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+        res = run_sweep(read_sweep(tmp / "sweep.yaml"), client=client)
+    assert res.ok and len(res.complete) == 6
+    return tmp / "out"
+
+
+def test_load_run_dtypes_and_metrics_equal_the_engine_summary(run_dir):
+    logs = analysis.load_run(run_dir)
+    summary = json.loads((run_dir / "manifest.json").read_text())["summary"]
+    s = logs.slots
+    assert s.t_us.dtype == np.int64 and s.t_s.dtype == np.float64 and (s.t_s == s.t_us / 1e6).all()
+    assert isinstance(s.receiver.dtype, pd.CategoricalDtype) and isinstance(s.point.dtype, pd.CategoricalDtype)
+    assert isinstance(logs.updates.model.dtype, pd.CategoricalDtype) and logs.params == []
+    assert list(s.columns[:3]) == ["point", "t_us", "t_s"] and set(s.ue) == {0, 3}
+    assert logs.kind == "run" and logs.points.status.tolist() == ["complete"]
+
+    tput = analysis.throughput(s, duration_s=logs.duration_s)
+    assert list(tput.ue) == [0, 3]
+    assert tput.throughput_mbps.mean() == pytest.approx(summary["throughput_mbps"], rel=1e-12)
+    assert analysis.throughput(s).throughput_mbps.mean() == pytest.approx(summary["throughput_mbps"], rel=1e-12)
+    b = analysis.bler(s, logs.max_transmissions, by=[])
+    assert len(b) == 1
+    assert b.first_tx_bler[0] == pytest.approx(summary["first_tx_bler"], rel=1e-12)
+    assert b.residual_bler[0] == pytest.approx(summary["residual_bler"], rel=1e-12)
+    assert b.mean_mcs[0] == pytest.approx(summary["mean_mcs"], rel=1e-12)
+    assert 0 < b.residual_bler[0] < b.first_tx_bler[0]
+
+    w = analysis.throughput(s, window_s=0.1)
+    assert sorted(w.t_s.unique()) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert w.delivered_bits.sum() == s.delivered_bits.sum()
+    assert (w.throughput_mbps == w.delivered_bits / 0.1 / 1e6).all()
+
+    upd = analysis.update_stats(logs.updates)
+    assert upd.n_updates.sum() == len(logs.updates) > 0 and set(upd.model) == {"ff_bler"}
+    err = analysis.bler_prediction_error(logs.periods)
+    both = logs.periods.dropna(subset=["bler_predicted", "bler_observed"])
+    assert err.n.sum() == len(both) > 0
+    assert (err.mean_abs_error * err.n).sum() == pytest.approx(
+        (both.bler_predicted - both.bler_observed).abs().sum(), rel=1e-6)
+
+
+def test_load_sweep_params_as_columns_and_mean_ci_over_seeds(sweep_dir):
+    logs = analysis.load_sweep(sweep_dir)
+    assert logs.params == ["channel.profile", "seed"]
+    s = logs.slots
+    assert isinstance(s["channel.profile"].dtype, pd.CategoricalDtype)
+    assert list(s["channel.profile"].cat.categories) == ["C", "B"]       # sweep order, not alphabetical
+    assert s.seed.dtype == np.int64 and len(s) == 6 * 600
+    assert s.groupby("point", observed=True).size().tolist() == [600] * 6
+
+    tput = analysis.throughput(s, duration_s=logs.duration_s)
+    assert list(tput.columns[:4]) == ["channel.profile", "seed", "point", "ue"]
+    summaries = {r.point: r.throughput_mbps for r in logs.points.itertuples()}
+    for r in tput.itertuples():
+        assert r.throughput_mbps == pytest.approx(summaries[r.point], rel=1e-12)
+    ci = analysis.mean_ci(tput, "throughput_mbps")                        # over seeds, per profile
+    assert ci["channel.profile"].astype(str).tolist() == ["C", "B"] and (ci.n == 3).all()
+    for r in ci.itertuples():
+        vals = tput[tput["channel.profile"] == r[1]].throughput_mbps.to_numpy()
+        half = T_975_DF2 * vals.std(ddof=1) / np.sqrt(3)
+        assert (r.mean, r.ci_low, r.ci_high) == pytest.approx((vals.mean(), vals.mean() - half, vals.mean() + half))
+
+    # a point that did not complete is listed, not loaded (unless asked)
+    broken = sweep_dir.parent / "broken"
+    shutil.copytree(sweep_dir, broken)
+    man = broken / "profile=B,seed=2" / "manifest.json"
+    man.write_text(json.dumps({**json.loads(man.read_text()), "status": "running"}))
+    part = analysis.load_sweep(broken)
+    assert "profile=B,seed=2" not in set(part.slots.point) and len(part.slots) == 5 * 600
+    assert part.points.set_index("point").status["profile=B,seed=2"] == "running"
+    assert len(analysis.load_sweep(broken, statuses=("complete", "running")).slots) == 6 * 600
+
+
+def test_mean_ci_known_answer_and_single_sample():
+    df = pd.DataFrame({"k": ["a", "a", "a", "b"], "v": [1.0, 2.0, 3.0, 5.0]})
+    ci = analysis.mean_ci(df, "v", by=["k"])
+    a, b = ci.iloc[0], ci.iloc[1]
+    half = T_975_DF2 * 1.0 / np.sqrt(3)
+    assert (a.n, a["mean"], a["std"], a.ci_low, a.ci_high) == pytest.approx((3, 2.0, 1.0, 2 - half, 2 + half))
+    assert b.n == 1 and b["mean"] == 5.0 and np.isnan(b.ci_low) and np.isnan(b.ci_high)
+    overall = analysis.mean_ci(df, "v", by=[])
+    assert len(overall) == 1 and overall["mean"][0] == pytest.approx(2.75) and "_all" not in overall.columns
+
+
+def test_bler_error_csi_rd_and_ber_gap_known_answers():
+    periods = pd.DataFrame({"ue": [0, 0, 0, 0], "snr_db": [1.2, 1.7, 3.1, 3.9],
+                            "bler_predicted": [0.1, 0.5, np.nan, 0.9], "bler_observed": [0.3, 0.5, 0.2, 0.4],
+                            "csi_bits": [100, 100, 100, 100], "csi_nmse_db": [-10.0, -20.0, -10.0, -20.0]})
+    err = analysis.bler_prediction_error(periods)
+    assert (err.n[0], err.mean_abs_error[0]) == pytest.approx((3, (0.2 + 0.0 + 0.5) / 3))
+    binned = analysis.bler_prediction_error(periods, snr_bin_db=2.0)
+    assert binned.snr_db.tolist() == [1.0, 3.0] and binned.mean_abs_error.tolist() == pytest.approx([0.1, 0.5])
+
+    updates = pd.DataFrame({"ue": [0, 0], "model": ["csi_codec", "csi_codec"], "update_bits": [150, 50],
+                            "compute_us": [10, 30], "loss_before": [1.0, 1.0], "loss_after": [0.5, 0.7]})
+    rd = analysis.csi_rd(periods, updates, csi_dimension=32)
+    r = rd.iloc[0]
+    assert r.n_reports == 4 and r.nmse_db == pytest.approx(10 * np.log10(0.055))
+    assert (r.csi_bits_per_report, r.update_bits_per_report, r.total_bits_per_report) == (100, 50, 150)
+    assert r.rate_bits_per_dim == pytest.approx(150 / 32)
+    assert analysis.csi_rd(periods, updates, model="other").update_bits_per_report[0] == 0
+    u = analysis.update_stats(updates)
+    assert (u.n_updates[0], u.update_bits[0], u.compute_us_mean[0], u.loss_after_mean[0]) == (2, 200, 20, 0.6)
+
+    slots = pd.DataFrame({"ue": [0] * 4, "snr": [0, 0, 5, 5],
+                          "receiver": ["lmmse", "genie_lmmse", "lmmse", "genie_lmmse"],
+                          "ber": [0.02, 0.01, 0.004, 0.004]})
+    gap = analysis.ber_gap_to_genie(slots, by=["snr"])
+    assert gap.receiver.tolist() == ["lmmse", "lmmse"]
+    assert gap.ber_gap.tolist() == pytest.approx([0.01, 0.0])
+    assert gap.ber_ratio_db.tolist() == pytest.approx([10 * np.log10(2), 0.0])
+    with pytest.raises(ValueError, match="no slots with receiver 'genie_lmmse'"):
+        analysis.ber_gap_to_genie(slots[slots.receiver == "lmmse"], by=["snr"])
+
+
+def _images(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+
+
+def test_report_of_a_run_and_of_a_sweep(run_dir, sweep_dir, capsys):
+    from simulator.cli import main
+
+    assert main(["report", str(run_dir)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == str(run_dir / "report.html")
+    page = (run_dir / "report.html").read_text()
+    imgs = _images(page)
+    assert len(imgs) == 2 and all(i.startswith(b"\x89PNG") for i in imgs)   # throughput, BLER error vs SNR
+    for name in ("throughput_over_time", "bler_error_vs_snr"):
+        assert (run_dir / "figures" / f"{name}.png").is_file()
+        assert (run_dir / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    assert "Model updates" in page and "tiny" in page and "&quot;status&quot;: &quot;complete&quot;" in page
+
+    target = sweep_dir.parent / "rep" / "sweep.html"
+    assert main(["report", str(sweep_dir), "--out", str(target)]) == 0
+    page = target.read_text()
+    assert len(_images(page)) == 1                       # no numeric swept parameter besides the seed
+    assert "Mean over seeds with 95 % confidence interval" in page and "channel.profile" in page
+    assert page.count("<tr>") >= 6 + 4 * 2 + 2            # points, 4 metrics x 2 profiles, headers
+
+    assert main(["report", str(sweep_dir.parent)]) == 2
+    assert "neither a run folder" in capsys.readouterr().err
