@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("path", metavar="RUN_OR_SWEEP", help="a run folder (manifest.json) or sweep folder (sweep.json)")
     rp.add_argument("--out", help="HTML file (default: RUN_OR_SWEEP/report.html; figures next to it)")
     rp.set_defaults(func=cmd_report)
+
+    from simulator.experiment import add_experiment_parser
+
+    add_experiment_parser(sub)
     return p
 
 

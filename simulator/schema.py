@@ -209,7 +209,9 @@ class BlerOnlineConfig(_Strict):
     delta: float = Field(0.3, gt=0, le=1, description="LightTune: update when |predicted - observed BLER| >= delta")
     optimizer: Literal["one_step_adam", "adam"] = Field("one_step_adam", description="one_step_adam resets "
                                                                                   "the moments at every update")
-    learning_rate: float = Field(0.03, gt=0, le=1, description="LightTune step size")
+    learning_rate: float = Field(0.003, gt=0, le=1, description="LightTune step size (the paper's 0.03 "
+                                                                 "overshoots here; scenarios/experiments/"
+                                                                 "lighttune/RESULTS.md)")
     negatives: Literal["uniform", "hard"] = Field("uniform", description="negative label: uniform over the "
                                                                       "wrong ones, or the wrong prediction")
 
@@ -222,10 +224,12 @@ class BlerPredictorConfig(_Strict):
     @field_validator("type")
     @classmethod
     def _registered(cls, name: str) -> str:
-        from models.registry import registered
+        from models.registry import get_model, registered
 
-        if name not in registered():
-            raise ValueError(f"unknown model type {name!r}; valid: {', '.join(registered())}")
+        # registered models of this slot: those with the BlerPredictor protocol's methods
+        valid = [n for n in registered() if all(hasattr(get_model(n), m) for m in ("predict", "observe", "load"))]
+        if name not in valid:
+            raise ValueError(f"unknown model type {name!r}; valid: {', '.join(valid)}")
         return name
 
     @field_validator("checkpoint")

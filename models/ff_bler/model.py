@@ -34,7 +34,7 @@ class OnlineConfig:
     policy: Literal["none", "lighttune"] = "lighttune"
     delta: float = 0.3
     optimizer: Literal["one_step_adam", "adam"] = "one_step_adam"
-    learning_rate: float = 0.03
+    learning_rate: float = 0.003
     negatives: Literal["uniform", "hard"] = "uniform"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from models.ff_bler.model import FFBlerPredictor, OnlineConfig
 
 pytestmark = pytest.mark.benchmark
 N = 500
+CHECKPOINT = str(Path(__file__).resolve().parents[2] / "models/checkpoints/ff_bler_tdl_a30.json")
 
 
 def _tf_step_fn(pred: FFBlerPredictor):
@@ -38,7 +40,11 @@ def _tf_step_fn(pred: FFBlerPredictor):
             for W, b in zip(Ws, bs):
                 hp = tf.nn.relu(tf.matmul(hp, W, transpose_b=True) + b)
                 hn = tf.nn.relu(tf.matmul(hn, W, transpose_b=True) + b)
-                gp, gn = hp * hp - T, hn * hn - T
+                if net.goodness_kind == "layer":
+                    gp = tf.reduce_sum(hp * hp, axis=-1) - T
+                    gn = tf.reduce_sum(hn * hn, axis=-1) - T
+                else:
+                    gp, gn = hp * hp - T, hn * hn - T
                 loss += tf.reduce_mean(gp * gp - 4 * gp) + tf.reduce_mean(gn * gn + 4 * gn)
         grads = tape.gradient(loss, Ws + bs)
         opt.apply_gradients(zip(grads, Ws + bs))
@@ -51,11 +57,13 @@ def test_closed_form_update_vs_gradient_tape():
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    pred = FFBlerPredictor(online=OnlineConfig(policy="lighttune"), rng=rng)
+    # the network the scenarios use: the committed checkpoint ([23, 32, 32], one-hot label, layer goodness)
+    pred = FFBlerPredictor.load(CHECKPOINT, {"policy": "lighttune"}, rng)
     xs = rng.normal(size=(N, 12)).astype(np.float32)
+    pos_in, neg_in = pred.label_inputs[3][None, :], pred.label_inputs[8][None, :]
     step = _tf_step_fn(pred)
-    xp = tf.constant(np.concatenate([xs[:1], [[0.3]]], axis=1), tf.float32)
-    xn = tf.constant(np.concatenate([xs[:1], [[0.8]]], axis=1), tf.float32)
+    xp = tf.constant(np.concatenate([xs[:1], pos_in], axis=1), tf.float32)
+    xn = tf.constant(np.concatenate([xs[:1], neg_in], axis=1), tf.float32)
     step(xp, xn)                                                   # trace once
     pred.update(xs[0], 3, 8)
 
@@ -66,8 +74,8 @@ def test_closed_form_update_vs_gradient_tape():
     t0 = time.perf_counter()
     for i in range(N):
         x = xs[i:i + 1]
-        step(tf.constant(np.concatenate([x, [[0.3]]], axis=1), tf.float32),
-             tf.constant(np.concatenate([x, [[0.8]]], axis=1), tf.float32))
+        step(tf.constant(np.concatenate([x, pos_in], axis=1), tf.float32),
+             tf.constant(np.concatenate([x, neg_in], axis=1), tf.float32))
     tape_us = (time.perf_counter() - t0) / N * 1e6
 
     tracemalloc.start()
@@ -81,7 +89,7 @@ def test_closed_form_update_vs_gradient_tape():
     tape_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     widths = pred.net.sizes[1:]
-    print(f"\n[bench] LightTune closed-form update {closed_us:.1f} us vs GradientTape+Adam {tape_us:.1f} us per "
+    print(f"\n[bench] LightTune {list(pred.net.sizes)} ({pred.config.goodness} goodness) closed-form update {closed_us:.1f} us vs GradientTape+Adam {tape_us:.1f} us per "
           f"update: {tape_us / closed_us:.1f}x | Python heap peak {closed_peak / 1024:.1f} KiB vs "
           f">= {tape_peak / 1024:.1f} KiB | activations held: {2 * max(widths) * 4} B (one layer, pos+neg) vs "
           f"{2 * sum(widths) * 4} B (all layers)")

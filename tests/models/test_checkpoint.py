@@ -30,7 +30,8 @@ def test_committed_checkpoint_loads_and_predicts(tmp_path):
     shutil.copy(COMMITTED, tmp_path / COMMITTED.name)
     shutil.copy(COMMITTED.with_suffix(".npz"), tmp_path / COMMITTED.with_suffix(".npz").name)
     pred = FFBlerPredictor.load(str(tmp_path / COMMITTED.name), {"policy": "lighttune"}, np.random.default_rng(0))
-    assert pred.config.label_encoding == "onehot" and pred.net.sizes == (23, 128, 128)
+    assert pred.config.label_encoding == "onehot" and pred.net.sizes == (23, 32, 32)
+    assert pred.config.goodness == "layer"
     f = np.tile(np.asarray(pred.config.feature_mean, np.float32), (5, 1))
     out = pred.predict(f, np.array([1, 4, 8, 12, 15]))
     assert out.shape == (5,) and np.all((out >= 0) & (out <= 1))

@@ -1,0 +1,103 @@
+"""``airtune experiment NAME``: run a paper's study (a set of sweep files) and write its tables.
+
+An experiment is a folder of sweep files under ``scenarios/experiments/NAME/`` and a function
+of ``analysis`` that turns their sweep folders into a markdown document. All sweeps run on one
+Dask LocalCluster (or ``--scheduler``), so workers import TensorFlow once; re-running resumes
+(complete points are skipped, see simulator/sweep.py).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Experiment:
+    folder: str            # sweep files: <folder>/<pattern>
+    patterns: tuple[str, ...]
+    results: str           # default results root: one sweep folder per sweep file (its stem)
+    table: str             # markdown written at the end
+
+    def sweep_files(self, only: list[str] | None) -> list[Path]:
+        files = sorted(f for pat in self.patterns for f in Path(self.folder).glob(pat))
+        if only:
+            files = [f for f in files if any(o in f.stem for o in only)]
+        return files
+
+
+EXPERIMENTS = {
+    "lighttune": Experiment("scenarios/experiments/lighttune", ("prediction_*.yaml", "throughput_*.yaml"),
+                            "results/lighttune", "scenarios/experiments/lighttune/RESULTS.md"),
+}
+
+
+def _markdown(name: str, root: Path, command: str) -> str:
+    if name == "lighttune":
+        from analysis.lighttune import results_markdown
+
+        return results_markdown(root, command)
+    raise KeyError(name)
+
+
+def add_experiment_parser(sub) -> None:
+    e = sub.add_parser("experiment", help="run a paper's study (its sweeps) and write its result tables")
+    e.add_argument("name", choices=sorted(EXPERIMENTS))
+    e.add_argument("--only", action="append", metavar="TEXT",
+                   help="run only the sweep files whose name contains TEXT (repeatable), e.g. tdl_b50")
+    e.add_argument("--out", help="results root (default results/NAME)")
+    e.add_argument("--table", help="markdown file to write (default scenarios/experiments/NAME/RESULTS.md)")
+    e.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler (default: a LocalCluster)")
+    e.add_argument("--workers", type=int, metavar="N", help="LocalCluster workers (default: one per core)")
+    e.add_argument("--tables-only", action="store_true", help="do not run; rebuild the tables from the results")
+    e.set_defaults(func=cmd_experiment)
+
+
+def cmd_experiment(args) -> int:
+    """Exit 0 all points complete, 1 some failed, 2 invalid input, 130 interrupted."""
+    from simulator.loader import ScenarioError
+    from simulator.sweep import SweepError, _client, read_sweep, run_sweep
+
+    exp = EXPERIMENTS[args.name]
+    root = Path(args.out or exp.results)
+    files = exp.sweep_files(args.only)
+    if not files:
+        print(f"--only: no sweep file of {exp.folder} matches {args.only}", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"--workers: must be >= 1 (got {args.workers})", file=sys.stderr)
+        return 2
+    failed = 0
+    if not args.tables_only:
+        try:   # validate every point of every sweep before anything runs
+            sweeps = [read_sweep(f, root / f.stem) for f in files]
+        except ScenarioError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        total = sum(len(s.points) for s in sweeps)
+        print(f"airtune: experiment {args.name}: {len(sweeps)} sweeps, {total} points -> {root}", file=sys.stderr)
+        client = cluster = None
+        try:
+            client, cluster = _client(args.scheduler, args.workers, total)   # one cluster for every sweep
+            for f, sweep in zip(files, sweeps):
+                print(f"sweep {f.name}: {len(sweep.points)} points", file=sys.stderr)
+                res = run_sweep(sweep, client=client, progress=True)
+                for name, error in res.failed.items():
+                    print(f"{f.stem} point {name}: failed: {error}", file=sys.stderr)
+                failed += len(res.failed)
+        except SweepError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("airtune: experiment interrupted; re-run the same command to resume", file=sys.stderr)
+            return 130
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+    table = Path(args.table or exp.table)
+    command = f"airtune experiment {args.name}" + "".join(f" --only {o}" for o in args.only or [])
+    table.write_text(_markdown(args.name, root, command))
+    print(f"tables -> {table}")
+    return 1 if failed else 0
