@@ -100,12 +100,14 @@ class FFNet:
         h = np.maximum(z, 0.0)
         g = self._g(h)                                      # [B, M_l] or [B, 1]
         m = g.shape[-1]                                     # the 1/M_l mean (1 for layer goodness)
-        # (2 (g - T) - 4) for positives, (2 (g - T) + 4) for negatives; means over neurons and samples
-        sign = np.full((x.shape[0], 1), 4.0, dtype=h.dtype)
-        sign[:n_pos] = -4.0
-        scale = np.full((x.shape[0], 1), 1.0 / (m * (x.shape[0] - n_pos)), dtype=h.dtype)
-        scale[:n_pos] = 1.0 / (m * n_pos)
-        dz = (2.0 * g + sign) * (2.0 * scale) * h          # h = 0 wherever z <= 0: the ReLU indicator
+        # (2 (g - T) - 4) for positives, (2 (g - T) + 4) for negatives, times 2 / (M_l |S|): the means
+        # over neurons and samples (in place on a fresh array: this is the per-update hot path)
+        c = 2.0 * g
+        c[:n_pos] -= 4.0
+        c[n_pos:] += 4.0
+        c[:n_pos] *= 2.0 / (m * n_pos)
+        c[n_pos:] *= 2.0 / (m * (x.shape[0] - n_pos))
+        dz = c * h                                          # h = 0 wherever z <= 0: the ReLU indicator
         dW = dz.T @ x
         db = dz.sum(axis=0)
         loss = float(np.mean(g[:n_pos] * (g[:n_pos] - 4.0)) + np.mean(g[n_pos:] * (g[n_pos:] + 4.0))) \
