@@ -226,9 +226,11 @@ class BlerPredictorConfig(_Strict):
     def _registered(cls, name: str) -> str:
         from models.registry import get_model, registered
 
-        # registered models of this slot: those with the BlerPredictor protocol's methods
-        valid = [n for n in registered() if all(hasattr(get_model(n), m) for m in ("predict", "observe", "load"))]
-        if name not in valid:
+        def fits(n: str) -> bool:   # a model of this slot has the BlerPredictor protocol's methods
+            return n in registered() and all(hasattr(get_model(n), m) for m in ("predict", "observe", "load"))
+
+        if not fits(name):
+            valid = [n for n in registered() if fits(n)]
             raise ValueError(f"unknown model type {name!r}; valid: {', '.join(valid)}")
         return name
 
