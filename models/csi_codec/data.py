@@ -146,6 +146,25 @@ def split_ranges(num_samples: int, fractions) -> dict[str, tuple[int, int]]:
     return {name: (int(edges[i]), int(edges[i + 1])) for i, name in enumerate(SPLITS)}
 
 
+def shard_seeds(cfg: CsiDataConfig) -> list[int]:
+    """Sionna seed of every shard: the i-th child of SeedSequence(cfg.seed)."""
+    n = (cfg.num_samples + cfg.shard_size - 1) // cfg.shard_size
+    return [int(ss.generate_state(1)[0]) for ss in np.random.SeedSequence(cfg.seed).spawn(n)]
+
+
+def redraw_shard(cfg: CsiDataConfig, index: int) -> dict[str, np.ndarray]:
+    """Shard ``index`` of the dataset ``cfg`` describes, drawn again (same seed, same samples)."""
+    seeds = shard_seeds(cfg)
+    if not 0 <= index < len(seeds):
+        raise ValueError(f"shard index {index} out of range 0..{len(seeds) - 1}")
+    return draw_shard(cfg, min(cfg.shard_size, cfg.num_samples - index * cfg.shard_size), seeds[index])
+
+
+def array_sha256(x: np.ndarray) -> str:
+    """sha256 of an array's bytes (C order), to check that redrawn samples are the same."""
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+
+
 def generate_dataset(cfg: CsiDataConfig, out: str | Path, progress=None) -> Path:
     """Draw and write the dataset; returns the path of description.json. Refuses a non-empty ``out``
     holding a description of a different config."""
@@ -156,16 +175,17 @@ def generate_dataset(cfg: CsiDataConfig, out: str | Path, progress=None) -> Path
         if old != json.loads(cfg.model_dump_json()):
             raise ValueError(f"{out} holds a CSI dataset of a different config; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    seeds = np.random.SeedSequence(cfg.seed).spawn((cfg.num_samples + cfg.shard_size - 1) // cfg.shard_size)
+    seeds = shard_seeds(cfg)
     shards = []
-    for i, ss in enumerate(seeds):
+    for i, seed in enumerate(seeds):
         n = min(cfg.shard_size, cfg.num_samples - i * cfg.shard_size)
-        arrays = draw_shard(cfg, n, int(ss.generate_state(1)[0]))
+        arrays = draw_shard(cfg, n, seed)
         path = out / f"shard_{i:05d}.npz"
         tmp = path.with_name(path.stem + ".tmp.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
-        shards.append({"file": path.name, "num_samples": n, "sha256": _sha256(path)})
+        shards.append({"file": path.name, "num_samples": n, "sha256": _sha256(path),
+                       "x_sha256": array_sha256(arrays["x"])})
         if progress is not None:
             progress(i + 1, len(seeds))
     desc = {

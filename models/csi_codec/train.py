@@ -98,3 +98,92 @@ class FullModelFineTuner(_Trainer):
             v.assign(np.asarray(o, np.float32))
         self.reset_optimizer()
         return self._loop(x, steps, batch, rng if rng is not None else np.random.default_rng(0), log, log_every)
+
+
+# -- offline training command ---------------------------------------------------------------------------
+def evaluate(codec: ConvCsiCodec, x: np.ndarray, lmbda: float, batch: int = 256) -> dict[str, float]:
+    """Inference-mode RD terms over x [n, ant, sc, 2] (rounded latents), plus the real coded size of
+    the whole set in one stream and the mean size of one stream per report (bits per CSI dimension)."""
+    from models.csi_codec.bitstream import LatentCoder
+
+    x = np.asarray(x, np.float32)
+    symbols, est = [], []
+    err = ref = 0.0
+    ratios = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        s, e = codec.compress(xb)
+        x_hat = codec.decompress(s)
+        symbols.append(s)
+        est.append(e)
+        e2 = np.sum((xb - x_hat) ** 2, axis=(1, 2, 3))
+        r2 = np.sum(xb ** 2, axis=(1, 2, 3))
+        ratios.append(e2 / r2)
+        err += float(e2.sum())
+        ref += float(r2.sum())
+    symbols, est, ratios = np.concatenate(symbols), np.concatenate(est), np.concatenate(ratios)
+    coder = LatentCoder(codec.probability_tables(), codec.config.latent_shape)
+    one = coder.encode(symbols)
+    if not np.array_equal(coder.decode(one), symbols):
+        raise RuntimeError("latent stream did not round-trip")           # would make every number wrong
+    each = coder.encode_each(symbols[:200])
+    dims = codec.config.csi_dims
+    rate = float(est.mean()) / dims
+    distortion = err / len(x) / dims
+    return {"n": int(len(x)), "nmse_db": float(10 * np.log10(ratios.mean())), "rate_estimated": rate,
+            "distortion": distortion, "loss": rate + lmbda * distortion,
+            "rate_coded_one_stream": one.bits / len(x) / dims,
+            "rate_coded_per_report": float(np.mean([c.bits for c in each])) / dims}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m models.csi_codec.train --data DIR --out CHECKPOINT.json [...]: RD training on a
+    dataset written by ``airtune data csi``; the checkpoint records the command and the held-out
+    (test split) metrics."""
+    import argparse
+    import sys
+    import time
+
+    from models.csi_codec.data import load_split, read_description
+    from models.csi_codec.model import ConvCsiConfig
+
+    p = argparse.ArgumentParser(prog="python -m models.csi_codec.train", description=main.__doc__)
+    p.add_argument("--data", required=True, help="dataset folder (description.json)")
+    p.add_argument("--out", required=True, help="checkpoint JSON (weights go next to it as .npz)")
+    p.add_argument("--lmbda", type=float, default=300.0, help="RD weight lambda of eq. 9 (per CSI dimension)")
+    p.add_argument("--filters", type=int, default=64)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    desc = read_description(args.data)
+    num_ant, num_sc, _ = desc["shape"]
+    x_train, x_test = load_split(args.data, "train"), load_split(args.data, "test")
+    codec = ConvCsiCodec(ConvCsiConfig(num_ant=num_ant, num_sc=num_sc, filters=args.filters), seed=args.seed)
+    t0 = time.perf_counter()
+    RdTrainer(codec, args.lmbda, args.lr).run(
+        x_train, args.steps, args.batch, np.random.default_rng(args.seed),
+        log=lambda i, t: print(f"step {i}: " + ", ".join(f"{k} {v:.4g}" for k, v in t.items()),
+                               file=sys.stderr, flush=True))
+    metrics = evaluate(codec, x_test, args.lmbda)
+    start, stop, offset, test_shards = *desc["splits"]["test"], 0, []
+    for i, sh in enumerate(desc["shards"]):
+        if offset < stop and offset + sh["num_samples"] > start:
+            test_shards.append({"index": i, "first": max(start - offset, 0), "num_samples": sh["num_samples"],
+                                "x_sha256": sh.get("x_sha256")})
+        offset += sh["num_samples"]
+    training = {"command": "python -m models.csi_codec.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+                "dataset_config": desc["config"], "test_shards": test_shards, "lmbda": args.lmbda, "steps": args.steps, "batch": args.batch,
+                "learning_rate": args.lr, "seed": args.seed, "wall_s": round(time.perf_counter() - t0, 1),
+                "test": metrics}
+    path = codec.save(args.out, training=training)
+    print(f"test split: NMSE {metrics['nmse_db']:.2f} dB at {metrics['rate_estimated']:.4f} bit/dim estimated, "
+          f"{metrics['rate_coded_one_stream']:.4f} coded (one stream), {metrics['rate_coded_per_report']:.4f} "
+          f"(one stream per report) -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

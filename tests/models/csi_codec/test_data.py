@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from models.csi_codec.data import (CsiDataConfig, csi_dataset, generate_dataset, load_data_config, load_split,
-                                   read_description)
+from models.csi_codec.data import (CsiDataConfig, array_sha256, csi_dataset, generate_dataset, load_data_config,
+                                   load_split, read_description, redraw_shard)
 
 SMALL = dict(bs_array_rows=2, bs_array_cols=4, num_subcarriers=16)
 
@@ -41,6 +41,9 @@ def test_cdl_dataset_layout_and_normalisation(cdl_dir):
     assert len({x[i].tobytes() for i in range(25)}) == 25                # independent draws
     with np.load(out / "shard_00000.npz") as d:
         assert d["scale"].shape == (10,) and np.all(d["scale"] > 0)
+    with np.load(out / "shard_00002.npz") as d:                         # redrawn from the config alone
+        again = redraw_shard(cfg, 2)
+        assert np.array_equal(again["x"], d["x"]) and array_sha256(again["x"]) == desc["shards"][2]["x_sha256"]
 
 
 def test_tf_data_streams_the_same_samples(cdl_dir):
