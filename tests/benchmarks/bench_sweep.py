@@ -1,0 +1,74 @@
+"""Sweep speed: a 4-point sweep (seeds 1-4) of the quickstart scenario on the LocalCluster against
+the same 4 points run one after another in one process, timed in the same run.
+
+Run: .venv/bin/python -m pytest -m benchmark -s tests/benchmarks/bench_sweep.py
+Requirement (sweep issue): sweep / sequential <= 0.65 on a 2-core machine.
+
+Both sides are timed as whole commands from a cold start, so worker start-up and the TensorFlow
+import count for the sweep (``airtune sweep --workers 2``) exactly as the one TensorFlow import
+counts for the sequential process. The sequential process gets one BLAS thread (as the Dask
+workers do): with two OpenBLAS threads a busy second core slows the engine's per-chunk channel
+matmul many times over, which would flatter the sweep. Also printed: the same points run
+sequentially inside this (already warm) process. ``duration_s``: None = the quickstart as
+committed; 40 s shows where the fixed cost of the cluster stops mattering.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from simulator.engine import Simulation
+from simulator.sweep import read_sweep
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.benchmark
+
+SEQUENTIAL = """
+import sys
+from simulator.engine import Simulation
+from simulator.sweep import read_sweep
+for p in read_sweep(sys.argv[1], sys.argv[2]).points:
+    Simulation(p.scenario, p.out_dir).run()
+"""
+
+
+def _timed(cmd: list[str], env: dict) -> float:
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    wall = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr[-3000:]
+    return wall
+
+
+@pytest.mark.parametrize("duration_s", [None, 40.0])
+def test_sweep_on_local_cluster_vs_points_one_after_another(tmp_path, duration_s):
+    body = {"base": str(REPO / "scenarios" / "quickstart.yaml"), "grid": {"seed": [1, 2, 3, 4]},
+            "output": {"dir": str(tmp_path / "sweep")}}
+    if duration_s is not None:
+        body["set"] = {"duration_s": duration_s}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(body))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    one_thread = {**env, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    load0 = os.getloadavg()[0]
+
+    seq = _timed([sys.executable, "-c", SEQUENTIAL, str(path), str(tmp_path / "seq")], one_thread)
+    sweep = _timed([sys.executable, "-m", "simulator.cli", "sweep", str(path), "--workers", "2", "--no-progress"],
+                   env)
+    points = read_sweep(path, tmp_path / "warm").points
+    Simulation(points[0].scenario, tmp_path / "warmup").run()          # imports, tables, first trace
+    t0 = time.monotonic()
+    for p in points:
+        Simulation(p.scenario, p.out_dir).run()
+    warm = time.monotonic() - t0
+    sc = points[0].scenario
+    print(f"\n[bench] 4-point sweep of quickstart ({sc.duration_s:g} s, {sc.phy.backend}, seeds 1-4): "
+          f"airtune sweep --workers 2 {sweep:.1f} s | one process, points one after another {seq:.1f} s | "
+          f"ratio {sweep / seq:.2f} (requirement <= 0.65) | same points in this warm process {warm:.1f} s "
+          f"(ratio {sweep / warm:.2f}) | load average {load0:.2f} before, {os.getloadavg()[0]:.2f} after")
+    assert sweep / seq <= 0.65
