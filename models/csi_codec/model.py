@@ -263,7 +263,10 @@ class ConvCsiCodec(tf.Module):
         return tf.cast(y, tf.int32), self.entropy.bits(y)
 
     def compress(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """x [batch, ant, sc, 2] -> (symbols [batch, h, w, C] int32, model bits estimate [batch] float32)."""
+        """x [batch, ant, sc, 2] -> (symbols [batch, h, w, C] int32, model bits estimate [batch] float32).
+
+        The estimate is -log2 of the (bounded) likelihood: a symbol so far in the tail that its
+        likelihood is below 1e-9 counts ~30 bits, while the coder spends its escape code on it."""
         sym, bits = self._compress(self._check_input(x))
         return sym.numpy(), bits.numpy()
 

@@ -123,3 +123,22 @@ def test_cli_data_csi(tmp_path, capsys):
     cfg.write_text("source: cdl\nnum_samples: -1\n")
     assert main(["data", "csi", "--config", str(cfg), "--out", str(tmp_path / "e")]) == 2
     assert "num_samples:" in capsys.readouterr().err
+
+
+def test_training_command_writes_a_checkpoint_with_test_metrics(tmp_path):
+    from models.csi_codec.model import ConvCsiCodec
+    from models.csi_codec.train import main
+
+    cfg = CsiDataConfig(source="cdl", bs_array_rows=2, bs_array_cols=4, num_subcarriers=8, num_samples=20,
+                        shard_size=10, split_fractions=(0.5, 0.0, 0.5))
+    generate_dataset(cfg, tmp_path / "d")
+    out = tmp_path / "c.json"
+    assert main(["--data", str(tmp_path / "d"), "--out", str(out), "--filters", "4", "--steps", "2",
+                 "--batch", "4"]) == 0
+    doc = json.loads(out.read_text())["config"]
+    test = doc["training"]["test"]
+    assert test["n"] == 10 and np.isfinite(test["nmse_db"])
+    assert test["rate_coded_one_stream"] >= test["rate_estimated"] - 64 / (10 * 64)
+    assert doc["training"]["test_shards"] == [{"index": 1, "first": 0, "num_samples": 10,
+                                               "x_sha256": read_description(tmp_path / "d")["shards"][1]["x_sha256"]}]
+    assert ConvCsiCodec.load(out).config.num_ant == 8
