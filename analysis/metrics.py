@@ -111,14 +111,15 @@ def bler(slots: pd.DataFrame, max_transmissions, by: Sequence[str] | None = None
 def bler_prediction_error(periods: pd.DataFrame, by: Sequence[str] | None = None,
                           snr_bin_db: float | None = None) -> pd.DataFrame:
     """Mean |bler_predicted - bler_observed| over the periods that have both (NaN: no predictor
-    or no feedback in the period). ``snr_bin_db``: also per SNR bin (``snr_db`` = bin centre)."""
+    or no feedback in the period). ``snr_bin_db``: also per SNR bin (``snr_db`` = bin centre, a
+    multiple of the bin width)."""
     _need(periods, "bler_predicted", "bler_observed")
     df = periods[periods["bler_predicted"].notna() & periods["bler_observed"].notna()]
     df = df.assign(abs_error=(df["bler_predicted"].astype(float) - df["bler_observed"].astype(float)).abs())
     cols = keys(periods, by)
     if snr_bin_db is not None:
         _need(periods, "snr_db")
-        df = df.assign(snr_db=(np.floor(df["snr_db"] / snr_bin_db) + 0.5) * snr_bin_db)
+        df = df.assign(snr_db=np.round(df["snr_db"].astype(float) / snr_bin_db) * snr_bin_db)
         cols = [*cols, "snr_db"]
     out = _groups(df, cols).agg(mean_abs_error=("abs_error", "mean"), n=("abs_error", "size"))
     return _finish(out, periods)

@@ -85,7 +85,8 @@ def metric_vs_param(ci: pd.DataFrame, x: str, hue: Sequence[str] = (), ylabel: s
     """``metrics.mean_ci`` frame with ``x`` among its groups (e.g. an update interval): the mean
     against x with its confidence band, one line per ``hue`` group."""
     return lines(ci, x, "mean", hue, band=("ci_low", "ci_high"), marker="o",
-                 title=f"{ylabel or 'metric'} vs {x.rsplit('.', 1)[-1]}", xlabel=x, ylabel=ylabel or "mean")
+                 title=f"{(ylabel or 'metric').split(' (')[0].capitalize()} vs {x.rsplit('.', 1)[-1]}", xlabel=x,
+                 ylabel=ylabel or "mean")
 
 
 def save_figure(fig: Figure, stem: str | Path) -> list[Path]:

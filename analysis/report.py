@@ -45,7 +45,8 @@ def figures(logs: Logs) -> dict[str, tuple[str, object]]:
         hue = numeric[:1]
     out["throughput_over_time"] = (
         f"Delivered throughput per UE in {_window_s(logs) * 1000:g} ms windows"
-        + (f"; mean over seeds and UEs with 95 % confidence band, by {', '.join(hue)}" if hue else ""),
+        + (f"; mean over seeds, UEs and any other parameter with 95 % confidence band, by {', '.join(hue)}"
+           if hue else ""),
         plots.throughput_over_time(tput_w, hue))
     if logs.periods["bler_predicted"].notna().any():
         err = bler_prediction_error(logs.periods, snr_bin_db=1.0)
@@ -61,10 +62,11 @@ def figures(logs: Logs) -> dict[str, tuple[str, object]]:
         per_point = per_point.groupby([*logs.params, "point"], observed=True, as_index=False)["throughput_mbps"].mean()
         per_point.attrs["params"] = list(logs.params)
         for x in numeric:
-            by = [x, *[c for c in categorical[:1]]]
-            ci = mean_ci(per_point, "throughput_mbps", by=by)
-            out[f"throughput_vs_{x.replace('.', '_')}"] = (f"Throughput per UE vs {x}: mean over seeds with 95 % confidence band",
-                                         plots.metric_vs_param(ci, x, categorical[:1], "throughput (Mbit/s)"))
+            hue = [p for p in (*categorical, *numeric) if p != x]
+            ci = mean_ci(per_point, "throughput_mbps", by=[x, *hue])
+            out[f"throughput_vs_{x.replace('.', '_')}"] = (
+                f"Throughput per UE vs {x}: mean over seeds with 95 % confidence band",
+                plots.metric_vs_param(ci, x, hue, "throughput (Mbit/s)"))
     return out
 
 

@@ -140,7 +140,7 @@ def test_bler_error_csi_rd_and_ber_gap_known_answers():
     err = analysis.bler_prediction_error(periods)
     assert (err.n[0], err.mean_abs_error[0]) == pytest.approx((3, (0.2 + 0.0 + 0.5) / 3))
     binned = analysis.bler_prediction_error(periods, snr_bin_db=2.0)
-    assert binned.snr_db.tolist() == [1.0, 3.0] and binned.mean_abs_error.tolist() == pytest.approx([0.1, 0.5])
+    assert binned.snr_db.tolist() == [2.0, 4.0] and binned.mean_abs_error.tolist() == pytest.approx([0.1, 0.5])
 
     updates = pd.DataFrame({"ue": [0, 0], "model": ["csi_codec", "csi_codec"], "update_bits": [150, 50],
                             "compute_us": [10, 30], "loss_before": [1.0, 1.0], "loss_after": [0.5, 0.7]})
