@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.csi_codec.bitstream import CodedLatents, LatentCoder
 from tests.models.csi_codec.conftest import sample_known
@@ -73,3 +75,14 @@ def test_bad_inputs_are_refused(coder):
         coder.decode(b"abc", 1)
     with pytest.raises(ValueError, match="num_reports"):
         coder.decode(CodedLatents(b"", 0).data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_any_int32_latents_round_trip(coder, data):
+    """Property: whatever the integers (table range, escapes, int32 extremes), the stream decodes."""
+    reports = data.draw(st.integers(0, 3))
+    values = st.one_of(st.integers(-40, 40), st.integers(-(2 ** 31), 2 ** 31 - 1))
+    flat = data.draw(st.lists(values, min_size=reports * H * W * 2, max_size=reports * H * W * 2))
+    y = np.array(flat, np.int64).reshape(reports, H, W, 2).astype(np.int32)
+    assert np.array_equal(coder.decode(coder.encode(y)), y)
