@@ -416,8 +416,11 @@ def run_sweep(sweep: Sweep, *, scheduler: str | None = None, workers: int | None
             bar.set_description_str(f"done {len(result.complete)}, failed {len(result.failed)}, "
                                     f"skipped {len(result.skipped)}", refresh=False)
             bar.update(1)
-    except BaseException:
+    except KeyboardInterrupt:
         book.write(status="interrupted", wall_s=time.monotonic() - t0)
+        raise
+    except BaseException as exc:
+        book.write(status="failed", error=f"{type(exc).__name__}: {exc}", wall_s=time.monotonic() - t0)
         raise
     finally:
         bar.close()
@@ -453,6 +456,14 @@ def cmd_sweep(args) -> int:
     if args.workers is not None and args.workers < 1:
         err(f"--workers: must be >= 1 (got {args.workers})")
         return 2
+    if args.scheduler:
+        from distributed.comm.addressing import get_address_host_port
+
+        try:
+            get_address_host_port(args.scheduler)
+        except ValueError as exc:
+            err(f"--scheduler: {exc} (expected e.g. tcp://host:8786)")
+            return 2
     try:
         sweep = read_sweep(args.sweep, args.out)
     except ScenarioError as exc:

@@ -7,6 +7,7 @@ import copy
 import json
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -49,8 +50,10 @@ def sweep_dir(tmp_path_factory):
     (tmp / "sweep.yaml").write_text(yaml.safe_dump({
         "base": "base.yaml", "set": {"duration_s": 0.3},
         "grid": {"channel.profile": ["C", "B"], "seed": [1, 2, 3]}, "output": {"dir": str(tmp / "out")}}))
-    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
-        res = run_sweep(read_sweep(tmp / "sweep.yaml"), client=client)
+    with warnings.catch_warnings():     # "port 8787 in use" when another Dask cluster runs on this machine
+        warnings.simplefilter("ignore")
+        with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+            res = run_sweep(read_sweep(tmp / "sweep.yaml"), client=client)
     assert res.ok and len(res.complete) == 6
     return tmp / "out"
 

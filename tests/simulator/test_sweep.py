@@ -75,6 +75,8 @@ def test_bad_point_reported_before_anything_runs(tmp_path, capsys):
     assert ("points max_transmissions=4,seed=1,period_ms=0.3, max_transmissions=4,seed=2,period_ms=0.3: "
             "csi_rs.period_ms: must be a whole number of 0.5 ms slots") in err
     assert not out.exists()
+    assert main(["sweep", str(path), "--scheduler", "head-node"]) == 2
+    assert "--scheduler: missing port number" in capsys.readouterr().err
 
     for body, needle in [
         ({"grid": {"seed": []}, "output": {"dir": "x"}}, "grid.seed: needs at least one value (line 3)"),
