@@ -161,3 +161,23 @@ def test_fine_tuner_reset_keeps_the_learning_rate_and_clears_the_moments():
     assert float(tuner.optimizer.learning_rate) == pytest.approx(1e-3)
     moved = [v.numpy() for v in m.decoder_side_variables]
     assert any(not np.array_equal(a, b) for a, b in zip(old, moved))
+
+
+def test_update_rate_term_sparsifies_the_decoder_update():
+    """Eq. 21's purpose: with beta = 0 almost every decoder-side weight moves by a bin or more;
+    with a large beta the spike-and-slab rate keeps the update (nearly) empty."""
+    from models.csi_codec.train import FullModelFineTuner
+    from models.csi_codec.update_coder import UpdateCoder
+
+    x = few_path_csi(np.random.default_rng(1), 64, paths=1)
+    q, prior = UpdateQuantizer(64, 0.005), SpikeSlabPrior()
+    nonzero, bits = {}, {}
+    for beta in (0.0, 1000.0):
+        m = ConvCsiCodec(ConvCsiConfig.preset("32x32", filters=8), seed=3)
+        old = [v.numpy() for v in m.decoder_side_variables]
+        FullModelFineTuner(m, q, prior, lmbda=20.0, beta=beta, reports_per_update=10, learning_rate=3e-3).run(
+            x, old, steps=30, batch=16, rng=np.random.default_rng(0))
+        coded = UpdateCoder(q, prior).encode(old, [v.numpy() for v in m.decoder_side_variables])
+        nonzero[beta], bits[beta] = coded.nonzero, coded.bits
+    assert nonzero[0.0] > 0.5 * coded.num_weights
+    assert nonzero[1000.0] < 0.1 * nonzero[0.0] and bits[1000.0] < 0.1 * bits[0.0]
