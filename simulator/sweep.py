@@ -274,19 +274,13 @@ class _Book:
 
     def __init__(self, sweep: Sweep, states: dict[str, str]):
         self.path = sweep.out_dir / SWEEP_FILE
-        old = {}
-        if self.path.exists():
-            try:
-                old = {p["name"]: p for p in json.loads(self.path.read_text()).get("points", [])}
-            except (OSError, json.JSONDecodeError, KeyError, TypeError):
-                old = {}
         self.doc = {"sweep": sweep.to_json(), "status": "running",
                     "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "points": []}
         for p in sweep.points:
             row = {"name": p.name, "dir": p.name, "params": p.params, "status": "pending", "error": None}
-            if states[p.name] == "complete":
-                prev = old.get(p.name, {})
-                row.update(status="complete", wall_s=prev.get("wall_s"), summary=prev.get("summary"))
+            if states[p.name] == "complete":      # skipped: its figures from its own manifest
+                man = json.loads((p.out_dir / "manifest.json").read_text())
+                row.update(status="complete", wall_s=man.get("wall_s"), summary=man.get("summary"))
             self.doc["points"].append(row)
         self._rows = {r["name"]: r for r in self.doc["points"]}
         self.write()
@@ -340,13 +334,18 @@ def _close(client, cluster) -> None:
     for nanny in cluster.workers.values():
         nanny.auto_restart = False
     client.close()
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    cluster.close()
+    log = logging.getLogger("distributed")
+    level = log.level
+    log.setLevel(logging.CRITICAL)          # the nannies report their workers' deaths
+    try:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        cluster.close()
+    finally:
+        log.setLevel(level)
 
 
 def _progress(total: int, enabled: bool):

@@ -162,6 +162,7 @@ def test_killed_sweep_resumes_each_point_exactly_once_with_the_logs_of_single_ru
     assert f"{6 - len(done)} run, {len(done)} already complete, 0 failed" in stdout
     doc = json.loads((out / "sweep.json").read_text())
     assert doc["status"] == "complete" and [r["status"] for r in doc["points"]] == ["complete"] * 6
+    assert all(r["summary"]["throughput_mbps"] > 0 for r in doc["points"])     # skipped ones too
     assert sorted(x.name for x in out.iterdir() if x.is_dir()) == sorted(pt.name for pt in sweep.points)
     for n in done:   # skipped, not rewritten
         assert (out / n / "slots.parquet").stat().st_mtime_ns == stamps[n]
