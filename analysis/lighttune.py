@@ -20,30 +20,38 @@ CHANNELS = {"tdl_a30": "TDL-A30, 10 Hz", "tdl_b50": "TDL-B50, 30 Hz", "tdl_c200"
 PREDICTION_VARIANTS = ["frozen", "lighttune_uniform", "lighttune_hard", "lighttune_uniform_lr0.03"]
 THROUGHPUT_VARIANTS = ["olla", "cqi_tune_frozen", "cqi_tune_lighttune_uniform", "cqi_tune_lighttune_hard",
                        "cqi_tune_offline_mlp"]
+TABLEONLY_VARIANTS = ["table", "table_cqi_tune_lighttune_uniform"]
+PARTS = ("prediction", "throughput", "tableonly")
 # The paper's figures (seeds/003, Sec. V-B), for the comparison column.
 PAPER = {("prediction", "tdl_a30"): "-43.5 %", ("prediction", "tdl_b50"): "-36 %",
          ("throughput", "tdl_b50"): "+6 %", ("throughput", "tdl_c200"): "+9.5 %"}
 KEYS = ["point", "variant", "snr_db", "seed"]
+HIGH_BLER = 0.9
 
 
 def run_metrics(sweep_dir: str | Path) -> pd.DataFrame:
     """One row per complete point: variant, snr_db, seed, pred_error, throughput_mbps,
-    first_tx_bler, updates, backoff_share (share of periods whose CQI was backed off)."""
+    first_tx_bler, updates, backoff_share (share of periods whose CQI was backed off) and
+    high_bler_share (share of periods whose observed BLER reached ``HIGH_BLER``: the periods an
+    oracle CQI-Tune at tau_BLER = 0.9 would have backed off)."""
     logs = load_sweep(sweep_dir)
     facts = pd.DataFrame([{"point": p, "variant": sc["name"], "snr_db": float(sc["snr"]["snr_db"]),
                            "seed": int(sc["seed"])} for p, sc in logs.scenarios.items()])
     if facts.empty:
         return pd.DataFrame(columns=[*KEYS, "pred_error", "throughput_mbps", "first_tx_bler", "updates",
-                                     "backoff_share"])
+                                     "backoff_share", "high_bler_share"])
     facts["point"] = facts["point"].astype(logs.slots["point"].dtype)
-    per = logs.periods.assign(backed_off=logs.periods["cqi_reported"] < logs.periods["cqi_table"])
+    per = logs.periods.assign(backed_off=logs.periods["cqi_reported"] < logs.periods["cqi_table"],
+                              high_bler=(logs.periods["bler_observed"] >= HIGH_BLER).where(
+                                  logs.periods["bler_observed"].notna()))
     out = (facts
            .merge(bler_prediction_error(per, by=["point"])[["point", "mean_abs_error"]], on="point", how="left")
            .merge(throughput(logs.slots, duration_s=logs.duration_s, by=["point"])[["point", "throughput_mbps"]],
                   on="point", how="left")
            .merge(bler(logs.slots, logs.max_transmissions, by=["point"])[["point", "first_tx_bler"]], on="point",
                   how="left")
-           .merge(per.groupby("point", observed=True)["backed_off"].mean().rename("backoff_share").reset_index(),
+           .merge(per.groupby("point", observed=True)[["backed_off", "high_bler"]].mean()
+                  .rename(columns={"backed_off": "backoff_share", "high_bler": "high_bler_share"}).reset_index(),
                   on="point", how="left"))
     upd = (update_stats(logs.updates, by=["point"]) if len(logs.updates)
            else pd.DataFrame(columns=["point", "n_updates"]))
@@ -82,20 +90,22 @@ def prediction_table(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def throughput_table(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def throughput_table(metrics: dict[str, pd.DataFrame], variants: list[str] = THROUGHPUT_VARIANTS,
+                     paper: bool = True) -> pd.DataFrame:
     """Rows: channels; columns: throughput per variant (Mbit/s, mean ± CI over seeds) and the
-    paired gain of each CQI-Tune variant over OLLA (%)."""
+    paired gain of each other variant over the first (OLLA alone) in %."""
     out = []
     for ch, df in metrics.items():
-        row = {"channel": CHANNELS[ch], **_variant_cells(df, "throughput_mbps", THROUGHPUT_VARIANTS, 2)}
-        base = df[df.variant == "olla"].set_index(["seed", "snr_db"]).throughput_mbps
-        for v in THROUGHPUT_VARIANTS[1:]:
+        row = {"channel": CHANNELS[ch], **_variant_cells(df, "throughput_mbps", variants, 2)}
+        base = df[df.variant == variants[0]].set_index(["seed", "snr_db"]).throughput_mbps
+        for v in variants[1:]:
             cur = df[df.variant == v].set_index(["seed", "snr_db"]).throughput_mbps
             if len(cur) and len(base):
                 gain = (100 * (cur / base - 1)).groupby("seed").mean().rename("gain").reset_index()
                 c = mean_ci(gain, "gain", by=[]).iloc[0]
                 row[f"gain {v.removeprefix('cqi_tune_')} %"] = _fmt(c["mean"], c["ci_high"] - c["mean"], 2)
-        row["paper"] = PAPER.get(("throughput", ch), "")
+        if paper:
+            row["paper"] = PAPER.get(("throughput", ch), "")
         out.append(row)
     return pd.DataFrame(out)
 
@@ -103,6 +113,13 @@ def throughput_table(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def by_snr(df: pd.DataFrame, metric: str, digits: int) -> pd.DataFrame:
     """[variant x snr_db] mean over seeds (the paper's Fig. 4 axis)."""
     return df.groupby(["variant", "snr_db"], observed=True)[metric].mean().unstack("snr_db").round(digits)
+
+
+def _diagnostics(df: pd.DataFrame) -> pd.DataFrame:
+    """Per variant, means over points: how often CQI-Tune backed off, how often the observed
+    period BLER reached 0.9, prediction error, first-transmission BLER, updates per run."""
+    return df.groupby("variant", observed=True)[["backoff_share", "high_bler_share", "pred_error", "first_tx_bler",
+                                                  "updates"]].mean().round(3)
 
 
 def markdown_table(df: pd.DataFrame, index: bool = False) -> str:
@@ -118,7 +135,7 @@ def markdown_table(df: pd.DataFrame, index: bool = False) -> str:
 def load_study(root: str | Path) -> dict[str, dict[str, pd.DataFrame]]:
     """{"prediction" | "throughput": {channel: run_metrics}} for the sweep folders under ``root``."""
     root = Path(root)
-    out: dict[str, dict[str, pd.DataFrame]] = {"prediction": {}, "throughput": {}}
+    out: dict[str, dict[str, pd.DataFrame]] = {part: {} for part in PARTS}
     for part in out:
         for ch in CHANNELS:
             d = root / f"{part}_{ch}"
@@ -150,8 +167,14 @@ def results_markdown(root: str | Path, command: str) -> str:
         for ch, df in study["throughput"].items():
             parts += [f"### {CHANNELS[ch]}: throughput by SNR (dB), Mbit/s, mean over seeds\n",
                       markdown_table(by_snr(df, "throughput_mbps", 2), index=True), "",
-                      f"{CHANNELS[ch]}: share of periods where CQI-Tune backed off, and prediction error "
-                      "under OLLA, by variant\n",
-                      markdown_table(df.groupby("variant", observed=True)[["backoff_share", "pred_error", "first_tx_bler",
-                                                            "updates"]].mean().round(3), index=True), ""]
+                      f"{CHANNELS[ch]}, with OLLA: diagnostics by variant (backoff_share: periods CQI-Tune "
+                      "backed off; high_bler_share: periods whose observed BLER reached 0.9, the ones an oracle "
+                      "CQI-Tune would back off; means over points)\n",
+                      markdown_table(_diagnostics(df), index=True), ""]
+    if study["tableonly"]:
+        parts += ["## Table-based CQI without OLLA, alone and with CQI-Tune (LightTune, uniform), Mbit/s\n",
+                  markdown_table(throughput_table(study["tableonly"], TABLEONLY_VARIANTS, paper=False)), ""]
+        for ch, df in study["tableonly"].items():
+            parts += [f"{CHANNELS[ch]}, no OLLA: diagnostics by variant (as above)\n", markdown_table(_diagnostics(df), index=True),
+                      ""]
     return "\n".join(parts)

@@ -1,4 +1,5 @@
-"""Every YAML shipped under scenarios/ is valid: scenarios, sweeps (every point) and training configs."""
+"""Every YAML shipped under scenarios/ is valid: scenarios, sweeps (every point), BLER training data
+configs (their scenario too) and CSI data set configs."""
 from __future__ import annotations
 
 import pytest
@@ -21,6 +22,10 @@ def test_bundled_yaml_validates(path, monkeypatch):
         from simulator.sweep import read_sweep
 
         assert len(read_sweep(path).points) >= 1
+    elif "source" in data:           # a CSI data set config (airtune data csi)
+        from models.csi_codec.data import load_data_config
+
+        load_data_config(path)
     elif "scenario" in data:
         from simulator.loader import validate_data
         from simulator.training_data import load_data_config
