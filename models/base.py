@@ -25,6 +25,8 @@ class Update:
     model: str
     trigger: str                   # what fired it, e.g. "error>=delta"
     compute_us: int                # wall time of the update computation
+    trigger_value: float = float("nan")   # the quantity compared with the trigger's threshold
+    state_bytes: int = 0           # bytes of model state the update read or wrote
     update_bits: int = 0           # bits sent over a link to apply it (0: local to the UE)
     loss_before: float = float("nan")
     loss_after: float = float("nan")

@@ -53,7 +53,9 @@ UPDATES = pa.schema([
     ("ue", pa.int32()),
     ("model", pa.string()),
     ("trigger", pa.string()),
+    ("trigger_value", pa.float32()),     # the quantity that fired it (LightTune: |predicted - observed BLER|)
     ("compute_us", pa.int64()),
+    ("state_bytes", pa.int64()),         # model state read or written by the update (weights, moments, activations)
     ("update_bits", pa.int64()),
     ("applied_t_us", pa.int64()),
     ("loss_before", pa.float32()),

@@ -149,7 +149,7 @@ class FFBlerPredictor:
         loss_before, loss_after, touched = self.update(x, pos, neg)
         return Update(model="ff_bler", trigger=f"error {error:.3f} >= delta {self.online.delta}",
                       compute_us=(time.perf_counter_ns() - t0) // 1000, loss_before=loss_before,
-                      loss_after=loss_after,
+                      loss_after=loss_after, trigger_value=error, state_bytes=touched,
                       extra={"error": error, "positive": pos, "negative": neg, "predicted": pred_cls,
                              "state_bytes": touched})
 

@@ -94,7 +94,8 @@ def _close(occ: _Occasion, t_end: int, ue, link, rec, predictor) -> None:
             fine_tuned = True
             compute_us = max(upd.compute_us, (time.perf_counter_ns() - t_wall) // 1000)
             rec.append("updates", {
-                "t_us": t_end, "ue": ue.id, "model": upd.model, "trigger": upd.trigger, "compute_us": compute_us,
+                "t_us": t_end, "ue": ue.id, "model": upd.model, "trigger": upd.trigger,
+                "trigger_value": upd.trigger_value, "compute_us": compute_us, "state_bytes": upd.state_bytes,
                 "update_bits": upd.update_bits, "applied_t_us": t_end + compute_us,
                 "loss_before": upd.loss_before, "loss_after": upd.loss_after,
             })

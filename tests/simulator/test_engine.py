@@ -193,6 +193,10 @@ def test_bler_predictor_with_lighttune_and_cqi_tune_in_the_loop(make_scenario, t
     assert periods.fine_tuned.equals((err >= 0.3 - 1e-6) & periods.bler_observed.notna())
     assert len(updates) == periods.fine_tuned.sum() > 0
     assert (updates.applied_t_us > updates.t_us).all() and (updates.model == "ff_bler").all()
+    # the logged trigger value is the period's error, and each update reports the state it touched
+    fired = err[periods.fine_tuned].to_numpy()
+    np.testing.assert_allclose(np.sort(updates.trigger_value.to_numpy()), np.sort(fired), atol=1e-6)
+    assert (updates.state_bytes > 0).all()
     assert set(updates.t_us) <= set(periods.t_end_us[periods.fine_tuned])
 
 
