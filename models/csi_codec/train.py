@@ -1,6 +1,12 @@
 """Training loops for the conv CSI codec: offline RD training (eq. 9) and the fine-tuning of the
 full-model scheme (eq. 21). Adam; mini-batches drawn with an explicit rng.
 
+The paper's schemes map onto them: ``encoder_only`` is ``RdTrainer`` over
+``codec.encoder_side_variables`` (the decoder side does not change, nothing is sent);
+``genie`` is ``RdTrainer`` over all variables with the new decoder side handed to the gNB for
+free; ``full_model`` is ``FullModelFineTuner`` followed by ``CsiEncoderSide.make_update``.
+(``translation`` needs its own modules and is not here yet.)
+
 Each trainer compiles its step once and keeps it: tracing a step with Keras' Adam costs seconds
 on CPU, far more than a short online fine-tuning, so a UE builds its fine-tuner once and calls
 ``run`` at every update (the reference weights are variables the step reads, and the Adam state

@@ -181,3 +181,13 @@ def test_update_rate_term_sparsifies_the_decoder_update():
         nonzero[beta], bits[beta] = coded.nonzero, coded.bits
     assert nonzero[0.0] > 0.5 * coded.num_weights
     assert nonzero[1000.0] < 0.1 * nonzero[0.0] and bits[1000.0] < 0.1 * bits[0.0]
+
+
+def test_encoder_only_training_leaves_the_decoder_side_alone():
+    m = ConvCsiCodec(ConvCsiConfig.preset("32x32", filters=4), seed=6)
+    dec = [v.numpy() for v in m.decoder_side_variables]
+    enc = [v.numpy() for v in m.encoder_side_variables]
+    RdTrainer(m, 20.0, 1e-3, variables=m.encoder_side_variables).run(
+        few_path_csi(np.random.default_rng(10), 16), steps=3, batch=8)
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(dec, m.decoder_side_variables))
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(enc, m.encoder_side_variables))
