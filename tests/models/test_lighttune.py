@@ -76,3 +76,36 @@ def test_onehot_label_encoding_updates_and_checks_its_input_size():
     assert reached >= 8
     with pytest.raises(ValueError, match="FF input size 13 != 12 features \\+ 11 label inputs"):
         FFBlerPredictor(FFBlerConfig(label_encoding="onehot"))
+
+
+CHECKPOINT = "models/checkpoints/ff_bler_tdl_a30.json"
+
+
+@pytest.mark.parametrize("negatives", ["uniform", "hard"])
+def test_committed_predictor_moves_towards_the_observed_label(negatives, monkeypatch):
+    """The committed checkpoint ([23, 32, 32], one-hot label, layer goodness) at lr 0.003, on
+    features drawn around its training distribution with a wrong prediction at the far end of
+    the range: with hard negatives one update always raises the observed label's goodness
+    against the wrong prediction's; with either, repeated updates (Algorithm 1, stopping once
+    the error is below delta) end within delta of the observation."""
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    lifted, reached, n = 0, 0, 20
+    for trial in range(n):
+        r = np.random.default_rng(trial)
+        p = FFBlerPredictor.load(CHECKPOINT, {"policy": "lighttune", "learning_rate": 0.003, "negatives": negatives}, r)
+        f = (np.asarray(p.config.feature_mean) + np.asarray(p.config.feature_std) * r.normal(size=12)).astype(np.float32)
+        cqi = int(r.integers(1, 16))
+        pred = int(p.predict_class(f, np.array([cqi]))[0])
+        pos = 10 if pred < 5 else 0
+        g0 = p.goodness_table(f, np.array([cqi]))[0]
+        assert p.observe(f, cqi, pos / 10) is not None
+        g1 = p.goodness_table(f, np.array([cqi]))[0]
+        lifted += (g1[pos] - g1[pred]) > (g0[pos] - g0[pred])
+        for _ in range(300):
+            if p.observe(f, cqi, pos / 10) is None:
+                break
+        reached += abs(float(p.predict(f, np.array([cqi]))[0]) - pos / 10) < 0.3
+    assert reached == n
+    assert lifted == n if negatives == "hard" else lifted >= n // 2
