@@ -29,6 +29,7 @@ _BUILTIN = {
     "ff_bler": "models.ff_bler.model",
     "mlp_bler": "models.mlp_bler.model",
     "conv_csi": "models.csi_codec.model",
+    "deeprx": "models.deeprx.model",
 }
 
 
