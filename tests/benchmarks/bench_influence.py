@@ -24,22 +24,13 @@ import tensorflow as tf
 from models.deeprx.influence import (HessianOperator, InfluenceConfig, InfluenceScorer, fit_eigenbasis,
                                      per_sample_gradients, snapshot)
 from models.deeprx.model import DeepRx, DeepRxConfig
+from tests.benchmarks.bench_csi_codec import _best
 from tests.models.deeprx.conftest import random_batch
 
 pytestmark = pytest.mark.benchmark
 
 NUM_SYM, NUM_SC = 14, 72
 SUBSET, POOL = 16, 128
-
-
-def _best(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 @pytest.fixture(scope="module")
