@@ -90,23 +90,37 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_data_csi(args) -> int:
-    from models.csi_codec.data import generate_dataset, load_data_config
+def _cmd_data_shards(args, module: str, summary) -> int:
+    """``airtune data csi|deeprx``: ``module`` has load_data_config and generate_dataset (shards + description)."""
+    import importlib
 
+    data = importlib.import_module(module)
     try:
-        cfg = load_data_config(args.config)
-        path = generate_dataset(cfg, args.out,
-                                progress=lambda k, n: print(f"shard {k}/{n}", file=sys.stderr, flush=True))
+        cfg = data.load_data_config(args.config)
+        path = data.generate_dataset(cfg, args.out,
+                                     progress=lambda k, n: print(f"shard {k}/{n}", file=sys.stderr, flush=True))
     except ValueError as exc:
         _err(str(exc))
         return EXIT_INPUT
-    print(f"{cfg.num_samples} CSI samples [{cfg.num_ant} antennas, {cfg.num_subcarriers} subcarriers] -> {path}")
+    print(f"{summary(cfg)} -> {path}")
     return 0
+
+
+def cmd_data_csi(args) -> int:
+    return _cmd_data_shards(args, "models.csi_codec.data", lambda cfg: (
+        f"{cfg.num_samples} CSI samples [{cfg.num_ant} antennas, {cfg.num_subcarriers} subcarriers]"))
+
+
+def cmd_data_deeprx(args) -> int:
+    return _cmd_data_shards(args, "models.deeprx.data", lambda cfg: (
+        f"{cfg.num_samples} DeepRx slots [14 symbols, {12 * cfg.num_prbs} subcarriers]"))
 
 
 def cmd_data(args) -> int:
     if args.model == "csi":
         return cmd_data_csi(args)
+    if args.model == "deeprx":
+        return cmd_data_deeprx(args)
     from simulator.loader import ScenarioError
     from simulator.training_data import collect_bler_dataset, load_data_config
 
@@ -197,11 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_schema)
 
     d = sub.add_parser("data", help="generate training data with the simulator")
-    d.add_argument("model", choices=["ff_bler", "csi"],
-                   help="ff_bler: BLER training periods; csi: Sionna 38.901 CDL/UMi CSI matrices for conv_csi")
+    d.add_argument("model", choices=["ff_bler", "csi", "deeprx"],
+                   help="ff_bler: BLER training periods; csi: Sionna 38.901 CDL/UMi CSI matrices for conv_csi; "
+                        "deeprx: link-level slots (received grid, channel, coded bits) for the neural receiver")
     d.add_argument("--config", required=True, help="data config YAML (e.g. scenarios/training/ff_bler_tdl_a30.yaml, "
-                                                   "scenarios/training/csi_cdl_c_32x32.yaml)")
-    d.add_argument("--out", required=True, help="output Parquet file (ff_bler) or folder of shards (csi)")
+                                                   "scenarios/training/csi_cdl_c_32x32.yaml, "
+                                                   "scenarios/training/deeprx_tiny.yaml)")
+    d.add_argument("--out", required=True, help="output Parquet file (ff_bler) or folder of shards (csi, deeprx)")
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a model offline and write a checkpoint")

@@ -22,6 +22,10 @@ def test_bundled_yaml_validates(path, monkeypatch):
         from simulator.sweep import read_sweep
 
         assert len(read_sweep(path).points) >= 1
+    elif data.get("kind") == "deeprx_data":      # a DeepRx data set config (airtune data deeprx)
+        from models.deeprx.data import load_data_config
+
+        load_data_config(path)
     elif "source" in data:           # a CSI data set config (airtune data csi)
         from models.csi_codec.data import load_data_config
 
