@@ -50,10 +50,15 @@ _ZERO = tf.UnconnectedGradients.ZERO
 class InfluenceConfig:
     """Every setting of an influence computation (saved next to results)."""
     top_k: int = 40                      # eigenpairs kept (the paper: 40)
-    num_iterations: int | None = None    # Arnoldi steps (HVPs); None: 2 * top_k, capped at num_params
+    # Arnoldi steps (HVPs); None: 2 * top_k, capped at num_params. The float64 basis takes
+    # (num_iterations + 1) * num_params * 8 bytes: 0.76 GB for the paper preset at 80 steps
+    num_iterations: int | None = None
     nonpositive: Literal["drop", "damp", "keep"] = "drop"
     damping: float = 0.0                 # added to the (|)eigenvalues(|); "damp" needs > 0
-    rtol: float = 1e-8                   # "drop": eigenvalues <= rtol * max|lambda| are non-positive
+    # "drop": eigenvalues <= rtol * max|lambda| count as non-positive. With float32 HVPs the Ritz
+    # values of flat directions are noise of ~1e-7 * max|lambda|; raise rtol above that if the
+    # top-k reaches them (1 / noise would dominate the inverse)
+    rtol: float = 1e-8
     hvp_method: Literal["forward_over_backward", "double_backprop"] = "forward_over_backward"
     hvp_chunk_size: int | None = None    # Hessian-subset samples per HVP call (None: all at once)
     batch_size: int = 64                 # samples per per-sample-gradient call

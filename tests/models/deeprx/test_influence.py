@@ -236,6 +236,20 @@ def test_scores_do_not_depend_on_batching_and_targets_score_independently(proble
     assert own.classic[0, 4] == pytest.approx(-pool.self_influence[4], rel=1e-10)
 
 
+def test_l_relative_ranks_a_copy_of_the_target_first(problem, scorer):
+    """With a positive semi-definite inverse ('drop'), Cauchy-Schwarz in the H^-1 inner product
+    gives l_relative(t, i) = -<g_t, g_i> / ||g_i|| >= -||g_t||, with equality iff g_i is a positive
+    multiple of g_t: a copy of the target in the pool is the most beneficial sample, at exactly
+    -sqrt(self-influence of the target)."""
+    for t in range(3):
+        pool_batch = {k: tf.concat([problem["pool"][k], problem["targets"][k][t:t + 1]], 0) for k in problem["pool"]}
+        pool = scorer.cache_pool(pool_batch)
+        s = scorer.scores({k: v[t:t + 1] for k, v in problem["targets"].items()}, pool)
+        assert most_beneficial(s.l_relative[0], 1).tolist() == [10]
+        assert s.l_relative[0, 10] == pytest.approx(-np.sqrt(pool.self_influence[10]), rel=1e-10)
+        assert np.all(s.l_relative[0, :10] > s.l_relative[0, 10])
+
+
 def test_target_loss_changes_only_the_target_side(problem, scorer, tiny64):
     """A soft-BER target loss: the target's projected gradient is that of soft_ber (checked against
     a loop gradient projected by hand), the pool side stays the training loss."""
