@@ -182,6 +182,39 @@ def draw_samples(cfg: DeepRxDataConfig, indices: Sequence[int]) -> dict[str, np.
     return out
 
 
+def reference_llrs(cfg: DeepRxDataConfig, arrays: dict[str, np.ndarray], receiver: str) -> np.ndarray:
+    """LLRs of the link-level chain's own receivers on dataset samples, on the bit grid of ``bits``:
+    [n, 14, sc, B] float32 (zero off the data REs and beyond each sample's order).
+
+    receiver "lmmse": the chain's LS estimator (DMRS, linear interpolation) + LMMSE detector;
+    "genie_lmmse": the true h (error variance 0) + the same detector, as ``Chain._run`` does.
+    Compare with the neural receiver through ``hard_ber(llr, bits, mask)``."""
+    import tensorflow as tf
+
+    if receiver not in ("lmmse", "genie_lmmse"):
+        raise ValueError(f"receiver must be 'lmmse' or 'genie_lmmse', got {receiver!r}")
+    data_re = arrays["data_re"]
+    n, a, _, num_sc = arrays["y"].shape
+    out = np.zeros(arrays["bits"].shape, np.float32)
+    for mcs in np.unique(arrays["mcs"]):
+        chain = _chain(cfg, int(mcs))
+        rows = np.flatnonzero(arrays["mcs"] == mcs)
+        y = tf.constant(arrays["y"][rows][:, None])                             # [m, 1, ant, 14, sc]
+        no = tf.constant(arrays["no"][rows])
+        if receiver == "lmmse":
+            h_hat, err_var = chain.estimator(y, no)
+        else:
+            h = tf.constant(arrays["h"][rows])
+            h_hat = tf.broadcast_to(h[:, None, :, None, None, None, :], [len(rows), 1, a, 1, 1, NUM_OFDM_SYMBOLS, num_sc])
+            err_var = tf.zeros([], tf.float32)
+        llr = chain.layer_demapper(chain.detector(y, h_hat, err_var, no))[:, 0].numpy()   # [m, N], coded-bit order
+        bps = chain.num_bits_per_symbol
+        grid = np.zeros((len(rows), NUM_OFDM_SYMBOLS, num_sc, out.shape[-1]), np.float32)
+        grid[:, data_re, :bps] = llr.reshape(len(rows), -1, bps)
+        out[rows] = grid
+    return out
+
+
 def generate_dataset(cfg: DeepRxDataConfig, out: str | Path, progress=None) -> Path:
     """Draw and write the dataset; returns description.json's path. Refuses an ``out`` that holds
     a dataset of another config."""

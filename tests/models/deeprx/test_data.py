@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from models.deeprx.data import DeepRxDataConfig, draw_samples, generate_dataset, load_data_config, load_dataset, to_batch
-from models.deeprx.model import DeepRx, DeepRxConfig, raw_ls_estimate
+from models.deeprx.data import (DeepRxDataConfig, draw_samples, generate_dataset, load_data_config, load_dataset,
+                                reference_llrs, to_batch)
+from models.deeprx.model import DeepRx, DeepRxConfig, hard_ber, loss_mask, raw_ls_estimate
 
 # one MCS (16-QAM) and 2 PRB keep the chain build short
 TINY_DATA = dict(num_prbs=2, mcs=(12,), channels=("tdl:A", "cdl:C"), num_samples=5, shard_size=3, seed=4)
@@ -41,6 +42,24 @@ def test_noiseless_samples_carry_the_stored_bits_on_the_data_res(noiseless):
     h_ls = raw_ls_estimate(s["y"], np.broadcast_to(s["pilots"], (4, 14, 24))).numpy()[:, 0, 2]   # [n, sc]
     on = s["pilots"][2] != 0
     assert on.sum() == 12 and np.abs(h_ls[:, on] - s["h"][:, 0, on]).max() < 1e-3
+
+
+def test_reference_receivers_on_the_bit_grid(noiseless):
+    """The chain's LS+LMMSE and genie LMMSE LLRs land on the same (RE, bit) grid as the stored bits:
+    noiseless they decide every bit right; at low SNR the genie makes fewer errors than LS."""
+    cfg, s = noiseless
+    mask = loss_mask(np.broadcast_to(s["data_re"], (4, 14, 24)), s["bits_per_symbol"], 4)
+    for rx in ("lmmse", "genie_lmmse"):
+        llr = reference_llrs(cfg, s, rx)
+        assert llr.shape == s["bits"].shape and np.all(llr[:, ~s["data_re"]] == 0)
+        assert np.all(hard_ber(llr, s["bits"], mask).numpy() == 0)
+    low_cfg = DeepRxDataConfig(**{**TINY_DATA, "snr_db": (3.0, 6.0)})
+    low = draw_samples(low_cfg, range(8))
+    mask = loss_mask(np.broadcast_to(low["data_re"], (8, 14, 24)), low["bits_per_symbol"], 4)
+    ber = {rx: hard_ber(reference_llrs(low_cfg, low, rx), low["bits"], mask).numpy() for rx in ("lmmse", "genie_lmmse")}
+    assert 0 < ber["genie_lmmse"].mean() < ber["lmmse"].mean() < 0.5
+    with pytest.raises(ValueError, match="receiver must be"):
+        reference_llrs(cfg, s, "neural")
 
 
 def test_samples_are_reproducible_one_by_one_and_draw_the_config_ranges(noiseless):
