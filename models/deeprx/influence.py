@@ -36,6 +36,7 @@ The number of eigenpairs actually used is ``EigenBasis.inverse(...)``'s length (
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
@@ -97,9 +98,8 @@ class ParamFlattener:
         self.dtype = tf.as_dtype(params[0].dtype)
 
     def flatten(self, tensors: Sequence[tf.Tensor]) -> tf.Tensor:
-        """list of tensors (a leading batch dimension is kept if present) -> [(batch,) num_params]."""
-        lead = tensors[0].shape[:len(tensors[0].shape) - len(self.shapes[0])]
-        return tf.concat([tf.reshape(t, [*lead, -1]) for t in tensors], axis=-1)
+        """list of tensors with the parameter shapes -> [num_params]."""
+        return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
 
     def unflatten(self, vec) -> list[tf.Tensor]:
         """[num_params] -> list of tensors with the parameter shapes."""
@@ -281,9 +281,23 @@ def fit_eigenbasis(hessian: HessianOperator, config: InfluenceConfig) -> EigenBa
 
 
 # -- per-sample gradients and scores ----------------------------------------------------------------------
+_GRADIENT_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def per_sample_gradients(loss: PerSampleLoss, flat: ParamFlattener):
     """A compiled function (params, batch) -> per-sample gradients [batch, num_params], vectorised
-    over the samples with ``tf.vectorized_map`` (pfor), not a Python loop."""
+    over the samples with ``tf.vectorized_map`` (pfor), not a Python loop.
+
+    Cached per loss function and parameter layout: the parameters are an argument, so scorers
+    built again after fine-tuning (same loss, new weights) reuse the trace (~3 s on 2 cores)."""
+    key = (tuple(flat.shapes), flat.dtype.name)
+    per_loss = _GRADIENT_FNS.setdefault(loss, {})
+    if key not in per_loss:
+        per_loss[key] = _per_sample_gradients(loss, flat)
+    return per_loss[key]
+
+
+def _per_sample_gradients(loss: PerSampleLoss, flat: ParamFlattener):
 
     @tf.function(reduce_retracing=True)
     def grads(params, batch):
