@@ -194,3 +194,24 @@ def test_report_of_a_run_and_of_a_sweep(run_dir, sweep_dir, capsys):
 
     assert main(["report", str(sweep_dir.parent)]) == 2
     assert "neither a run folder" in capsys.readouterr().err
+
+
+def test_figures_one_line_per_group_bands_and_png_svg(tmp_path):
+    from analysis import plots
+
+    rd = pd.DataFrame({"scheme": ["b", "b", "a", "a"], "total_bits_per_report": [2.0, 1.0, 1.0, 2.0],
+                       "nmse_db": [-12.0, -6.0, -5.0, -10.0]})
+    ax = plots.rd_curves(rd, ["scheme"]).axes[0]
+    assert [line.get_label() for line in ax.lines] == ["scheme=a", "scheme=b"]
+    assert ax.lines[1].get_xdata().tolist() == [1.0, 2.0] and ax.lines[1].get_ydata().tolist() == [-6.0, -12.0]
+
+    samples = pd.DataFrame({"update_interval_ms": [10, 10, 20, 20, 40], "v": [1.0, 3.0, 2.0, 4.0, 5.0]})
+    ci = analysis.mean_ci(samples, "v", by=["update_interval_ms"])
+    fig = plots.metric_vs_param(ci, "update_interval_ms", (), "throughput (Mbit/s)")
+    ax = fig.axes[0]
+    assert ax.lines[0].get_ydata().tolist() == [2.0, 3.0, 5.0] and len(ax.collections) == 1    # one band
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].max() == pytest.approx(ci.ci_high.max())     # upper edge at the widest interval
+    paths = plots.save_figure(fig, tmp_path / "figs" / "v_vs_interval")
+    assert [p.name for p in paths] == ["v_vs_interval.png", "v_vs_interval.svg"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and "<svg" in paths[1].read_text()
