@@ -168,7 +168,9 @@ class Simulation:
                 subcarrier_spacing_hz=sc.carrier.subcarrier_spacing_khz * 1e3, num_rbs=sc.carrier.num_prbs,
                 num_dmrs_symbols=sc.phy.num_dmrs_symbols,
                 explore_max_offset=sc.link_adaptation.cqi_exploration.max_offset,
-                rng=np.random.default_rng(seeds[ue.id]["model"].spawn(1)[0])))
+                rng=np.random.default_rng(seeds[ue.id]["model"].spawn(1)[0]),
+                sinr_error_db=(sc.csi_rs.sinr_error_bias_db, sc.csi_rs.sinr_error_std_db),
+                error_rng=np.random.default_rng(seeds[ue.id]["model"].spawn(1)[0])))   # a second child: a new stream
         stats = PdschStats()
         bar = _progress_bar(num_slots) if self.progress else None
 

@@ -32,7 +32,8 @@ PERIODS = pa.schema([
     ("ue", pa.int32()),
     ("period", pa.int64()),
     ("snr_db", pa.float32()),          # average per-RE SNR at the occasion
-    ("sinr_eff_db", pa.float32()),     # EESM SINR at the MCS the CQI was chosen for
+    ("sinr_eff_db", pa.float32()),     # EESM SINR at the MCS the CQI was chosen for (as the UE measured it)
+    ("sinr_error_db", pa.float32()),   # the UE's measurement error at the occasion (csi_rs.sinr_error_*)
     ("cqi_table", pa.int16()),         # CQI from the 38.214 table rule (BLER <= 10 %)
     ("cqi_reported", pa.int16()),      # CQI sent (after any backoff)
     ("report_arrival_t_us", pa.int64()),

@@ -50,6 +50,12 @@ class CarrierConfig(_Strict):
 class CsiRsConfig(_Strict):
     period_ms: float = Field(20.0, gt=0, description="CSI-RS periodicity")
     report_delay_ms: float = Field(2.0, ge=0, description="UE processing time from CSI-RS to CQI report")
+    sinr_error_std_db: float = Field(0.0, ge=0, le=20, description="UE measurement error: std of a Gaussian "
+                                                                   "error (dB) on the SNR measured at each "
+                                                                   "occasion, which drives the CQI and the BLER "
+                                                                   "features; 0 = perfect measurement")
+    sinr_error_bias_db: float = Field(0.0, ge=-20, le=20, description="Constant part of that error (dB); > 0 "
+                                                                       "reports optimistic CQIs")
 
 
 class HarqConfig(_Strict):

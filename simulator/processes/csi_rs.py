@@ -21,6 +21,7 @@ class _Occasion:
     period: int
     snr_db: float
     sinr_eff_db: float
+    sinr_error_db: float
     cqi_table: int
     cqi: int
     report: Message
@@ -31,19 +32,26 @@ class _Occasion:
 def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int, report_delay_us: int,
                    slot_us: int, duration_us: int, report_bits: int, rec, trace: list | None = None,
                    predictor=None, backoff=None, subcarrier_spacing_hz: float = 30e3, num_rbs: int = 0,
-                   num_dmrs_symbols: int = 0, explore_max_offset: int = 0, rng: np.random.Generator | None = None):
+                   num_dmrs_symbols: int = 0, explore_max_offset: int = 0, rng: np.random.Generator | None = None,
+                   sinr_error_db: tuple[float, float] = (0.0, 0.0), error_rng: np.random.Generator | None = None):
     """One occasion every ``period_us`` from t = 0; a ``periods`` row when each period ends.
 
     At each occasion, in this order: measure and choose the CQI (with the predictor's current
     weights, and CQI-Tune if ``backoff``), then close the previous period: its observed BLER
     goes to ``predictor.observe``, whose update is logged as applied after its compute time,
     i.e. after this occasion's prediction.
+
+    ``sinr_error_db`` = (bias, std): the UE measures the SNR off by bias + std * N(0, 1) dB
+    (drawn from ``error_rng`` at each occasion); the CQI and the BLER features use the measured
+    value, the PDSCH keeps the true channel.
     """
     prev: _Occasion | None = None
     period = 0
     while env.now < duration_us:
+        bias, std = sinr_error_db
+        err_db = bias + std * float(error_rng.standard_normal()) if std else bias
         occ = _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor,
-                       backoff, subcarrier_spacing_hz, num_rbs, num_dmrs_symbols, explore_max_offset, rng)
+                       backoff, subcarrier_spacing_hz, num_rbs, num_dmrs_symbols, explore_max_offset, rng, err_db)
         if prev is not None:
             _close(prev, env.now, ue, link, rec, predictor)
         prev = occ
@@ -54,18 +62,19 @@ def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int
 
 
 def _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor, backoff,
-             scs_hz, num_rbs, num_dmrs, explore_max_offset, rng) -> _Occasion:
+             scs_hz, num_rbs, num_dmrs, explore_max_offset, rng, err_db: float) -> _Occasion:
     t0 = env.now
     slot = t0 // slot_us
     snr_db = float(ue.snr_db[slot])
-    cqi_table, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(ue.channel.gain_slot(slot), snr_db))
+    measured_db = snr_db + err_db                                   # what the UE believes
+    cqi_table, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(ue.channel.gain_slot(slot), measured_db))
     cqi, features, bler_pred = cqi_table, None, math.nan
     if explore_max_offset:
         # data collection: a random CQI around the table's (the features keep the reported one)
         cqi = int(np.clip(cqi_table + rng.integers(-explore_max_offset, explore_max_offset + 1), 1, 15))
     if predictor is not None or explore_max_offset:
         nxt = min(slot + 1, len(ue.snr_db) - 1)
-        features = bler_features(ue.channel.cfr_slot(slot), ue.channel.cfr_slot(nxt), snr_db, slot_us * 1e-6,
+        features = bler_features(ue.channel.cfr_slot(slot), ue.channel.cfr_slot(nxt), measured_db, slot_us * 1e-6,
                                  scs_hz, link.pdsch_sinr_db, cqi, num_rbs, num_dmrs)
     if predictor is not None:
         if backoff is not None and backoff.kind == "cqi_tune":
@@ -79,7 +88,7 @@ def _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay
         env.timeout(report_delay_us).callbacks.append(lambda _ev, m=report: _send(feedback, m, trace))
     else:
         _send(feedback, report, trace)
-    return _Occasion(t0, period, snr_db, sinr_eff_db, cqi_table, cqi, report, features, bler_pred)
+    return _Occasion(t0, period, snr_db, sinr_eff_db, err_db, cqi_table, cqi, report, features, bler_pred)
 
 
 def _close(occ: _Occasion, t_end: int, ue, link, rec, predictor) -> None:
@@ -101,7 +110,7 @@ def _close(occ: _Occasion, t_end: int, ue, link, rec, predictor) -> None:
             })
     rec.append("periods", {
         "t_us": occ.t0, "t_end_us": t_end, "ue": ue.id, "period": occ.period, "snr_db": occ.snr_db,
-        "sinr_eff_db": occ.sinr_eff_db, "cqi_table": occ.cqi_table, "cqi_reported": occ.cqi,
+        "sinr_eff_db": occ.sinr_eff_db, "sinr_error_db": occ.sinr_error_db, "cqi_table": occ.cqi_table, "cqi_reported": occ.cqi,
         "report_arrival_t_us": occ.report.arrival_us, "bler_predicted": occ.bler_predicted,
         "bler_observed": bler_obs, "n_ack": n_ack, "n_nack": n_nack, "fine_tuned": fine_tuned,
         "csi_bits": occ.report.bits, "csi_bits_estimated": float(occ.report.bits), "csi_nmse_db": math.nan,

@@ -229,3 +229,19 @@ def test_cqi_exploration_logs_features_for_training_data(make_scenario, tmp_path
     plain = tmp_path / "plain"
     run(make_scenario(), plain)
     assert pd.read_parquet(plain / "periods.parquet").features.isna().all()
+
+
+def test_csi_rs_measurement_error_biases_the_cqi_and_is_logged(make_scenario, tmp_path):
+    base = {"duration_s": 1.0, "csi_rs.period_ms": 5}
+    runs = {}
+    for name, over in {"exact": {}, "optimistic": {"csi_rs.sinr_error_bias_db": 6.0},
+                       "noisy": {"csi_rs.sinr_error_std_db": 3.0}}.items():
+        run(make_scenario({**base, **over}), tmp_path / name)
+        runs[name] = pd.read_parquet(tmp_path / name / "periods.parquet")
+    exact, opt, noisy = runs["exact"], runs["optimistic"], runs["noisy"]
+    assert (exact.sinr_error_db == 0).all() and (opt.sinr_error_db == 6.0).all()
+    # same channel and true SNR; the UE believes 6 dB more, so its table CQI is higher
+    np.testing.assert_array_equal(exact.snr_db, opt.snr_db)
+    assert (opt.cqi_table >= exact.cqi_table).all() and opt.cqi_table.mean() > exact.cqi_table.mean() + 1.5
+    err = noisy.sinr_error_db.to_numpy()
+    assert len(err) == 200 and abs(err.mean()) < 0.75 and 2.4 < err.std() < 3.6
