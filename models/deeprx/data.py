@@ -97,6 +97,15 @@ def load_data_config(path: str | Path) -> DeepRxDataConfig:
         raise ValueError(f"{path}:\n" + "\n".join(lines)) from None
 
 
+def coded_to_grid(coded: np.ndarray, data_re: np.ndarray, bits_per_symbol: int, width: int) -> np.ndarray:
+    """coded [m, num_data_re * bits_per_symbol] (the chain's coded-bit order) -> [m, 14, sc, width],
+    zero off the data REs and beyond ``bits_per_symbol``; the inverse of ``model.grid_to_coded``
+    (the ResourceGridMapper fills the data REs in (symbol, subcarrier) row-major order)."""
+    grid = np.zeros((coded.shape[0], *data_re.shape, width), coded.dtype)
+    grid[:, data_re, :bits_per_symbol] = coded.reshape(coded.shape[0], -1, bits_per_symbol)
+    return grid
+
+
 def _chain(cfg: DeepRxDataConfig, mcs: int):
     from simulator.phy.link_level import ChainKey, get_chain
 
@@ -170,12 +179,7 @@ def draw_samples(cfg: DeepRxDataConfig, indices: Sequence[int]) -> dict[str, np.
         bits = tf.constant(np.stack([payload[j] for j in rows])[:, None, :], tf.float32)
         c = ch.tb_encoder(bits)                                                  # [m, 1, N] coded bits
         x = ch.rg_mapper(ch.layer_mapper(ch.mapper(c))).numpy()[:, 0, 0]        # [m, 14, sc]
-        bps = ch.num_bits_per_symbol
-        # the ResourceGridMapper fills the data REs in (symbol, subcarrier) row-major order
-        re_bits = c.numpy()[:, 0].reshape(len(rows), -1, bps).astype(np.uint8)  # [m, num_data_re, bps]
-        grid = np.zeros((len(rows), NUM_OFDM_SYMBOLS, num_sc, width), np.uint8)
-        grid[:, data_re, :bps] = re_bits
-        out["bits"][rows] = grid
+        out["bits"][rows] = coded_to_grid(c.numpy()[:, 0].astype(np.uint8), data_re, ch.num_bits_per_symbol, width)
         w = np.stack([noise[j] for j in rows])
         h = out["h"][rows]
         out["y"][rows] = (h[:, :, None, :] * x[:, None] + np.sqrt(out["no"][rows])[:, None, None, None] * w)
@@ -208,10 +212,7 @@ def reference_llrs(cfg: DeepRxDataConfig, arrays: dict[str, np.ndarray], receive
             h_hat = tf.broadcast_to(h[:, None, :, None, None, None, :], [len(rows), 1, a, 1, 1, NUM_OFDM_SYMBOLS, num_sc])
             err_var = tf.zeros([], tf.float32)
         llr = chain.layer_demapper(chain.detector(y, h_hat, err_var, no))[:, 0].numpy()   # [m, N], coded-bit order
-        bps = chain.num_bits_per_symbol
-        grid = np.zeros((len(rows), NUM_OFDM_SYMBOLS, num_sc, out.shape[-1]), np.float32)
-        grid[:, data_re, :bps] = llr.reshape(len(rows), -1, bps)
-        out[rows] = grid
+        out[rows] = coded_to_grid(llr.astype(np.float32), data_re, chain.num_bits_per_symbol, out.shape[-1])
     return out
 
 

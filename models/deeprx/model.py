@@ -144,6 +144,16 @@ def loss_mask(data_re, bits_per_symbol, max_bits_per_symbol: int, dtype: str = "
     return data_re[..., None] * valid[:, None, None, :]
 
 
+def grid_to_coded(llr, data_re, bits_per_symbol: int) -> tf.Tensor:
+    """llr [batch, sym, sc, bits] -> [batch, num_data_re * bits_per_symbol] in the chain's coded-bit
+    order (what ``TBDecoder`` takes): the data REs in (symbol, subcarrier) row-major order, as
+    Sionna's ``ResourceGridMapper`` fills them, each RE's first ``bits_per_symbol`` bits.
+    ``data_re`` [sym, sc] bool is the same for the whole batch (one MCS and DMRS layout per call)."""
+    llr = tf.convert_to_tensor(llr)
+    re = tf.boolean_mask(llr, tf.convert_to_tensor(data_re, tf.bool), axis=1)    # [batch, num_data_re, bits]
+    return tf.reshape(re[..., :bits_per_symbol], [tf.shape(llr)[0], -1])
+
+
 # -- losses: per sample, so influence can take per-sample gradients ---------------------------------------
 def _masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """values, mask [batch, sym, sc, bits] -> [batch]: sum(mask * values) / max(sum(mask), 1)."""
@@ -334,6 +344,11 @@ class DeepRx(tf.Module):
     def __call__(self, x) -> tf.Tensor:
         """Inference with the current variables (compiled once)."""
         return self._forward(self._check_input(x))
+
+    def receive(self, y, pilots, no) -> tf.Tensor:
+        """y [batch, ant, sym, sc] complex, pilots [batch, sym, sc] complex, no [batch] ->
+        llr [batch, sym, sc, max_bits_per_symbol] (``grid_to_coded`` gives the decoder's order)."""
+        return self(make_features(y, pilots, no, self.config.dtype))
 
     def per_sample_loss(self, loss: str = "bce") -> Callable[[Sequence[tf.Tensor], dict], tf.Tensor]:
         """(params, batch {"x" [b, sym, sc, C], "bits" and "mask" [b, sym, sc, bits]}) -> loss [b];

@@ -12,7 +12,7 @@ import yaml
 
 from models.deeprx.data import (DeepRxDataConfig, draw_samples, generate_dataset, load_data_config, load_dataset,
                                 reference_llrs, to_batch)
-from models.deeprx.model import DeepRx, DeepRxConfig, hard_ber, loss_mask, raw_ls_estimate
+from models.deeprx.model import DeepRx, DeepRxConfig, grid_to_coded, hard_ber, loss_mask, raw_ls_estimate
 
 # one MCS (16-QAM) and 2 PRB keep the chain build short
 TINY_DATA = dict(num_prbs=2, mcs=(12,), channels=("tdl:A", "cdl:C"), num_samples=5, shard_size=3, seed=4)
@@ -60,6 +60,27 @@ def test_reference_receivers_on_the_bit_grid(noiseless):
     assert 0 < ber["genie_lmmse"].mean() < ber["lmmse"].mean() < 0.5
     with pytest.raises(ValueError, match="receiver must be"):
         reference_llrs(cfg, s, "neural")
+
+
+def test_coded_order_round_trip_and_the_neural_receiver_on_dataset_samples(noiseless):
+    """grid_to_coded inverts coded_to_grid, and turns the reference LLR grid back into the order the
+    chain's detector produced; DeepRx.receive runs on the dataset's raw arrays."""
+    from models.deeprx.data import _chain, coded_to_grid
+
+    cfg, s = noiseless
+    coded = np.random.default_rng(0).standard_normal((4, 13 * 24 * 4)).astype(np.float32)
+    grid = coded_to_grid(coded, s["data_re"], 4, 6)
+    assert grid.shape == (4, 14, 24, 6) and np.all(grid[..., 4:] == 0)
+    assert np.array_equal(grid_to_coded(grid, s["data_re"], 4).numpy(), coded)
+    chain = _chain(cfg, 12)
+    direct = chain.layer_demapper(chain.detector(
+        tf.constant(s["y"][:, None]), *chain.estimator(tf.constant(s["y"][:, None]), tf.constant(s["no"])),
+        tf.constant(s["no"])))[:, 0].numpy()
+    assert np.allclose(grid_to_coded(reference_llrs(cfg, s, "lmmse"), s["data_re"], 4).numpy(), direct)
+    model = DeepRx(DeepRxConfig.preset("small"))
+    llr = model.receive(s["y"], np.broadcast_to(s["pilots"], (4, 14, 24)), s["no"])
+    assert tuple(llr.shape) == (4, 14, 24, 8)
+    assert tuple(grid_to_coded(llr, s["data_re"], 4).shape) == (4, chain.num_coded_bits)
 
 
 def test_samples_are_reproducible_one_by_one_and_draw_the_config_ranges(noiseless):
