@@ -21,7 +21,10 @@ PREDICTION_VARIANTS = ["frozen", "lighttune_uniform", "lighttune_hard", "lighttu
 THROUGHPUT_VARIANTS = ["olla", "cqi_tune_frozen", "cqi_tune_lighttune_uniform", "cqi_tune_lighttune_hard",
                        "cqi_tune_offline_mlp"]
 TABLEONLY_VARIANTS = ["table", "table_cqi_tune_lighttune_uniform"]
-PARTS = ("prediction", "throughput", "tableonly")
+MEASERROR_VARIANTS = ["table", "cqi_tune_frozen_tau0.3", "cqi_tune_lighttune_uniform_tau0.3",
+                      "cqi_tune_lighttune_hard_tau0.3", "cqi_tune_offline_mlp_tau0.3",
+                      "cqi_tune_lighttune_uniform_tau0.9"]
+PARTS = ("prediction", "throughput", "tableonly", "measerror")
 # The paper's figures (seeds/003, Sec. V-B), for the comparison column.
 PAPER = {("prediction", "tdl_a30"): "-43.5 %", ("prediction", "tdl_b50"): "-36 %",
          ("throughput", "tdl_b50"): "+6 %", ("throughput", "tdl_c200"): "+9.5 %"}
@@ -149,7 +152,11 @@ def load_study(root: str | Path) -> dict[str, dict[str, pd.DataFrame]]:
 def results_markdown(root: str | Path, command: str) -> str:
     """The study's tables as a markdown document (RESULTS.md)."""
     study = load_study(root)
-    parts = [f"# LightTune mismatch study: results\n\nRegenerate: `{command}`\n"]
+    parts = [f"# LightTune mismatch study: results\n\nRegenerate: `{command}` (tables only, from the logs "
+             f"already there: add `--tables-only`).\n\nPHY: the abstraction backend with the calibrated BLER "
+             "tables (simulator/data/bler_tables/PDSCH_table1.json). 16 s per run, CSI-RS every 80 ms "
+             "(200 periods), 106 PRB at 30 kHz, seeds 1-5, SNR 0, 10, 20, 30, 40 dB. Predictors trained on "
+             "TDL-A30 at 0-12 dB and 10 Hz (see the README). Scenario files: this folder.\n"]
     if study["prediction"]:
         parts += ["## BLER prediction error, mean |predicted − observed BLER| per period\n",
                   "Mean over SNR 0, 10, 20, 30, 40 dB, then mean ± 95 % CI over seeds. Test data collected "
@@ -177,4 +184,13 @@ def results_markdown(root: str | Path, command: str) -> str:
         for ch, df in study["tableonly"].items():
             parts += [f"{CHANNELS[ch]}, no OLLA: diagnostics by variant (as above)\n", markdown_table(_diagnostics(df), index=True),
                       ""]
+    if study["measerror"]:
+        parts += ["## No OLLA, 4 dB (std) CSI-RS measurement error: table CQI alone and with CQI-Tune, Mbit/s\n",
+                  "Gains paired against `table` per seed and SNR point.\n",
+                  markdown_table(throughput_table(study["measerror"], MEASERROR_VARIANTS, paper=False)), ""]
+        for ch, df in study["measerror"].items():
+            parts += [f"### {CHANNELS[ch]}, measurement error: throughput by SNR (dB), Mbit/s\n",
+                      markdown_table(by_snr(df, "throughput_mbps", 2), index=True), "",
+                      f"{CHANNELS[ch]}, measurement error: diagnostics by variant (as above)\n",
+                      markdown_table(_diagnostics(df), index=True), ""]
     return "\n".join(parts)
