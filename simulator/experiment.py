@@ -27,7 +27,7 @@ class Experiment:
 
 
 EXPERIMENTS = {
-    "lighttune": Experiment("scenarios/experiments/lighttune", ("prediction_*.yaml", "throughput_*.yaml", "tableonly_*.yaml"),
+    "lighttune": Experiment("scenarios/experiments/lighttune", ("prediction_*.yaml", "throughput_*.yaml", "tableonly_*.yaml", "measerror_*.yaml"),
                             "results/lighttune", "scenarios/experiments/lighttune/RESULTS.md"),
 }
 
