@@ -137,7 +137,25 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_train_deeprx(args) -> int:
+    from models.deeprx.train import DeepRxTrainConfig, load_and_train
+
+    try:
+        cfg = DeepRxTrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+                                learning_rate=args.lr or 1e-3, num_samples=args.samples, seed=args.seed)
+        path, m = load_and_train(args.data, cfg, args.out, command=" ".join(sys.argv),
+                                 log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_INPUT
+    print(f"held-out BER {m['holdout_ber']:.4f} (LS+LMMSE {m['holdout_ber_lmmse']:.4f}, genie LMMSE "
+          f"{m['holdout_ber_genie_lmmse']:.4f}), BCE {m['holdout_bce']:.4f} -> {path}")
+    return 0
+
+
 def cmd_train(args) -> int:
+    if args.model == "deeprx":
+        return cmd_train_deeprx(args)
     import pandas as pd
 
     from models.base import BLER_FEATURES
@@ -221,13 +239,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a model offline and write a checkpoint")
-    t.add_argument("model", choices=["ff_bler", "mlp_bler"],
-                   help="ff_bler: LightTune's FF predictor; mlp_bler: the offline backprop baseline")
-    t.add_argument("--data", required=True, help="Parquet from `airtune data ff_bler` (both models read it)")
+    t.add_argument("model", choices=["ff_bler", "mlp_bler", "deeprx"],
+                   help="ff_bler: LightTune's FF predictor; mlp_bler: the offline backprop baseline; "
+                        "deeprx: the neural receiver")
+    t.add_argument("--data", required=True, help="Parquet from `airtune data ff_bler` (both BLER models read it); "
+                                                 "deeprx: a folder from `airtune data deeprx`")
     t.add_argument("--out", required=True, help="checkpoint JSON (weights go next to it as .npz)")
     t.add_argument("--epochs", type=int, default=None, help="default 30 (ff_bler), 250 (mlp_bler)")
-    t.add_argument("--lr", type=float, default=None, help="default 0.003 (ff_bler), 0.001 (mlp_bler)")
+    t.add_argument("--lr", type=float, default=None, help="default 0.003 (ff_bler), 0.001 (mlp_bler, deeprx)")
     t.add_argument("--seed", type=int, default=0)
+    rx = t.add_argument_group("deeprx only")
+    rx.add_argument("--preset", choices=["small", "paper"], default="small")
+    rx.add_argument("--steps", type=int, default=2000, help="Adam steps")
+    rx.add_argument("--batch-size", type=int, default=16)
+    rx.add_argument("--samples", type=int, default=None, help="training samples (default: all but the held-out 10%%)")
     ff = t.add_argument_group("ff_bler only")
     ff.add_argument("--loss", choices=["quadratic", "softplus"], default="quadratic")
     ff.add_argument("--sizes", default="23,32,32", help="layer sizes, input first")

@@ -10,6 +10,8 @@ from models.deeprx.model import DeepRx, DeepRxConfig, loss_mask, make_features
 # 425 parameters: small enough for an exact Hessian, still input conv + 2 dilated blocks (one widening)
 TINY = dict(num_rx_ant=1, max_bits_per_symbol=2, input_filters=3, blocks=((3, 1, 1), (4, 2, 2)))
 PILOT_SYMBOL = 1
+# a tiny link-level data config: one MCS (16-QAM) and 2 PRB keep the chain build short
+TINY_DATA = dict(num_prbs=2, mcs=(12,), channels=("tdl:A", "cdl:C"), num_samples=5, shard_size=3, seed=4)
 
 
 def random_batch(rng: np.random.Generator, n: int, cfg: DeepRxConfig, num_sym: int = 4, num_sc: int = 6) -> dict:

@@ -13,9 +13,8 @@ import yaml
 from models.deeprx.data import (DeepRxDataConfig, draw_samples, generate_dataset, load_data_config, load_dataset,
                                 reference_llrs, to_batch)
 from models.deeprx.model import DeepRx, DeepRxConfig, grid_to_coded, hard_ber, loss_mask, raw_ls_estimate
+from tests.models.deeprx.conftest import TINY_DATA
 
-# one MCS (16-QAM) and 2 PRB keep the chain build short
-TINY_DATA = dict(num_prbs=2, mcs=(12,), channels=("tdl:A", "cdl:C"), num_samples=5, shard_size=3, seed=4)
 
 
 @pytest.fixture(scope="module")
