@@ -10,9 +10,9 @@ data.py       training slots from the link-level chain's transmitter and the sim
               LS+LMMSE / genie LMMSE LLRs on the same bit grid for comparison
 
 Speed (tests/benchmarks/bench_influence.py, small preset, 14 x 72 grid, Hessian subset 16, on
-2 shared CPU cores, two runs): 3.1-4.6 HVP/s (forward-over-backward and double backprop swap
-places between runs), Arnoldi k = 40 (80 HVPs) 28-37 s, scoring 128 pool samples against a
-target 0.91-0.98x the time of their 128 vectorised per-sample gradients (the projection on
-the eigenbasis is negligible next to the gradients). XLA (jit_compile) made HVPs ~10x slower
+2 shared CPU cores, three runs): 3.1-4.6 HVP/s (double backprop was faster in two runs of
+three; an HVP costs 1.9-2.7 batched gradients of the subset), Arnoldi k = 40 (80 HVPs) 28-37 s,
+scoring 128 pool samples against a target 0.91-1.02x the time of their 128 vectorised
+per-sample gradients (the projection on the eigenbasis is negligible next to the gradients). XLA (jit_compile) made HVPs ~10x slower
 on this CPU (depthwise convolutions), so nothing here is XLA-compiled.
 """

@@ -5,7 +5,8 @@ Run: .venv/bin/python -m pytest -m benchmark -s tests/benchmarks/bench_influence
 
 Grid 14 OFDM symbols x 72 subcarriers (6 PRB), one receive antenna, random resource grids.
 - HVPs per second on a Hessian subset of 16 samples (one compiled call per HVP), both
-  forward-over-backward and double backprop; best of three timed repeats after a warm-up.
+  forward-over-backward and double backprop, and in units of one batched gradient of the same
+  subset's mean loss; best of three timed repeats after a warm-up.
 - Arnoldi build for k = 40 (80 HVPs, float64 basis, distillation), one timed run after the
   HVP warm-up.
 - Scoring N = 128 training samples against one target (projected per-sample gradients of the
@@ -49,6 +50,16 @@ def test_hvps_per_second_and_arnoldi_build(setup):
         op = HessianOperator(loss, model.params, subset, method=method)
         t = _best(lambda: [op.matvec(v) for _ in range(5)])
         rates[method] = 5 / t
+    params = snapshot(model.params)
+
+    @tf.function
+    def mean_gradient(batch):
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            value = tf.reduce_mean(loss(params, batch))
+        return tape.gradient(value, params)
+
+    t_grad = _best(lambda: [mean_gradient(subset) for _ in range(5)]) / 5
     cfg = InfluenceConfig(top_k=40)
     op = HessianOperator(loss, model.params, subset)
     op.matvec(v)                                                     # trace outside the timing
@@ -57,7 +68,9 @@ def test_hvps_per_second_and_arnoldi_build(setup):
     t_arnoldi = time.perf_counter() - t0
     print(f"\n[bench] DeepRx small ({model.num_parameters():,} params), grid {NUM_SYM}x{NUM_SC}, Hessian subset "
           f"{SUBSET}: {rates['forward_over_backward']:.2f} HVP/s forward-over-backward, "
-          f"{rates['double_backprop']:.2f} HVP/s double backprop | Arnoldi k=40 ({cfg.iterations(op.dim)} HVPs): "
+          f"{rates['double_backprop']:.2f} HVP/s double backprop (one gradient of the subset's mean loss: "
+          f"{t_grad * 1e3:.0f} ms, i.e. an HVP costs {1 / (rates['forward_over_backward'] * t_grad):.1f} / "
+          f"{1 / (rates['double_backprop'] * t_grad):.1f} gradients) | Arnoldi k=40 ({cfg.iterations(op.dim)} HVPs): "
           f"{t_arnoldi:.1f} s; |lambda| {abs(basis.eigenvalues[0]):.3g} .. {abs(basis.eigenvalues[-1]):.3g}, "
           f"{int(np.sum(basis.eigenvalues <= 0))} of 40 non-positive")
     assert basis.eigenvalues.shape == (40,) and min(rates.values()) > 0.1
