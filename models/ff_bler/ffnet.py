@@ -95,24 +95,41 @@ class FFNet:
         unless ``with_loss``.
         """
         n_pos = x_pos.shape[0]
-        x = np.concatenate([x_pos, x_neg], axis=0)
+        dW, db, loss, h = self.quad_grads_stacked(l, np.concatenate([x_pos, x_neg], axis=0), n_pos, with_loss)
+        return dW, db, loss, h[:n_pos], h[n_pos:]
+
+    def quad_grads_stacked(self, l: int, x: np.ndarray, n_pos: int, with_loss: bool = True):
+        """``quad_grads`` on x [n_pos + n_neg, d_l] (positives first) -> (dW, db, loss, h [n, M_l]),
+        for callers that keep the pair stacked from layer to layer (no concatenation per layer)."""
         z = x @ self.W[l].T + self.b[l]
         h = np.maximum(z, 0.0)
         g = self._g(h)                                      # [B, M_l] or [B, 1]
         m = g.shape[-1]                                     # the 1/M_l mean (1 for layer goodness)
         # (2 (g - T) - 4) for positives, (2 (g - T) + 4) for negatives, times 2 / (M_l |S|): the means
         # over neurons and samples (in place on a fresh array: this is the per-update hot path)
+        sign, scale = self._coefficients(n_pos, x.shape[0], m, h.dtype)
         c = 2.0 * g
-        c[:n_pos] -= 4.0
-        c[n_pos:] += 4.0
-        c[:n_pos] *= 2.0 / (m * n_pos)
-        c[n_pos:] *= 2.0 / (m * (x.shape[0] - n_pos))
+        c += sign
+        c *= scale
         dz = c * h                                          # h = 0 wherever z <= 0: the ReLU indicator
         dW = dz.T @ x
         db = dz.sum(axis=0)
         loss = float(np.mean(g[:n_pos] * (g[:n_pos] - 4.0)) + np.mean(g[n_pos:] * (g[n_pos:] + 4.0))) \
             if with_loss else float("nan")
-        return dW.astype(self.dtype, copy=False), db.astype(self.dtype, copy=False), loss, h[:n_pos], h[n_pos:]
+        return dW.astype(self.dtype, copy=False), db.astype(self.dtype, copy=False), loss, h
+
+    def _coefficients(self, n_pos: int, n: int, m: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """([n, 1] -4 / +4, [n, 1] 2 / (M_l |S|)) for n_pos positives then negatives; cached, since
+        the online update calls this with the same shapes every time."""
+        key = (n_pos, n, m, np.dtype(dtype))
+        cache = self.__dict__.setdefault("_coef_cache", {})
+        if key not in cache:
+            sign = np.full((n, 1), 4.0, dtype=dtype)
+            sign[:n_pos] = -4.0
+            scale = np.full((n, 1), 2.0 / (m * (n - n_pos)) if n > n_pos else 0.0, dtype=dtype)
+            scale[:n_pos] = 2.0 / (m * n_pos)
+            cache[key] = (sign, scale)
+        return cache[key]
 
     def get_weights(self) -> dict[str, np.ndarray]:
         out = {}
@@ -145,7 +162,11 @@ class LayerAdam:
         if self.one_step:
             # moments reset and t = 1: m_hat = g, v_hat = g^2, so the step is lr * g / (|g| + eps)
             for p, g in zip(params, grads):
-                p -= (self.lr * g / (np.abs(g) + self.eps)).astype(p.dtype, copy=False)
+                step = np.abs(g)                            # in place from here: the per-update hot path
+                step += self.eps
+                np.divide(g, step, out=step)
+                step *= self.lr
+                p -= step.astype(p.dtype, copy=False)
             return
         self.t += 1
         b1, b2 = self.beta1, self.beta2

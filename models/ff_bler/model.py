@@ -157,16 +157,19 @@ class FFBlerPredictor:
         """One closed-form step per layer on the positive/negative pair of one standardised input.
         Returns (sum of layer losses before, after (NaN unless ``losses``), bytes of state touched)."""
         net = self.net
-        hp = np.concatenate([x_std, self.label_inputs[pos]]).astype(net.dtype)[None, :]
-        hn = np.concatenate([x_std, self.label_inputs[neg]]).astype(net.dtype)[None, :]
+        d = len(x_std)
+        pair = np.empty((2, d + self.label_inputs.shape[1]), net.dtype)   # [positive; negative] inputs
+        pair[:, :d] = x_std
+        pair[0, d:], pair[1, d:] = self.label_inputs[pos], self.label_inputs[neg]
+        h = pair
         before = after = 0.0
         touched = 0
         for l in range(net.num_layers):
-            xp, xn = net.layer_input(l, hp), net.layer_input(l, hn)
-            dW, db, loss, hp, hn = net.quad_grads(l, xp, xn, with_loss=losses)
+            x = net.layer_input(l, h)
+            dW, db, loss, h = net.quad_grads_stacked(l, x, 1, with_loss=losses)
             self._opts[l].step([net.W[l], net.b[l]], [dW, db])
             before += loss
-            after += net.quad_loss(l, xp, xn) if losses else float("nan")
+            after += net.quad_loss(l, x[:1], x[1:]) if losses else float("nan")
             # weights, gradients and two Adam moments of this layer, plus its inputs and outputs
-            touched += 4 * (net.W[l].nbytes + net.b[l].nbytes) + 2 * (xp.nbytes + hp.nbytes)
+            touched += 4 * (net.W[l].nbytes + net.b[l].nbytes) + x.nbytes + h.nbytes
         return before, after, touched

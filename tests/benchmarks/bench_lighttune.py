@@ -21,6 +21,7 @@ from models.ff_bler.model import FFBlerPredictor, OnlineConfig
 
 pytestmark = pytest.mark.benchmark
 N = 500
+ROUNDS = 5
 CHECKPOINT = str(Path(__file__).resolve().parents[2] / "models/checkpoints/ff_bler_tdl_a30.json")
 
 
@@ -67,16 +68,20 @@ def test_closed_form_update_vs_gradient_tape():
     step(xp, xn)                                                   # trace once
     pred.update(xs[0], 3, 8)
 
-    t0 = time.perf_counter()
-    for i in range(N):
-        pred.update(xs[i], 3, 8, losses=False)
-    closed_us = (time.perf_counter() - t0) / N * 1e6
-    t0 = time.perf_counter()
-    for i in range(N):
-        x = xs[i:i + 1]
-        step(tf.constant(np.concatenate([x, pos_in], axis=1), tf.float32),
-             tf.constant(np.concatenate([x, neg_in], axis=1), tf.float32))
-    tape_us = (time.perf_counter() - t0) / N * 1e6
+    # interleaved rounds, best round of each: load from other processes hits both alike
+    closed, tape = [], []
+    for r in range(ROUNDS):
+        t0 = time.perf_counter()
+        for i in range(N):
+            pred.update(xs[i], 3, 8, losses=False)
+        closed.append((time.perf_counter() - t0) / N * 1e6)
+        t0 = time.perf_counter()
+        for i in range(N):
+            x = xs[i:i + 1]
+            step(tf.constant(np.concatenate([x, pos_in], axis=1), tf.float32),
+                 tf.constant(np.concatenate([x, neg_in], axis=1), tf.float32))
+        tape.append((time.perf_counter() - t0) / N * 1e6)
+    closed_us, tape_us = min(closed), min(tape)
 
     tracemalloc.start()
     for i in range(200):
