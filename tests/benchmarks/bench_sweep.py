@@ -1,6 +1,9 @@
 """Sweep speed: a 4-point sweep (seeds 1-4) of the quickstart scenario on the LocalCluster against
 the same 4 points run one after another in one process, timed in the same run.
 
+Also printed: the 4 points as 4 ``airtune run`` commands one after another (each pays its own
+imports), the baseline a user without sweeps has.
+
 Run: .venv/bin/python -m pytest -m benchmark -s tests/benchmarks/bench_sweep.py
 Requirement (sweep issue): sweep / sequential <= 0.65 on a 2-core machine.
 
@@ -25,6 +28,7 @@ import pytest
 import yaml
 
 from simulator.engine import Simulation
+from simulator.loader import scenario_to_dict
 from simulator.sweep import read_sweep
 from tests.conftest import REPO
 
@@ -68,6 +72,12 @@ def test_sweep_on_local_cluster_vs_points_one_after_another(tmp_path, duration_s
         shutil.rmtree(tmp_path / "sweep", ignore_errors=True)
         sweeps.append(_timed(sweep_cmd, env))
     seq, sweep = min(seqs), min(sweeps)
+    # what a user without sweeps does: `airtune run` once per point, one after another
+    cli = 0.0
+    for k, p in enumerate(read_sweep(path, tmp_path / "cli").points):
+        point_yaml = tmp_path / f"point{k}.yaml"
+        point_yaml.write_text(yaml.safe_dump(scenario_to_dict(p.scenario)))
+        cli += _timed([sys.executable, "-m", "simulator.cli", "run", str(point_yaml), "--no-progress"], one_thread)
     warm = None
     if duration_s is None:
         from threadpoolctl import threadpool_limits
@@ -85,5 +95,6 @@ def test_sweep_on_local_cluster_vs_points_one_after_another(tmp_path, duration_s
           f"one process, points one after another {seq:.1f} s ({', '.join(f'{t:.1f}' for t in seqs)}) | "
           f"ratio {sweep / seq:.2f} (requirement <= 0.65)"
           + (f" | same points in this warm process {warm:.1f} s (ratio {sweep / warm:.2f})" if warm else "")
+          + f" | `airtune run` once per point {cli:.1f} s (ratio {sweep / cli:.2f})"
           + f" | load average {load0:.2f} before, {os.getloadavg()[0]:.2f} after")
     assert sweep / seq <= 0.65
