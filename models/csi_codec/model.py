@@ -30,13 +30,14 @@ decoder convs and the entropy model's parameters, in ``decoder_side_variables`` 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.config import config_from_dict
 from models.csi_codec.entropy import DeepFactorized, ProbabilityTables
 from models.registry import register_model
 
@@ -77,11 +78,7 @@ class ConvCsiConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ConvCsiConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown conv_csi config keys {unknown}; valid: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "conv_csi")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "ConvCsiConfig":

@@ -33,13 +33,14 @@ level; the registry imports this module only when a scenario asks for ``deeprx``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Callable, Literal, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.config import config_from_dict
 from models.registry import register_model
 
 # (filters, dilation over OFDM symbols, dilation over subcarriers) per ResNet block
@@ -82,11 +83,7 @@ class DeepRxConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DeepRxConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown deeprx config keys {unknown}; valid: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "deeprx")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "DeepRxConfig":
