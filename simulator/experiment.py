@@ -56,7 +56,7 @@ def add_experiment_parser(sub) -> None:
 def cmd_experiment(args) -> int:
     """Exit 0 all points complete, 1 some failed, 2 invalid input, 130 interrupted."""
     from simulator.loader import ScenarioError
-    from simulator.sweep import SweepError, _client, read_sweep, run_sweep
+    from simulator.sweep import SweepError, dask_client, read_sweep, run_sweep
 
     exp = EXPERIMENTS[args.name]
     root = Path(args.out or exp.results)
@@ -78,7 +78,7 @@ def cmd_experiment(args) -> int:
         print(f"airtune: experiment {args.name}: {len(sweeps)} sweeps, {total} points -> {root}", file=sys.stderr)
         client = cluster = None
         try:
-            client, cluster = _client(args.scheduler, args.workers, total)   # one cluster for every sweep
+            client, cluster = dask_client(args.scheduler, args.workers, total)   # one cluster for every sweep
             for f, sweep in zip(files, sweeps):
                 print(f"sweep {f.name}: {len(sweep.points)} points", file=sys.stderr)
                 res = run_sweep(sweep, client=client, progress=True)

@@ -301,7 +301,7 @@ def _default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _client(scheduler: str | None, workers: int | None, todo: int):
+def dask_client(scheduler: str | None, workers: int | None, todo: int):
     """A Dask client: on ``scheduler`` if given, else on a new LocalCluster (processes, 1 thread each)."""
     import logging
 
@@ -389,7 +389,7 @@ def run_sweep(sweep: Sweep, *, scheduler: str | None = None, workers: int | None
         from dask.distributed import as_completed
 
         if own:
-            client, cluster = _client(scheduler, workers, len(todo))
+            client, cluster = dask_client(scheduler, workers, len(todo))
         futures = {}
         for p in todo:
             fut = client.submit(run_point, scenario_to_dict(p.scenario), str(p.out_dir.resolve()),
