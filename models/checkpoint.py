@@ -48,3 +48,21 @@ def load_checkpoint(json_path: str | Path) -> tuple[dict, dict[str, np.ndarray]]
     with np.load(npz, allow_pickle=False) as data:
         weights = {k: data[k] for k in data.files}
     return doc["config"], weights
+
+
+def save_typed_checkpoint(json_path: str | Path, model_type: str, config: dict, weights: dict[str, np.ndarray],
+                          training: dict | None = None) -> Path:
+    """``save_checkpoint`` of {"model_type", "config"[, "training"]}, for models whose loader
+    checks that a checkpoint is theirs (``load_typed_checkpoint``)."""
+    doc = {"model_type": model_type, "config": config}
+    if training is not None:
+        doc["training"] = training
+    return save_checkpoint(json_path, doc, weights)
+
+
+def load_typed_checkpoint(json_path: str | Path, model_type: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """(the model's config, weights) of a ``save_typed_checkpoint`` file; another model's raises."""
+    doc, weights = load_checkpoint(json_path)
+    if doc.get("model_type") != model_type:
+        raise ValueError(f"{json_path}: not a {model_type} checkpoint (model_type {doc.get('model_type')!r})")
+    return doc["config"], weights

@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import load_typed_checkpoint, save_typed_checkpoint
 from models.config import config_from_dict
 from models.csi_codec.entropy import DeepFactorized, ProbabilityTables
 from models.registry import register_model
@@ -196,18 +196,13 @@ class ConvCsiCodec(tf.Module):
 
     # -- checkpoints --------------------------------------------------------------------------------
     def save(self, json_path, training: dict | None = None):
-        doc = {"model_type": "conv_csi", "config": {**asdict(self.config),
-                                                    "entropy_filters": list(self.config.entropy_filters)}}
-        if training is not None:
-            doc["training"] = training
-        return save_checkpoint(json_path, doc, self.get_weights())
+        config = {**asdict(self.config), "entropy_filters": list(self.config.entropy_filters)}
+        return save_typed_checkpoint(json_path, "conv_csi", config, self.get_weights(), training)
 
     @classmethod
     def load(cls, checkpoint, seed: int = 0) -> "ConvCsiCodec":
-        doc, weights = load_checkpoint(checkpoint)
-        if doc.get("model_type") != "conv_csi":
-            raise ValueError(f"{checkpoint}: not a conv_csi checkpoint (model_type {doc.get('model_type')!r})")
-        codec = cls(ConvCsiConfig.from_dict(doc["config"]), seed=seed)
+        config, weights = load_typed_checkpoint(checkpoint, "conv_csi")
+        codec = cls(ConvCsiConfig.from_dict(config), seed=seed)
         codec.set_weights(weights)
         return codec
 

@@ -39,7 +39,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import tensorflow as tf
 
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import load_typed_checkpoint, save_typed_checkpoint
 from models.config import config_from_dict
 from models.registry import register_model
 
@@ -281,17 +281,12 @@ class DeepRx(tf.Module):
             v.assign(w.astype(self.config.dtype))
 
     def save(self, json_path, training: dict | None = None):
-        doc = {"model_type": "deeprx", "config": self.config.to_dict()}
-        if training is not None:
-            doc["training"] = training
-        return save_checkpoint(json_path, doc, self.get_weights())
+        return save_typed_checkpoint(json_path, "deeprx", self.config.to_dict(), self.get_weights(), training)
 
     @classmethod
     def load(cls, checkpoint, seed: int = 0) -> "DeepRx":
-        doc, weights = load_checkpoint(checkpoint)
-        if doc.get("model_type") != "deeprx":
-            raise ValueError(f"{checkpoint}: not a deeprx checkpoint (model_type {doc.get('model_type')!r})")
-        model = cls(DeepRxConfig.from_dict(doc["config"]), seed=seed)
+        config, weights = load_typed_checkpoint(checkpoint, "deeprx")
+        model = cls(DeepRxConfig.from_dict(config), seed=seed)
         model.set_weights(weights)
         return model
 
