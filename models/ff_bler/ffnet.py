@@ -49,6 +49,7 @@ class FFNet:
         self.W = [(rng.standard_normal((m, d)) * np.sqrt(2.0 / d)).astype(dtype)
                   for d, m in zip(self.sizes[:-1], self.sizes[1:])]
         self.b = [np.zeros(m, dtype) for m in self.sizes[1:]]
+        self._coef_cache: dict = {}                 # quad_grads coefficients by batch shape
 
     @property
     def num_layers(self) -> int:
@@ -122,7 +123,7 @@ class FFNet:
         """([n, 1] -4 / +4, [n, 1] 2 / (M_l |S|)) for n_pos positives then negatives; cached, since
         the online update calls this with the same shapes every time."""
         key = (n_pos, n, m, np.dtype(dtype))
-        cache = self.__dict__.setdefault("_coef_cache", {})
+        cache = self._coef_cache
         if key not in cache:
             sign = np.full((n, 1), 4.0, dtype=dtype)
             sign[:n_pos] = -4.0
