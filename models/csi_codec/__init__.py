@@ -7,4 +7,5 @@ update_coder.py  decoder-update quantiser (STE), spike-and-slab / uniform priors
 model.py         the conv codec (registered as ``conv_csi``), RD / NMSE / full-model losses
 train.py         RD trainer and full-model fine-tuner
 sides.py         the UE (encoder side) and gNB (decoder side) ends of the feedback link
+translation.py   the TM baseline: translation / retranslation modules around a frozen codec, their fine-tuner
 """
