@@ -11,6 +11,12 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# sionna-rt and sionna-no-rt both ship sionna/__init__.py; keep sionna-no-rt's lazy one (sionna-rt's
+	# imports drjit on `import sionna`, and drjit loaded after TensorFlow aborts the process at exit)
+	$(PY) -m pip install --quiet --force-reinstall --no-deps sionna-no-rt==1.2.2
+	# drjit (Sionna RT) needs a system libLLVM (Debian: libllvm15 or later) or DRJIT_LIBLLVM_PATH
+	@ldconfig -p | grep -q 'libLLVM' || test -n "$$DRJIT_LIBLLVM_PATH" || \
+	  echo "warning: no libLLVM found: ray-traced CSI needs it (apt-get install libllvm15, or set DRJIT_LIBLLVM_PATH)"
 	touch $(STAMP)
 
 install: $(STAMP)
