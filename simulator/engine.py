@@ -88,6 +88,25 @@ def build_bler_predictor(scenario: Scenario, seed: np.random.SeedSequence):
     return get_model(cfg.type).load(cfg.checkpoint, cfg.online.model_dump(), np.random.default_rng(seed))
 
 
+def build_csi_feedback(scenario: Scenario, env, ue, feedback, rec, seed: np.random.SeedSequence, trace=None):
+    """The UE's neural CSI feedback (``models.csi_codec``), or None."""
+    cfg = scenario.models.csi_codec
+    if cfg is None:
+        return None
+    from models.csi_codec.data import load_track
+    from models.csi_codec.online import OnlineCsiCodec
+    from simulator.processes.csi_feedback import CsiFeedback
+
+    x, _distance_m, spacing_m = load_track(cfg.track)
+    online = cfg.online
+    # reports a decoder update serves: the CSI-RS occasions in one fine-tuning interval (eq. 21)
+    speed = ue.mobility.speed_mps
+    reports = online.interval_m / (speed * scenario.csi_rs.period_ms * 1e-3) if speed > 0 else 1.0
+    codec = OnlineCsiCodec(cfg.checkpoint, online.model_dump(), np.random.default_rng(seed), reports)
+    return CsiFeedback(env, ue, codec, x, spacing_m, feedback, rec, interval_m=online.interval_m,
+                       samples=online.samples, trace=trace)
+
+
 def build_phy(scenario: Scenario, table, rngs: dict[int, np.random.Generator], tf_seeds: dict[int, int]):
     if scenario.phy.backend == "abstraction":
         from simulator.phy.abstraction import AbstractionBackend
@@ -158,19 +177,26 @@ class Simulation:
         feedback = FeedbackLink(env, sc.feedback.capacity_kbps * 1e3, int(round(sc.feedback.delay_ms * 1000)),
                                 deliver=lambda msg: by_ue[msg.ue].inbox.push(msg), trace=self.trace)
         env.process(mobility_process(env, ues, int(round(sc.mobility.update_ms * 1000)), duration_us))
+        csi_feedback = []
         for ue, link in zip(ues, links):
+            model_ss = seeds[ue.id]["model"]
+            predictor = build_bler_predictor(sc, model_ss)
+            # children of the model seed, in this order: exploration, measurement error, CSI codec
+            explore_rng, error_rng = (np.random.default_rng(c) for c in model_ss.spawn(2))
+            csi = build_csi_feedback(sc, env, ue, feedback, rec, model_ss.spawn(1)[0], self.trace)
+            if csi is not None:
+                csi_feedback.append(csi)
             env.process(csi_rs_process(
                 env, ue, link, feedback, period_us=int(round(sc.csi_rs.period_ms * 1000)),
                 report_delay_us=int(round(sc.csi_rs.report_delay_ms * 1000)), slot_us=slot_us,
                 duration_us=duration_us, report_bits=sc.feedback.cqi_report_bits, rec=rec, trace=self.trace,
-                predictor=build_bler_predictor(sc, seeds[ue.id]["model"]),
+                predictor=predictor,
                 backoff=sc.link_adaptation.backoff if sc.link_adaptation.backoff.kind != "none" else None,
                 subcarrier_spacing_hz=sc.carrier.subcarrier_spacing_khz * 1e3, num_rbs=sc.carrier.num_prbs,
                 num_dmrs_symbols=sc.phy.num_dmrs_symbols,
-                explore_max_offset=sc.link_adaptation.cqi_exploration.max_offset,
-                rng=np.random.default_rng(seeds[ue.id]["model"].spawn(1)[0]),
-                sinr_error_db=(sc.csi_rs.sinr_error_bias_db, sc.csi_rs.sinr_error_std_db),
-                error_rng=np.random.default_rng(seeds[ue.id]["model"].spawn(1)[0])))   # a second child: a new stream
+                explore_max_offset=sc.link_adaptation.cqi_exploration.max_offset, rng=explore_rng,
+                sinr_error_db=(sc.csi_rs.sinr_error_bias_db, sc.csi_rs.sinr_error_std_db), error_rng=error_rng,
+                csi=csi))
         stats = PdschStats()
         bar = _progress_bar(num_slots) if self.progress else None
 
@@ -186,6 +212,8 @@ class Simulation:
                                          num_slots=num_slots, receiver=receiver, rec=rec, stats=stats,
                                          trace=self.trace, on_slot=on_slot))
         env.run(until=done)
+        for csi in csi_feedback:
+            csi.finish()
         if bar is not None:
             bar.close()
         now = time.monotonic()

@@ -10,14 +10,16 @@ from typing import Any
 
 @dataclass(slots=True)
 class Message:
-    """Something sent on the feedback link. ``arrival_us`` is set when it starts serialising."""
-    kind: str                      # "cqi", later "model_update", ...
+    """Something sent on the feedback link. ``arrival_us`` is set when it starts serialising;
+    ``on_arrival(msg)``, if given, runs at the gNB at ``arrival_us``."""
+    kind: str                      # "cqi" (may carry a compressed CSI report), "csi_update", ...
     ue: int
     bits: int
     payload: Any
     created_us: int
     sent_us: int = -1
     arrival_us: int = -1
+    on_arrival: Any = None
 
 
 @dataclass

@@ -42,7 +42,8 @@ PERIODS = pa.schema([
     ("n_ack", pa.int32()),
     ("n_nack", pa.int32()),
     ("fine_tuned", pa.bool_()),
-    ("csi_bits", pa.int64()),          # feedback bits of the report
+    ("csi_bits", pa.int64()),          # feedback bits of the report (with a CSI codec: its coded latent
+                                       # stream; the message also carries feedback.cqi_report_bits)
     ("csi_bits_estimated", pa.float32()),
     ("csi_nmse_db", pa.float32()),
     ("distance_m", pa.float32()),      # distance travelled by the UE at the occasion
@@ -58,9 +59,13 @@ UPDATES = pa.schema([
     ("compute_us", pa.int64()),
     ("state_bytes", pa.int64()),         # model state read or written by the update (weights, moments, activations)
     ("update_bits", pa.int64()),
-    ("applied_t_us", pa.int64()),
+    ("applied_t_us", pa.int64()),        # when it took effect (CSI codec full_model: arrival at the gNB)
     ("loss_before", pa.float32()),
     ("loss_after", pa.float32()),
+    ("variant", pa.string()),            # CSI codec: fine-tuning scheme (null for LightTune)
+    ("update_bits_estimated", pa.float32()),  # the prior's -log2 p of the coded update (eq. 19)
+    ("update_nonzero", pa.int64()),      # quantised weight deltas != 0
+    ("update_weights", pa.int64()),      # weights the update covers
 ])
 
 TABLES = {"slots": SLOTS, "periods": PERIODS, "updates": UPDATES}

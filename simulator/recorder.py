@@ -51,9 +51,14 @@ class Recorder:
         write_json_atomic(self.out_dir / "manifest.json", self.manifest)
 
     def append(self, table: str, row: dict) -> None:
+        """One row; a column the row does not name is null (e.g. CSI-only columns of a LightTune update)."""
         cols = self._cols[table]
         for k, v in row.items():
             cols[k].append(v)
+        if len(row) != len(cols):
+            for k, col in cols.items():
+                if k not in row:
+                    col.append(None)
         self._rows[table] += 1
         if self._rows[table] >= self.flush_rows:
             self.flush(table)

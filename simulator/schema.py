@@ -258,8 +258,81 @@ class BlerPredictorConfig(_Strict):
         return self
 
 
+class CsiUpdateConfig(_Strict):
+    """How a full_model decoder update is quantised and coded (seeds/002, eq. 12-19)."""
+    bins: int = Field(64, ge=2, le=65536, description="Quantiser levels N (equispaced, width bin_width, 0 included)")
+    bin_width: float = Field(0.005, gt=0, le=1, description="Quantiser bin width t")
+    prior: Literal["spike_slab", "uniform"] = Field("spike_slab", description="Prior the update is coded under")
+    alpha: float = Field(1000.0, ge=0, description="spike_slab: weight of the spike against the slab")
+    sigma_slab: float = Field(0.05, gt=0, description="spike_slab: slab standard deviation")
+    beta: float = Field(1.0, ge=0, description="Weight of the update rate in the fine-tuning loss (eq. 21)")
+    rate_term: bool = Field(True, description="false: fine-tune without the update-rate term (beta ignored)")
+
+
+class CsiOnlineConfig(_Strict):
+    scheme: Literal["none", "encoder_only", "full_model", "genie", "translation"] = Field(
+        "none", description="Fine-tuning scheme (paper Sec. V): none, encoder_only, full_model (decoder update "
+                            "coded and sent on the feedback link), genie (decoder update free), translation")
+    interval_m: float = Field(12.0, gt=0, description="Fine-tune every this many metres travelled")
+    samples: int = Field(100, ge=1, description="Most recent CSI reports the UE keeps and fine-tunes on")
+    steps: int = Field(200, ge=1, le=100000, description="Gradient steps per fine-tuning")
+    batch: int = Field(32, ge=1, description="Mini-batch size")
+    learning_rate: float = Field(1e-4, gt=0, le=1, description="Adam step size (the paper's 1e-4)")
+    lmbda: float | None = Field(None, gt=0, description="RD weight lambda; null: the checkpoint's training lambda")
+    ue_gflops: float = Field(100.0, gt=0, description="UE compute speed: a fine-tuning is charged "
+                                                      "3 x forward FLOPs x batch x steps at this rate")
+    update: CsiUpdateConfig = Field(default_factory=CsiUpdateConfig)
+
+
+class CsiCodecConfig(_Strict):
+    type: Literal["conv_csi"] = Field("conv_csi", description="Neural CSI compressor (seeds/002)")
+    checkpoint: str = Field(..., description="conv_csi checkpoint JSON (`python -m models.csi_codec.train`)")
+    track: str = Field(..., description="CSI track dataset (`airtune data csi` with a track source): the "
+                                        "UE's CSI at each CSI-RS occasion is the sample at its distance travelled")
+    online: CsiOnlineConfig = Field(default_factory=CsiOnlineConfig)
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint_exists(cls, path: str) -> str:
+        from pathlib import Path
+
+        if not Path(path).is_file():
+            raise ValueError(f"no such checkpoint file {path!r}")
+        return path
+
+    @model_validator(mode="after")
+    def _track_fits(self):
+        import json
+        from pathlib import Path
+
+        desc_path = Path(self.track) / "description.json"
+        if not desc_path.is_file():
+            raise _field_error("track", f"no CSI dataset at {self.track!r} (make one with `airtune data csi`)")
+        try:
+            desc = json.loads(desc_path.read_text())
+            ckpt = json.loads(Path(self.checkpoint).read_text())["config"]["config"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise _field_error("track", f"cannot read {desc_path} or the checkpoint's config: {exc}") from None
+        if not isinstance(desc.get("track"), dict):
+            raise _field_error("track", f"{self.track!r} is not a track (its source samples an area or i.i.d. "
+                                        f"channels); use a dataset made with a track source")
+        shape = tuple(desc.get("shape", ())[:2])
+        if shape != (ckpt.get("num_ant"), ckpt.get("num_sc")):
+            raise _field_error("track", f"CSI shape {list(shape)} does not match the checkpoint's "
+                                        f"[{ckpt.get('num_ant')}, {ckpt.get('num_sc')}]")
+        return self
+
+    def track_length_m(self) -> float:
+        import json
+        from pathlib import Path
+
+        return float(json.loads((Path(self.track) / "description.json").read_text())["track"]["length_m"])
+
+
 class ModelsConfig(_Strict):
     bler_predictor: BlerPredictorConfig | None = Field(None, description="UE-side BLER predictor (LightTune)")
+    csi_codec: CsiCodecConfig | None = Field(None, description="UE-side neural CSI compressor with online "
+                                                               "fine-tuning; its reports travel on the feedback link")
 
 
 class FeedbackConfig(_Strict):
@@ -317,6 +390,14 @@ class Scenario(_Strict):
             raise _field_error("ues", f"UE ids must be unique (repeated: {dup})")
         if self.link_adaptation.backoff.kind == "cqi_tune" and self.models.bler_predictor is None:
             raise _field_error("link_adaptation.backoff.kind", "cqi_tune needs models.bler_predictor")
+        codec = self.models.csi_codec
+        if codec is not None:
+            length = codec.track_length_m()
+            for k, ue in enumerate(self.ues):
+                travel = _max_travel_m(ue.mobility, self.duration_s)
+                if travel > length + 1e-9:
+                    raise _field_error("models.csi_codec.track", f"the track is {length:g} m long but UE {ue.id} "
+                                       f"(ues.{k}.mobility) travels {travel:g} m in duration_s {self.duration_s:g}")
         if self.link_adaptation.olla.offset_min_db > self.link_adaptation.olla.offset_max_db:
             raise _field_error("link_adaptation.olla.offset_min_db", "must be <= offset_max_db")
         return self
@@ -329,6 +410,18 @@ class Scenario(_Strict):
     @property
     def num_slots(self) -> int:
         return self.duration_us // self.carrier.slot_us
+
+
+def _max_travel_m(mobility, duration_s: float) -> float:
+    """Distance a UE covers in ``duration_s`` (waypoint paths end at their last point)."""
+    if isinstance(mobility, StaticMobility):
+        return 0.0
+    travel = mobility.speed_kmh / 3.6 * duration_s
+    if isinstance(mobility, WaypointMobility):
+        pts = [tuple(p) for p in mobility.waypoints_m]
+        path = sum(sum((a - b) ** 2 for a, b in zip(p, q)) ** 0.5 for p, q in zip(pts, pts[1:]))
+        travel = min(travel, path)
+    return travel
 
 
 class FieldError(ValueError):

@@ -27,13 +27,15 @@ class _Occasion:
     report: Message
     features: np.ndarray | None
     bler_predicted: float
+    csi: object | None = None          # the CsiReport riding in the report message (neural CSI feedback)
 
 
 def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int, report_delay_us: int,
                    slot_us: int, duration_us: int, report_bits: int, rec, trace: list | None = None,
                    predictor=None, backoff=None, subcarrier_spacing_hz: float = 30e3, num_rbs: int = 0,
                    num_dmrs_symbols: int = 0, explore_max_offset: int = 0, rng: np.random.Generator | None = None,
-                   sinr_error_db: tuple[float, float] = (0.0, 0.0), error_rng: np.random.Generator | None = None):
+                   sinr_error_db: tuple[float, float] = (0.0, 0.0), error_rng: np.random.Generator | None = None,
+                   csi=None):
     """One occasion every ``period_us`` from t = 0; a ``periods`` row when each period ends.
 
     At each occasion, in this order: measure and choose the CQI (with the predictor's current
@@ -44,6 +46,9 @@ def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int
     ``sinr_error_db`` = (bias, std): the UE measures the SNR off by bias + std * N(0, 1) dB
     (drawn from ``error_rng`` at each occasion); the CQI and the BLER features use the measured
     value, the PDSCH keeps the true channel.
+
+    ``csi`` (a ``CsiFeedback``): the report message also carries the UE's compressed CSI, which
+    the gNB decodes when the message arrives.
     """
     prev: _Occasion | None = None
     period = 0
@@ -51,7 +56,8 @@ def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int
         bias, std = sinr_error_db
         err_db = bias + std * float(error_rng.standard_normal()) if std else bias
         occ = _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor,
-                       backoff, subcarrier_spacing_hz, num_rbs, num_dmrs_symbols, explore_max_offset, rng, err_db)
+                       backoff, subcarrier_spacing_hz, num_rbs, num_dmrs_symbols, explore_max_offset, rng, err_db,
+                       csi)
         if prev is not None:
             _close(prev, env.now, ue, link, rec, predictor)
         prev = occ
@@ -62,7 +68,7 @@ def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int
 
 
 def _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor, backoff,
-             scs_hz, num_rbs, num_dmrs, explore_max_offset, rng, err_db: float) -> _Occasion:
+             scs_hz, num_rbs, num_dmrs, explore_max_offset, rng, err_db: float, csi=None) -> _Occasion:
     t0 = env.now
     slot = t0 // slot_us
     snr_db = float(ue.snr_db[slot])
@@ -82,13 +88,18 @@ def _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay
                               backoff.tau_bler, backoff.cqi_min)
         bler_pred = float(predictor.predict(features, np.array([cqi]))[0])
     report = Message("cqi", ue.id, report_bits, cqi, created_us=t0)
+    csi_report = None
+    if csi is not None:
+        csi_report = csi.on_occasion(float(ue.mobility.distance_m([t0 * 1e-6])[0]))
+        report.bits += csi_report.bits
+        report.on_arrival = lambda m, r=csi_report: csi.on_report_arrival(r, m.arrival_us)
     if trace is not None:
         trace.append((t0, "csi_rs", ue.id, period, cqi))
     if report_delay_us:
         env.timeout(report_delay_us).callbacks.append(lambda _ev, m=report: _send(feedback, m, trace))
     else:
         _send(feedback, report, trace)
-    return _Occasion(t0, period, snr_db, sinr_eff_db, err_db, cqi_table, cqi, report, features, bler_pred)
+    return _Occasion(t0, period, snr_db, sinr_eff_db, err_db, cqi_table, cqi, report, features, bler_pred, csi_report)
 
 
 def _close(occ: _Occasion, t_end: int, ue, link, rec, predictor) -> None:
@@ -108,15 +119,25 @@ def _close(occ: _Occasion, t_end: int, ue, link, rec, predictor) -> None:
                 "update_bits": upd.update_bits, "applied_t_us": t_end + compute_us,
                 "loss_before": upd.loss_before, "loss_after": upd.loss_after,
             })
-    rec.append("periods", {
+    row = {
         "t_us": occ.t0, "t_end_us": t_end, "ue": ue.id, "period": occ.period, "snr_db": occ.snr_db,
         "sinr_eff_db": occ.sinr_eff_db, "sinr_error_db": occ.sinr_error_db, "cqi_table": occ.cqi_table, "cqi_reported": occ.cqi,
         "report_arrival_t_us": occ.report.arrival_us, "bler_predicted": occ.bler_predicted,
         "bler_observed": bler_obs, "n_ack": n_ack, "n_nack": n_nack, "fine_tuned": fine_tuned,
-        "csi_bits": occ.report.bits, "csi_bits_estimated": float(occ.report.bits), "csi_nmse_db": math.nan,
+        **_csi_columns(occ),
         "distance_m": float(ue.mobility.distance_m([occ.t0 * 1e-6])[0]),
         "features": None if occ.features is None else occ.features.tolist(),
-    })
+    }
+    if occ.csi is not None and occ.csi.pending:
+        occ.csi.row = row       # still on the link: CsiFeedback writes the row when the gNB has decoded it
+    else:
+        rec.append("periods", row)
+
+
+def _csi_columns(occ: _Occasion) -> dict:
+    if occ.csi is None:
+        return {"csi_bits": occ.report.bits, "csi_bits_estimated": float(occ.report.bits), "csi_nmse_db": math.nan}
+    return {"csi_bits": occ.csi.bits, "csi_bits_estimated": occ.csi.bits_estimated, "csi_nmse_db": occ.csi.nmse_db}
 
 
 def _send(feedback, msg: Message, trace) -> None:

@@ -42,4 +42,7 @@ class FeedbackLink:
             if self.trace is not None:
                 self.trace.append((self.env.now, "feedback_start", msg.ue, msg.kind, msg.arrival_us))
             self.deliver(msg)
+            if msg.on_arrival is not None:
+                self.env.timeout(msg.arrival_us - self.env.now).callbacks.append(
+                    lambda _ev, m=msg: m.on_arrival(m))
             yield self.env.timeout(tx_us)

@@ -29,6 +29,21 @@ def few_path_csi(rng: np.random.Generator, batch: int, num_ant: int = 32, num_sc
     return np.stack([h.real, h.imag], axis=-1).astype(np.float32)
 
 
+TINY_LMBDA = 1000.0
+
+
+def save_tiny_codec(path) -> str:
+    """An 8x8 conv_csi codec with 8 filters, briefly RD-trained on one-path CSI (~6 s), saved at
+    ``path`` with its training lambda (what the online schemes read)."""
+    from models.csi_codec.model import ConvCsiCodec, ConvCsiConfig
+    from models.csi_codec.train import RdTrainer
+
+    codec = ConvCsiCodec(ConvCsiConfig(num_ant=8, num_sc=8, filters=8), seed=1)
+    RdTrainer(codec, TINY_LMBDA, 3e-3).run(few_path_csi(np.random.default_rng(0), 512, 8, 8, paths=1), 600, 32,
+                                           np.random.default_rng(0))
+    return str(codec.save(path, training={"lmbda": TINY_LMBDA}))
+
+
 def sample_known(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Samples [..., 2] of the two known channel densities (continuous)."""
     x0 = rng.laplace(0.0, LAPLACE_SCALE, shape)

@@ -1,0 +1,222 @@
+"""Online fine-tuning of the CSI codec on a moving UE: both ends of one UE's CSI feedback.
+
+The paper's schemes (seeds/002, Sec. V), as the event loop runs them:
+
+- ``none``:         the pre-trained codec throughout.
+- ``encoder_only``: the UE fine-tunes its encoder with the RD loss (eq. 9); the decoder and the
+                    entropy model stay as the gNB has them, so nothing is sent. The new encoder
+                    is used once the fine-tuning's compute time has passed.
+- ``full_model``:   encoder, decoder and entropy model with eq. 21 (RD + beta x update bits);
+                    the decoder-side delta is quantised and range-coded (``UpdateCoder``) and
+                    sent on the feedback link. The UE keeps encoding with its old encoder and
+                    tables until the update has arrived at the gNB (a report coded with the new
+                    tables could not be decoded by the old ones), then both switch together.
+- ``genie``:        full-model fine-tuning with the RD loss only and the new (unquantised)
+                    decoder side handed to the gNB for free when the compute time has passed.
+- ``translation``:  the TM baseline (``translation.py``): the backbone stays frozen; translation
+                    T before the encoder (UE) and retranslation R after the decoder (gNB) are
+                    fine-tuned with the RD loss. As in the paper, sending R costs nothing (its
+                    lower-bound rate): R reaches the gNB for free when the compute time has passed.
+
+Compute time is modelled, not measured, so that the same seed gives the same logs: a training
+step costs 3 x the forward FLOPs of its batch (forward + backward), and the UE runs
+``ue_gflops`` GFLOP/s. ``flops_per_report`` counts the codec's convolutions (2 FLOPs a MAC).
+
+One ``OnlineCsiCodec`` per UE holds three codecs: ``ue`` (what the UE encodes with), ``gnb``
+(what the gNB decodes with; changed only by update bytes, or for free in ``genie``) and
+``work`` (the UE's fine-tuning copy, carried from one fine-tuning to the next).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+SCHEMES = ("none", "encoder_only", "full_model", "genie", "translation")
+
+
+def flops_per_report(cfg) -> float:
+    """Forward FLOPs of encoder + decoder for one CSI matrix (2 per multiply-accumulate)."""
+    a, s, k, f, c, p = cfg.num_ant, cfg.num_sc, cfg.kernel_size, cfg.filters, cfg.latent_channels, cfg.num_pools
+    macs = 0
+    for i in range(p):                                    # encoder conv i at resolution / 2^i, then pool
+        macs += (a >> i) * (s >> i) * k * k * (2 if i == 0 else f) * f
+    macs += (a >> p) * (s >> p) * k * k * f * c           # latent conv
+    for i in range(p):                                    # decoder conv i at resolution / 2^(p-i), then upsample
+        macs += (a >> (p - i)) * (s >> (p - i)) * k * k * (c if i == 0 else f) * f
+    macs += a * s * k * k * f * 2                         # output conv
+    return 2.0 * macs
+
+
+@dataclass
+class CsiReport:
+    """One compressed CSI report: the bytes on the link and what the log needs."""
+    data: bytes
+    bits: int                       # coded latent bits (8 x bytes)
+    bits_estimated: float           # the entropy model's -log2 p of the symbols
+    x: np.ndarray                   # [ant, sc, 2] the CSI it compresses (for the NMSE, not sent)
+    nmse_db: float = math.nan       # set when the gNB decodes it
+    pending: bool = True            # not decoded yet
+    row: dict | None = None         # the simulator's log row waiting for this report (if any)
+
+
+@dataclass
+class FineTuning:
+    """A finished fine-tuning: what goes on the link (``data``, may be empty) and its effect."""
+    scheme: str
+    compute_us: int
+    data: bytes
+    bits: int
+    bits_estimated: float
+    nonzero: int
+    num_weights: int
+    loss_before: float
+    loss_after: float
+    state_bytes: int
+    apply: Callable[[], None] = field(repr=False)    # at the gNB's receipt (or compute end if nothing is sent)
+
+
+class OnlineCsiCodec:
+    """Both ends of one UE's neural CSI feedback, with online fine-tuning.
+
+    report:     x [ant, sc, 2] -> CsiReport (UE: encode with the active encoder and tables)
+    decode:     CsiReport -> nmse_db (gNB: decode the bytes with the decoder it holds)
+    fine_tune:  x [n, ant, sc, 2] -> FineTuning | None (UE; None for scheme ``none``)
+    """
+
+    def __init__(self, checkpoint: str, online: dict[str, Any], rng: np.random.Generator,
+                 reports_per_update: float = 1.0):
+        from models.csi_codec.model import ConvCsiCodec
+        from models.csi_codec.sides import CsiDecoderSide, CsiEncoderSide
+
+        self.online = dict(online)
+        self.scheme = self.online.get("scheme", "none")
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"unknown fine-tuning scheme {self.scheme!r}; valid: {', '.join(SCHEMES)}")
+        self.rng = rng
+        if self.scheme == "translation":     # the frozen backbone between T (UE) and R (gNB)
+            from models.csi_codec.translation import TranslatedCodec
+
+            def load():
+                return TranslatedCodec(ConvCsiCodec.load(checkpoint))
+        else:
+            def load():
+                return ConvCsiCodec.load(checkpoint)
+        self.ue = CsiEncoderSide(load())
+        self.gnb = CsiDecoderSide(load(), self._update_coder())
+        self.config = self.ue.codec.config
+        self.lmbda = float(self.online.get("lmbda") or _checkpoint_lmbda(checkpoint))
+        self.reports_per_update = max(float(reports_per_update), 1.0)
+        self._trainer = None
+        self.work = None
+        if self.scheme != "none":
+            self.work = load()
+            self._trainer = self._make_trainer()
+
+    # -- the two ends ------------------------------------------------------------------------------
+    def report(self, x: np.ndarray) -> CsiReport:
+        x = np.asarray(x, np.float32)
+        (coded,), est = self.ue.report(x[None], per_report=True)
+        return CsiReport(coded.data, coded.bits, float(est[0]), x)
+
+    def decode(self, report: CsiReport) -> float:
+        x_hat = self.gnb.decode_reports(report.data, 1)[0]
+        report.nmse_db = float(10 * np.log10(np.sum((report.x - x_hat) ** 2) / np.sum(report.x ** 2)))
+        report.pending = False
+        return report.nmse_db
+
+    # -- fine-tuning -------------------------------------------------------------------------------
+    def _update_coder(self):
+        if self.scheme != "full_model":
+            return None
+        from models.csi_codec.update_coder import UpdateCoder, UpdateQuantizer, make_prior
+
+        u = self.online.get("update", {})
+        q = UpdateQuantizer(int(u.get("bins", 64)), float(u.get("bin_width", 0.005)))
+        kwargs = {k: u[k] for k in ("alpha", "sigma_slab") if u.get(k) is not None}
+        prior = make_prior(u.get("prior", "spike_slab"), **kwargs)
+        self._quantizer, self._prior = q, prior
+        return UpdateCoder(q, prior)
+
+    def _make_trainer(self):
+        from models.csi_codec.train import FullModelFineTuner, RdTrainer
+
+        lr = float(self.online.get("learning_rate", 1e-4))
+        if self.scheme == "encoder_only":
+            return RdTrainer(self.work, self.lmbda, lr, variables=self.work.encoder_side_variables)
+        if self.scheme == "genie":
+            return RdTrainer(self.work, self.lmbda, lr)
+        if self.scheme == "full_model":
+            u = self.online.get("update", {})
+            beta = float(u.get("beta", 1.0)) if u.get("rate_term", True) else 0.0
+            return FullModelFineTuner(self.work, self._quantizer, self._prior, self.lmbda, beta,
+                                      self.reports_per_update, lr)
+        from models.csi_codec.translation import TranslationFineTuner
+
+        return TranslationFineTuner(self.work, self.lmbda, lr)
+
+    def compute_us(self, steps: int, batch: int) -> int:
+        flops = 3.0 * flops_per_report(self.config) * steps * batch
+        return int(math.ceil(flops / (float(self.online.get("ue_gflops", 100.0)) * 1e9) * 1e6))
+
+    def _rd(self, codec, x: np.ndarray) -> float:
+        from models.csi_codec.model import rd_loss
+
+        return float(rd_loss(codec, x, self.lmbda, training=False)["loss"])
+
+    def fine_tune(self, x: np.ndarray) -> FineTuning | None:
+        """Fine-tune ``work`` on x [n, ant, sc, 2] (the UE's recent CSI); returns what to send."""
+        if self.scheme == "none":
+            return None
+        x = np.asarray(x, np.float32)
+        steps, batch = int(self.online.get("steps", 200)), int(self.online.get("batch", 32))
+        before = self._rd(self.ue.codec, x)    # the UE's decoder side equals the gNB's between updates
+        if self.scheme == "full_model":
+            self._trainer.run(x, self.gnb.decoder_side_weights(), steps, batch, self.rng)
+        else:
+            self._trainer.reset_optimizer()
+            self._trainer.run(x, steps, batch, self.rng)
+        data, bits, est, nonzero, nw = b"", 0, 0.0, 0, 0
+        work_dec = self.work.decoder_side_variables
+        if self.scheme == "full_model":
+            coded = self.gnb.update_coder.encode(self.gnb.decoder_side_weights(), [v.numpy() for v in work_dec])
+            for v, q in zip(work_dec, coded.quantized):        # the UE keeps what the gNB will rebuild
+                v.assign(q)
+            data, bits, est, nonzero, nw = coded.data, coded.bits, coded.estimated_bits, coded.nonzero, coded.num_weights
+        after = self._rd(self.work, x)
+        enc = [v.numpy() for v in self.work.encoder_side_variables]
+        dec = [v.numpy() for v in work_dec]
+        scheme = self.scheme
+
+        def apply() -> None:
+            if scheme == "full_model":
+                self.gnb.apply_update(data)
+            elif scheme in ("genie", "translation"):
+                _assign(self.gnb.codec.decoder_side_variables, dec)
+                self.gnb.refresh()
+            _assign(self.ue.codec.encoder_side_variables, enc)
+            if scheme != "encoder_only":
+                _assign(self.ue.codec.decoder_side_variables, dec)
+                self.ue.gnb_decoder_side = [d.copy() for d in dec]
+            self.ue.refresh()
+
+        state = sum(v.numpy().nbytes for v in self._trainer.variables) * 3     # weights + Adam moments
+        return FineTuning(scheme, self.compute_us(steps, batch), data, bits, est, nonzero, nw, before, after,
+                          state, apply)
+
+
+def _assign(variables, values) -> None:
+    for v, w in zip(variables, values):
+        v.assign(w)
+
+
+def _checkpoint_lmbda(checkpoint: str) -> float:
+    import json
+
+    doc = json.loads(open(checkpoint).read())
+    lmbda = doc.get("config", {}).get("training", {}).get("lmbda")
+    if lmbda is None:
+        raise ValueError(f"{checkpoint}: no training lambda recorded; set online.lmbda")
+    return float(lmbda)
