@@ -5,7 +5,8 @@ The paper's schemes map onto them: ``encoder_only`` is ``RdTrainer`` over
 ``codec.encoder_side_variables`` (the decoder side does not change, nothing is sent);
 ``genie`` is ``RdTrainer`` over all variables with the new decoder side handed to the gNB for
 free; ``full_model`` is ``FullModelFineTuner`` followed by ``CsiEncoderSide.make_update``.
-(``translation`` needs its own modules and is not here yet.)
+``translation`` trains its own modules (``translation.TranslationFineTuner``). The event loop
+drives all of them through ``online.OnlineCsiCodec``.
 
 Each trainer compiles its step once and keeps it: tracing a step with Keras' Adam costs seconds
 on CPU, far more than a short online fine-tuning, so a UE builds its fine-tuner once and calls
