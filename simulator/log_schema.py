@@ -24,6 +24,8 @@ SLOTS = pa.schema([
     ("delivered_bits", pa.int64()),    # tbs_bits on ACK, else 0
     ("receiver", pa.string()),
     ("ber", pa.float32()),             # uncoded BER of the slot (link_level), NaN otherwise
+    ("ber_genie", pa.float32()),       # phy.receiver neural: uncoded BER of genie LMMSE on the same grid, else NaN
+    ("ber_ls", pa.float32()),          # phy.receiver neural: uncoded BER of LS+LMMSE on the same grid, else NaN
 ])
 
 PERIODS = pa.schema([

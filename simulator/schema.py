@@ -66,8 +66,9 @@ class HarqConfig(_Strict):
 
 class PhyConfig(_Strict):
     backend: Literal["abstraction", "link_level"] = Field("abstraction", description="PHY model")
-    receiver: Literal["lmmse", "genie_lmmse"] = Field(
-        "lmmse", description="lmmse: LS channel estimate on DMRS + LMMSE; genie_lmmse: perfect CSI + LMMSE")
+    receiver: Literal["lmmse", "genie_lmmse", "neural"] = Field(
+        "lmmse", description="lmmse: LS channel estimate on DMRS + LMMSE; genie_lmmse: perfect CSI + LMMSE; "
+                             "neural: models.receiver (link_level only; genie and LS+LMMSE BER logged alongside)")
     mcs_table: Literal[1, 2] = Field(1, description="38.214 MCS table (1: up to 64QAM, 2: up to 256QAM); "
                                                     "the CQI table with the same index is used")
     num_ue_antennas: Literal[1, 2, 4] = Field(1, description="UE receive antennas (receive diversity)")
@@ -329,10 +330,29 @@ class CsiCodecConfig(_Strict):
         return float(json.loads((Path(self.track) / "description.json").read_text())["track"]["length_m"])
 
 
+class ReceiverConfig(_Strict):
+    type: Literal["deeprx"] = Field("deeprx", description="Neural receiver (seeds/000): LLRs from the received grid")
+    checkpoint: str = Field(..., description="deeprx checkpoint JSON (`airtune train deeprx`); its grid (receive "
+                                             "antennas, and PRBs/DMRS symbols when recorded) must fit the scenario")
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint_exists(cls, path: str) -> str:
+        from pathlib import Path
+
+        from models.deeprx.receiver import checkpoint_grid
+
+        if not Path(path).is_file():
+            raise ValueError(f"no such checkpoint file {path!r}")
+        checkpoint_grid(path)           # raises for a file that is not a deeprx checkpoint
+        return path
+
+
 class ModelsConfig(_Strict):
     bler_predictor: BlerPredictorConfig | None = Field(None, description="UE-side BLER predictor (LightTune)")
     csi_codec: CsiCodecConfig | None = Field(None, description="UE-side neural CSI compressor with online "
                                                                "fine-tuning; its reports travel on the feedback link")
+    receiver: ReceiverConfig | None = Field(None, description="UE-side neural receiver for phy.receiver: neural")
 
 
 class FeedbackConfig(_Strict):
@@ -398,9 +418,38 @@ class Scenario(_Strict):
                 if travel > length + 1e-9:
                     raise _field_error("models.csi_codec.track", f"the track is {length:g} m long but UE {ue.id} "
                                        f"(ues.{k}.mobility) travels {travel:g} m in duration_s {self.duration_s:g}")
+        self._check_receiver()
         if self.link_adaptation.olla.offset_min_db > self.link_adaptation.olla.offset_max_db:
             raise _field_error("link_adaptation.olla.offset_min_db", "must be <= offset_max_db")
         return self
+
+    def _check_receiver(self) -> None:
+        rx = self.models.receiver
+        if self.phy.receiver != "neural":
+            if rx is not None:
+                raise _field_error("models.receiver", f"is only used with phy.receiver: neural "
+                                                      f"(phy.receiver is {self.phy.receiver})")
+            return
+        if self.phy.backend != "link_level":
+            raise _field_error("phy.receiver", f"neural needs phy.backend: link_level (got {self.phy.backend})")
+        if rx is None:
+            raise _field_error("models.receiver", "phy.receiver: neural needs models.receiver "
+                                                  "({type: deeprx, checkpoint: ...})")
+        from models.deeprx.receiver import checkpoint_grid
+
+        grid = checkpoint_grid(rx.checkpoint)
+        bits = 8 if self.phy.mcs_table == 2 else 6
+        for name, have, want in (
+                ("receive antennas", grid["num_rx_ant"], self.phy.num_ue_antennas),
+                ("PRBs", grid.get("num_prbs"), self.carrier.num_prbs),
+                ("DMRS symbols", grid.get("num_dmrs_symbols"), self.phy.num_dmrs_symbols),
+                ("subcarrier spacing (kHz)", grid.get("subcarrier_spacing_khz"), self.carrier.subcarrier_spacing_khz)):
+            if have is not None and have != want:
+                raise _field_error("models.receiver.checkpoint", f"the checkpoint's grid has {have} {name}, "
+                                                                 f"the scenario {want}")
+        if grid["max_bits_per_symbol"] < bits:
+            raise _field_error("models.receiver.checkpoint", f"the checkpoint gives {grid['max_bits_per_symbol']} "
+                                                             f"LLRs per RE; MCS table {self.phy.mcs_table} needs {bits}")
 
     # Derived integer-microsecond quantities (the engine's time base).
     @property

@@ -21,7 +21,7 @@ class Transmission:
 
     ``h`` is the channel frequency response [num_ue_ant, num_subcarriers] complex64 of the
     slot (unit average power); ``snr_db`` the average per-RE SNR; ``noise`` is set by the
-    backend. ``ack``/``sinr_eff_db``/``ber`` are filled in by the backend.
+    backend. ``ack``/``sinr_eff_db``/``ber`` (and ``ber_genie``/``ber_ls``) are filled in by the backend.
     """
     ue: int
     slot: int
@@ -35,6 +35,8 @@ class Transmission:
     ack: bool | None = None
     sinr_eff_db: float = math.nan
     ber: float = math.nan
+    ber_genie: float = math.nan     # link_level with the neural receiver: genie LMMSE / LS+LMMSE on the same grid
+    ber_ls: float = math.nan
     gain: np.ndarray | None = field(default=None, repr=False)   # [num_subcarriers] sum_rx |h|^2
     olla_offset_db: float = 0.0
     cqi_used: int = 0

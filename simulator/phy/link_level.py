@@ -21,6 +21,14 @@ per process, one trace per padded batch size):
 * receiver ``lmmse``: ``PUSCHLSChannelEstimator`` (LS on the DMRS, linear interpolation, as
   ``PUSCHReceiver``'s default) + ``LinearDetector("lmmse", maxlog)``; ``genie_lmmse``: the true
   ``h`` (error variance 0) + the same detector;
+* receiver ``neural``: a neural receiver (``models.receiver``, e.g. DeepRx) maps the received
+  grid, the DMRS pilot grid and ``no`` to an LLR grid [B, 14, S, bits] inside the same compiled
+  call; its data-RE LLRs are gathered into the coded-bit order (data REs in (symbol,
+  subcarrier) row-major order, as ``ResourceGridMapper`` fills them, the first
+  ``bits_per_symbol`` bits of each) and take the LMMSE receivers' place from here on. The
+  weights are arguments of the compiled function, so changing them does not recompile. On
+  the same received grid (same noise, same channel) the chain also runs LS+LMMSE and genie
+  LMMSE and reports their uncoded BER (``ber_ls``, ``ber_genie``);
 * ``LayerDemapper`` -> Chase combining (the LLRs of this transmission are added to the soft
   buffer of the transport block) -> ``TBDecoder`` (20 BP iterations); ``ack`` = TB CRC.
 
@@ -32,7 +40,10 @@ Outputs per transmission:
   abstraction), of this transmission's per-RE post-LMMSE SINR on the data REs,
   ``sum_rx |h_hat|^2 / (no + err_var)`` (for one stream this is the LMMSE output SINR;
   with genie CSI it is exactly the abstraction's ``snr * sum_rx |h|^2``). It is not
-  accumulated over retransmissions.
+  accumulated over retransmissions. With the neural receiver it is the LS+LMMSE value on the
+  same grid (the network gives no SINR);
+* ``ber_genie``, ``ber_ls`` (neural receiver only, NaN otherwise): the uncoded BER of genie
+  LMMSE and LS+LMMSE on this transmission's received grid.
 
 Batching: ``submit`` only queues; the first ``resolve`` evaluates everything pending, one XLA
 call per MCS, padded to ``phy.link_level_batch`` (default num_ues * k1, the most that can be
@@ -45,9 +56,9 @@ grouped into calls.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -56,6 +67,35 @@ from simulator.phy.base import Transmission
 
 # Salts that separate the payload and noise streams derived from the same per-UE seed.
 _PAYLOAD_SALT, _NOISE_SALT = 1, 2
+RECEIVERS = ("lmmse", "genie_lmmse", "neural")
+
+
+class NeuralReceiver(Protocol):
+    """What the chain needs of a neural receiver (``models.deeprx.receiver.DeepRxReceiver``).
+
+    ``llr_grid`` is traced into the chain's XLA function: y [B, A, 14, S] complex64, pilots
+    [B, 14, S] complex64 (zero off the DMRS REs), no [B] float32, params (tensors shaped like
+    ``weights()``) -> llr [B, 14, S, max_bits_per_symbol], Sionna's sign convention
+    ``ln P(b=1) / P(b=0)``. ``graph_key`` is hashable and equal for receivers whose
+    ``llr_grid`` traces to the same graph (compiled chains are shared between them)."""
+    num_rx_ant: int
+    max_bits_per_symbol: int
+    graph_key: Any
+
+    def llr_grid(self, y, pilots, no, params: Sequence) -> Any: ...
+
+    def weights(self) -> list[np.ndarray]: ...
+
+
+class ChainOutput(NamedTuple):
+    """``Chain.evaluate``: numpy arrays [B] (``llr`` [B, N]); ``ber_genie``/``ber_ls`` NaN
+    unless the receiver is neural."""
+    ack: np.ndarray
+    ber: np.ndarray
+    sinr_eff_db: np.ndarray
+    llr: np.ndarray
+    ber_genie: np.ndarray
+    ber_ls: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -66,7 +106,7 @@ class ChainKey:
     mcs_table: int
     num_dmrs_symbols: int
     num_ue_ant: int
-    receiver: str            # "lmmse" | "genie_lmmse"
+    receiver: str            # "lmmse" | "genie_lmmse" | "neural"
     mcs: int
 
 
@@ -97,10 +137,13 @@ class Chain:
     ``__call__(seeds [B, 6] int64 (tf_seed, ue, slot, tx_round, first_slot, harq_process), h [B, A, S]
     complex64, no [B] float32, prev_llr [B, N] float32)`` -> numpy ``(ack [B] bool,
     ber [B] float32, sinr_eff_db [B] float32, llr [B, N] float32)`` where ``llr`` is the
-    combined soft buffer (``prev_llr`` + this transmission's LLRs).
+    combined soft buffer (``prev_llr`` + this transmission's LLRs). ``evaluate`` takes the same
+    arguments (+ the neural receiver's weights) and returns a :class:`ChainOutput`.
+    ``neural``: the receiver of ``key.receiver == "neural"`` (only its graph is used; the
+    weights are passed per call).
     """
 
-    def __init__(self, key: ChainKey):
+    def __init__(self, key: ChainKey, neural: NeuralReceiver | None = None):
         import tensorflow as tf
         from sionna.phy.mapping import Mapper
         from sionna.phy.mimo import StreamManagement
@@ -140,17 +183,35 @@ class Chain:
             cyclic_prefix_length=0, pilot_pattern=PUSCHPilotPattern([pc]))
         self.rg_mapper = ResourceGridMapper(self.resource_grid)
         self.estimator = None
-        if key.receiver == "lmmse":
+        if key.receiver not in RECEIVERS:
+            raise ValueError(f"unknown receiver {key.receiver!r}; valid: {', '.join(RECEIVERS)}")
+        if (key.receiver == "neural") != (neural is not None):
+            raise ValueError(f"receiver {key.receiver!r} {'needs' if neural is None else 'takes no'} neural receiver")
+        self.neural = neural
+        if key.receiver in ("lmmse", "neural"):
             self.estimator = PUSCHLSChannelEstimator(self.resource_grid, pc.dmrs.length, pc.dmrs.additional_position,
                                                      pc.dmrs.num_cdm_groups_without_data, interpolation_type="lin")
-        elif key.receiver != "genie_lmmse":
-            raise ValueError(f"unknown receiver {key.receiver!r}")
         self.detector = LinearDetector("lmmse", "bit", "maxlog", self.resource_grid,
                                        StreamManagement(np.ones([1, 1], bool), 1), "qam", self.num_bits_per_symbol)
         self.layer_demapper = LayerDemapper(self.layer_mapper, num_bits_per_symbol=self.num_bits_per_symbol)
         self.tb_decoder = TBDecoder(self.tb_encoder)
         dmrs = set(pc.dmrs_symbol_indices)
         self.data_symbols = np.array([s for s in range(NUM_OFDM_SYMBOLS) if s not in dmrs], np.int32)
+        # DMRS grid [14, S] (zero elsewhere) and the data REs in the coded-bit order
+        self.pilots = self.rg_mapper(tf.zeros([1, 1, 1, self.resource_grid.num_data_symbols], tf.complex64)
+                                     ).numpy()[0, 0, 0].astype(np.complex64)
+        self.data_re = np.asarray(self.resource_grid.pilot_pattern.mask)[0, 0] == 0
+        self.data_re_index = np.flatnonzero(self.data_re.reshape(-1)).astype(np.int32)
+        if self.data_re_index.size * self.num_bits_per_symbol != self.num_coded_bits:
+            raise AssertionError(f"{self.data_re_index.size} data REs x {self.num_bits_per_symbol} bits != "
+                                 f"{self.num_coded_bits} coded bits for {key}")
+        if neural is not None:
+            if neural.num_rx_ant != key.num_ue_ant:
+                raise ValueError(f"the neural receiver has {neural.num_rx_ant} receive antennas, the chain "
+                                 f"{key.num_ue_ant}")
+            if neural.max_bits_per_symbol < self.num_bits_per_symbol:
+                raise ValueError(f"the neural receiver gives {neural.max_bits_per_symbol} LLRs per RE; MCS "
+                                 f"{key.mcs} needs {self.num_bits_per_symbol}")
         self._tf = tf
         # The batch dimension is left open: one trace per MCS (~5 s), one XLA compilation per
         # batch size actually used (~5-25 s, growing with the bandwidth).
@@ -158,6 +219,8 @@ class Chain:
                      tf.TensorSpec([None, key.num_ue_ant, self.num_subcarriers], tf.complex64),
                      tf.TensorSpec([None], tf.float32),
                      tf.TensorSpec([None, self.num_coded_bits], tf.float32)]
+        if neural is not None:
+            signature.append([tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in neural.weights()])
         self._fn = tf.function(self._run, jit_compile=True, input_signature=signature)
         self.calls = 0              # batched calls made by backends (for benchmarks)
         self.transmissions = 0      # transmissions they carried (padding excluded)
@@ -179,7 +242,19 @@ class Chain:
 
         return tf.map_fn(one, seeds, fn_output_signature=(tf.float32, tf.complex64))
 
-    def _run(self, seeds, h, no, prev_llr):
+    def grid_to_coded(self, llr_grid):
+        """llr [B, 14, S, W] -> [B, N] in the coded-bit order (the data REs row-major, the first
+        ``bits_per_symbol`` of each RE's W LLRs); traceable."""
+        tf = self._tf
+        b = tf.shape(llr_grid)[0]
+        flat = tf.reshape(llr_grid, [b, NUM_OFDM_SYMBOLS * self.num_subcarriers, llr_grid.shape[-1]])
+        re = tf.gather(flat, self.data_re_index, axis=1)[..., :self.num_bits_per_symbol]
+        return tf.reshape(tf.cast(re, tf.float32), [b, self.num_coded_bits])
+
+    def _detect(self, y, h_hat, err_var, no):
+        return self.layer_demapper(self.detector(y, h_hat, err_var, no))[:, 0]      # [B, N]
+
+    def _run(self, seeds, h, no, prev_llr, params=None):
         tf = self._tf
         num_ant = self.key.num_ue_ant
         bits, w = self._draw(seeds, num_ant)
@@ -187,15 +262,28 @@ class Chain:
         x = self.rg_mapper(self.layer_mapper(self.mapper(c)))                   # [B, 1, 1, 14, S]
         y = h[:, :, None, :] * x[:, 0, 0][:, None] + tf.cast(tf.sqrt(no), tf.complex64)[:, None, None, None] * w
         y = y[:, None]                                                          # [B, 1, A, 14, S]
+        batch = tf.shape(h)[0]
+        h_genie = tf.broadcast_to(h[:, None, :, None, None, None, :],
+                                  [batch, 1, num_ant, 1, 1, NUM_OFDM_SYMBOLS, self.num_subcarriers])
+
+        def ber_of(llr):
+            errors = tf.not_equal(tf.cast(llr > 0.0, tf.float32), c[:, 0])
+            return tf.reduce_mean(tf.cast(errors, tf.float32), axis=-1)
+
+        nan = tf.fill([batch], tf.constant(math.nan, tf.float32))
+        ber_genie, ber_ls = nan, nan
         if self.estimator is None:
-            h_hat = tf.broadcast_to(h[:, None, :, None, None, None, :],
-                                    [tf.shape(h)[0], 1, num_ant, 1, 1, NUM_OFDM_SYMBOLS, self.num_subcarriers])
-            err_var = tf.zeros([], tf.float32)
+            h_hat, err_var = h_genie, tf.zeros([], tf.float32)
         else:
             h_hat, err_var = self.estimator(y, no)
-        llr = self.layer_demapper(self.detector(y, h_hat, err_var, no))[:, 0]    # [B, N]
-        errors = tf.not_equal(tf.cast(llr > 0.0, tf.float32), c[:, 0])
-        ber = tf.reduce_mean(tf.cast(errors, tf.float32), axis=-1)
+        if self.neural is None:
+            llr = self._detect(y, h_hat, err_var, no)
+        else:
+            pilots = tf.broadcast_to(tf.constant(self.pilots)[None], [batch, NUM_OFDM_SYMBOLS, self.num_subcarriers])
+            llr = self.grid_to_coded(self.neural.llr_grid(y[:, 0], pilots, no, params))
+            ber_ls = ber_of(self._detect(y, h_hat, err_var, no))
+            ber_genie = ber_of(self._detect(y, h_genie, tf.zeros([], tf.float32), no))
+        ber = ber_of(llr)
         comb = prev_llr + llr
         _, crc = self.tb_decoder(comb[:, None, :])
         # Post-LMMSE SINR per data RE (one stream): sum_rx |h_hat|^2 / (no + err_var)
@@ -207,20 +295,33 @@ class Chain:
         s_min = tf.reduce_min(sinr, axis=-1, keepdims=True)
         eesm = s_min[:, 0] - self.beta * tf.math.log(tf.reduce_mean(tf.exp(-(sinr - s_min) / self.beta), axis=-1))
         eesm_db = 10.0 * tf.math.log(tf.maximum(eesm, 1e-30)) / math.log(10.0)
-        return crc[:, 0], ber, eesm_db, comb
+        return crc[:, 0], ber, eesm_db, comb, ber_genie, ber_ls
 
     # -- host --------------------------------------------------------------------------------
-    def __call__(self, seeds, h, no, prev_llr):
+    def evaluate(self, seeds, h, no, prev_llr, weights: Sequence[np.ndarray] | None = None) -> ChainOutput:
+        """One compiled call; ``weights``: the neural receiver's (default: its current ones)."""
         tf = self._tf
-        out = self._fn(tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32),
-                       tf.constant(prev_llr, tf.float32))
-        return tuple(o.numpy() for o in out)
+        args = [tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32),
+                tf.constant(prev_llr, tf.float32)]
+        if self.neural is not None:
+            weights = self.neural.weights() if weights is None else weights
+            args.append([tf.constant(w) for w in weights])
+        return ChainOutput(*(o.numpy() for o in self._fn(*args)))
+
+    def __call__(self, seeds, h, no, prev_llr):
+        return tuple(self.evaluate(seeds, h, no, prev_llr)[:4])
 
 
-@functools.lru_cache(maxsize=None)
-def get_chain(key: ChainKey) -> Chain:
-    """Chains are cached per process so repeated simulations do not recompile."""
-    return Chain(key)
+def get_chain(key: ChainKey, neural: NeuralReceiver | None = None) -> Chain:
+    """Chains are cached per process so repeated simulations do not recompile; neural chains
+    per ``neural.graph_key`` (receivers with the same graph share one; weights are per call)."""
+    cache_key = (key, None if neural is None else neural.graph_key)
+    if cache_key not in _CHAINS:
+        _CHAINS[cache_key] = Chain(key, neural)
+    return _CHAINS[cache_key]
+
+
+_CHAINS: dict[tuple, Chain] = {}
 
 
 def _bucket(n: int, floor: int) -> int:
@@ -230,10 +331,26 @@ def _bucket(n: int, floor: int) -> int:
 class LinkLevelBackend:
     name = "link_level"
 
-    def __init__(self, scenario, tf_seeds: dict[int, int]):
+    def __init__(self, scenario, tf_seeds: dict[int, int], neural: NeuralReceiver | None = None):
+        """``neural``: the receiver for ``phy.receiver: neural`` (default: loaded from
+        ``models.receiver``); the backend keeps its own copy of the weights (``neural_weights``)."""
         phy, carrier = scenario.phy, scenario.carrier
         self.tf_seeds = {int(u): int(s) for u, s in tf_seeds.items()}
         self.receiver = phy.receiver
+        self.neural = None
+        self.neural_weights: list[np.ndarray] | None = None
+        if phy.receiver == "neural":
+            if neural is None:
+                from models.deeprx.receiver import load_receiver
+
+                cfg = scenario.models.receiver
+                if cfg is None:
+                    raise ValueError("phy.receiver: neural needs models.receiver")
+                neural = load_receiver(cfg.type, cfg.checkpoint)
+            self.neural = neural
+            self.neural_weights = [np.array(w) for w in neural.weights()]
+        elif neural is not None:
+            raise ValueError(f"a neural receiver was given but phy.receiver is {phy.receiver!r}")
         # one XLA compilation per MCS: at most num_ues * k1 transmissions are ever pending
         self.min_batch = int(phy.link_level_batch or len(scenario.ues) * scenario.harq.k1_slots)
         self._key = dict(num_prbs=carrier.num_prbs, subcarrier_spacing_khz=carrier.subcarrier_spacing_khz,
@@ -244,7 +361,7 @@ class LinkLevelBackend:
         self._first_slot: dict[tuple[int, int], int] = {}     # (ue, harq) -> slot of the first transmission
 
     def chain(self, mcs: int) -> Chain:
-        return get_chain(ChainKey(mcs=int(mcs), **self._key))
+        return get_chain(ChainKey(mcs=int(mcs), **self._key), self.neural)
 
     def submit(self, tx: Transmission) -> None:
         key = (tx.ue, tx.harq_process)
@@ -287,11 +404,13 @@ class LinkLevelBackend:
             seeds[i] = (self.tf_seeds[tx.ue], tx.ue, tx.slot, tx.tx_round, self._first_slot[key], tx.harq_process)
             h[i] = tx.h
             no[i] = 10.0 ** (-tx.snr_db / 10.0)
-        ack, ber, sinr_db, llr = chain(seeds, h, no, prev)
+        out = chain.evaluate(seeds, h, no, prev, self.neural_weights)
         chain.calls += 1
         chain.transmissions += n
         for i, tx in enumerate(txs):
-            tx.ack = bool(ack[i])
-            tx.ber = float(ber[i])
-            tx.sinr_eff_db = float(sinr_db[i])
-            self._soft[(tx.ue, tx.harq_process)] = llr[i]
+            tx.ack = bool(out.ack[i])
+            tx.ber = float(out.ber[i])
+            tx.ber_genie = float(out.ber_genie[i])
+            tx.ber_ls = float(out.ber_ls[i])
+            tx.sinr_eff_db = float(out.sinr_eff_db[i])
+            self._soft[(tx.ue, tx.harq_process)] = out.llr[i]

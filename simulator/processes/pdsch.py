@@ -94,4 +94,5 @@ def _feedback(due_us: int, tx: Transmission, link, phy, rec, stats: PdschStats, 
         "mcs": tx.mcs, "tbs_bits": tx.tbs_bits, "snr_db": tx.snr_db, "sinr_eff_db": tx.sinr_eff_db,
         "olla_offset_db": tx.olla_offset_db, "cqi_used": tx.cqi_used, "ack": ack, "ack_t_us": due_us,
         "delivered_bits": delivered, "receiver": receiver, "ber": tx.ber,
+        "ber_genie": tx.ber_genie, "ber_ls": tx.ber_ls,
     })
