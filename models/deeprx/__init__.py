@@ -8,6 +8,10 @@ influence.py  Hessian-vector products on a fixed Hessian subset, Arnoldi iterati
 data.py       training slots from the link-level chain's transmitter and the simulator's fading
               channel (``airtune data deeprx``), reproducible per sample index, and the chain's
               LS+LMMSE / genie LMMSE LLRs on the same bit grid for comparison
+receiver.py   DeepRx as the link-level chain's neural receiver (``phy.receiver: neural``), traced
+              into the chain's compiled call; the grid a checkpoint fits (read by the schema)
+ber_curve.py  uncoded BER vs SNR of DeepRx, LS+LMMSE and genie LMMSE on held-out slots
+              (``python -m models.deeprx.ber_curve``)
 
 Speed (tests/benchmarks/bench_influence.py, small preset, 14 x 72 grid, Hessian subset 16, on
 2 shared CPU cores, three runs): 3.1-4.6 HVP/s (double backprop was faster in two runs of
