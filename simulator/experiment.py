@@ -29,14 +29,20 @@ class Experiment:
 EXPERIMENTS = {
     "lighttune": Experiment("scenarios/experiments/lighttune", ("prediction_*.yaml", "throughput_*.yaml", "tableonly_*.yaml", "measerror_*.yaml"),
                             "results/lighttune", "scenarios/experiments/lighttune/RESULTS.md"),
+    "csi": Experiment("scenarios/experiments/csi", ("rd_*.yaml", "ablation_*.yaml", "interval.yaml"),
+                      "results/csi", "scenarios/experiments/csi/RESULTS.md"),
 }
 
 
-def _markdown(name: str, root: Path, command: str) -> str:
+def _markdown(name: str, root: Path, command: str, table: Path) -> str:
     if name == "lighttune":
         from analysis.lighttune import results_markdown
 
         return results_markdown(root, command)
+    if name == "csi":      # its PNG figures go next to the markdown
+        from analysis.csi import results_markdown as csi_markdown
+
+        return csi_markdown(root, command, figures=table.parent)
     raise KeyError(name)
 
 
@@ -98,6 +104,6 @@ def cmd_experiment(args) -> int:
                 cluster.close()
     table = Path(args.table or exp.table)
     command = f"airtune experiment {args.name}" + "".join(f" --only {o}" for o in args.only or [])
-    table.write_text(_markdown(args.name, root, command))
+    table.write_text(_markdown(args.name, root, command, table))
     print(f"tables -> {table}")
     return 1 if failed else 0
