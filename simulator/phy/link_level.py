@@ -299,7 +299,8 @@ class Chain:
 
     # -- host --------------------------------------------------------------------------------
     def evaluate(self, seeds, h, no, prev_llr, weights: Sequence[np.ndarray] | None = None) -> ChainOutput:
-        """One compiled call; ``weights``: the neural receiver's (default: its current ones)."""
+        """One compiled call; ``weights``: the neural receiver's (default: the current weights of the
+        receiver this chain was built with, which may be another receiver of the same graph)."""
         tf = self._tf
         args = [tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32),
                 tf.constant(prev_llr, tf.float32)]
