@@ -23,7 +23,7 @@ from analysis.plots import _figure
 SWEEPS = ("rd_schemes", "rd_beta", "ablation_prior", "ablation_bins", "interval")
 SCHEMES = ["none", "encoder_only", "translation", "full_model", "genie"]
 FACTS = ["point", "scheme", "lmbda", "beta", "prior", "rate_term", "bins", "bin_width", "interval_m", "seed"]
-METRICS = ["nmse_db", "csi_rate", "update_rate", "total_rate", "n_reports", "n_updates", "n_applied",
+METRICS = ["nmse_db", "nmse_db_clean", "n_straddling", "csi_rate", "update_rate", "total_rate", "n_reports", "n_updates", "n_applied",
            "update_bits_mean", "update_nonzero_mean", "update_weights", "wall_s"]
 # seeds/002 Table IV (QuaDRiGa, full_model): (rate bit/dim, NMSE dB) per number of bins N.
 PAPER_BINS = {2: (0.34, -5.08), 4: (0.39, -7.33), 8: (0.38, -11.25), 16: (0.35, -14.55), 32: (0.31, -15.24),
@@ -51,10 +51,25 @@ def point_facts(scenarios: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*FACTS, "csi_dims", "checkpoint"])
 
 
+def straddling_reports(periods: pd.DataFrame, updates: pd.DataFrame) -> pd.Series:
+    """Per report row: True where an update of its point was applied while the report was on the
+    link (``t_us < applied_t_us <= report_arrival_t_us``): encoded with the old model, decoded by
+    the gNB with the new one (see FINDINGS.md: the simulator does not keep the old model for them)."""
+    out = pd.Series(False, index=periods.index)
+    if not len(updates) or not len(periods):
+        return out
+    pts = periods["point"].astype(str)
+    for point, applied in zip(updates["point"].astype(str), updates["applied_t_us"]):
+        if applied >= 0:
+            out |= (pts == point) & (periods["t_us"] < applied) & (periods["report_arrival_t_us"] >= applied)
+    return out
+
+
 def point_metrics(periods: pd.DataFrame, updates: pd.DataFrame, facts: pd.DataFrame,
                   wall_s: pd.Series | None = None) -> pd.DataFrame:
     """``facts`` (``point_facts``) joined with per-point ``METRICS``: NMSE over every decoded
-    report, rates in bits per CSI dimension, update counts (``n_applied``: arrived before the end)
+    report (``nmse_db``) and over those not straddling an update (``nmse_db_clean``,
+    ``straddling_reports``), rates in bits per CSI dimension, update counts (``n_applied``: arrived before the end)
     and the mean coded size and non-zero weights of an update."""
     dims = facts.set_index("point")["csi_dims"]
     per = periods[periods["csi_nmse_db"].notna()]
@@ -62,7 +77,13 @@ def point_metrics(periods: pd.DataFrame, updates: pd.DataFrame, facts: pd.DataFr
     rd["point"] = rd["point"].astype(str)
     rd = rd.set_index("point")
     d = dims.reindex(rd.index).astype(float)
-    out = pd.DataFrame({"nmse_db": rd["nmse_db"], "csi_rate": rd["csi_bits_per_report"] / d,
+    straddle = straddling_reports(per, updates)
+    clean = per[~straddle]
+    lin = np.power(10.0, clean["csi_nmse_db"].astype(float) / 10.0)
+    nmse_clean = 10 * np.log10(lin.groupby(clean["point"].astype(str)).mean())
+    out = pd.DataFrame({"nmse_db": rd["nmse_db"], "nmse_db_clean": nmse_clean.reindex(rd.index),
+                        "n_straddling": straddle.groupby(per["point"].astype(str)).sum().reindex(rd.index),
+                        "csi_rate": rd["csi_bits_per_report"] / d,
                         "update_rate": rd["update_bits_per_report"] / d,
                         "total_rate": rd["total_bits_per_report"] / d, "n_reports": rd["n_reports"]})
     if len(updates):
@@ -88,8 +109,8 @@ def run_metrics(sweep_dir: str | Path) -> pd.DataFrame:
     return point_metrics(logs.periods, logs.updates, point_facts(logs.scenarios), wall)
 
 
-def over_seeds(df: pd.DataFrame, by: list[str], values: list[str] = ("nmse_db", "csi_rate", "update_rate",
-                                                                     "total_rate")) -> pd.DataFrame:
+def over_seeds(df: pd.DataFrame, by: list[str], values: list[str] = ("nmse_db", "nmse_db_clean", "csi_rate",
+                                                                     "update_rate", "total_rate")) -> pd.DataFrame:
     """Per ``by`` group: ``n_seeds``, and for each value its mean (``<v>``) and spread
     (``<v>_spread``, half the max - min range over seeds; 0 with one seed)."""
     g = df.groupby(by, observed=True, sort=True)
@@ -113,6 +134,7 @@ def _cells(agg: pd.DataFrame, lead: list[str]) -> pd.DataFrame:
     """Display table: ``lead`` columns, then NMSE and rates as "mean ± spread"."""
     out = agg[lead].copy()
     out["NMSE dB"] = [_pm(m, s, 2) for m, s in zip(agg["nmse_db"], agg["nmse_db_spread"])]
+    out["NMSE dB excl. straddling"] = [_pm(m, s, 2) for m, s in zip(agg["nmse_db_clean"], agg["nmse_db_clean_spread"])]
     for v, name in (("csi_rate", "latent bit/dim"), ("update_rate", "update bit/dim"), ("total_rate", "total bit/dim")):
         out[name] = [_pm(m, s, 3) for m, s in zip(agg[v], agg[f"{v}_spread"])]
     if "update_nonzero_mean" in agg:
@@ -149,6 +171,18 @@ def gain_table(schemes: pd.DataFrame) -> pd.DataFrame:
 
 def _ablation_label(df: pd.DataFrame) -> pd.Series:
     return df["prior"].astype(str) + np.where(df["rate_term"], " + rate term", " , no rate term")
+
+
+def failed_points(root: str | Path) -> pd.DataFrame:
+    """sweep, point, error of every point of the study's sweeps whose run failed."""
+    rows = []
+    for name in SWEEPS:
+        d = Path(root) / name
+        if (d / "sweep.json").exists():
+            pts = load_sweep(d).points
+            for _, r in pts[pts["status"] == "failed"].iterrows():
+                rows.append({"sweep": name, "point": str(r["point"]), "error": str(r["error"]).splitlines()[0]})
+    return pd.DataFrame(rows, columns=["sweep", "point", "error"])
 
 
 def load_study(root: str | Path) -> dict[str, pd.DataFrame]:
@@ -257,13 +291,29 @@ def checkpoint_table(schemes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("lmbda")
 
 
-def results_markdown(root: str | Path, command: str, figures: str | Path | None = None) -> str:
-    """The study's tables (and, with ``figures``, its PNGs written there) as markdown."""
+SETUP = """Setup (base.yaml): conv_csi codecs (32x32 CSI, 32 filters, 29k decoder-side weights) trained on
+4000 ray-traced drops of the munich area (`scenarios/training/csi_rt_munich_area_4k_32x32.yaml`), then
+run on the ray-traced etoile drive sampled every 5 cm (`csi_rt_etoile_track_fine_32x32.yaml`): 30 km/h
+for 10 s (the first 83 m), a report every 5 ms (2000 reports, 240 per 10 m), fine-tuning every 12 m
+(100 Adam steps, batch 32, lr 1e-3, on the 256 most recent reports), update quantiser 64 bins of 0.005,
+spike-and-slab prior (alpha 1000, sigma_slab 0.05), beta 1. NMSE: linear mean over every report the gNB
+decoded in the run, warm-up before the first update included (the online figure, not a held-out test);
+rates: coded bits per CSI dimension (2048), the update bits of the run spread over its reports.
+One seed unless the table says 2 (then mean ± half the range)."""
+
+
+def results_markdown(root: str | Path, command: str, figures: str | Path | None = None,
+                     findings: str | Path | None = None) -> str:
+    """The study's tables (and, with ``figures``, its PNGs written there) as markdown; the text of
+    ``findings`` (a markdown file: the discussion of the numbers) goes after the header."""
     study = load_study(root)
     names = write_figures(study, figures) if figures is not None else []
     parts = [f"# Online CSI fine-tuning (seeds/002, Sec. V): results\n",
              f"Regenerate: `{command}` (tables and figures only, from the logs already there: add "
-             "`--tables-only`). Scenario and sweep files: this folder; logs: `results/csi/` (not committed).\n"]
+             "`--tables-only`). Scenario and sweep files: this folder; logs: `results/csi/` (not committed).\n",
+             SETUP + "\n"]
+    if findings is not None and Path(findings).is_file():
+        parts += [Path(findings).read_text().strip() + "\n"]
     if "rd_schemes" in study:
         s = study["rd_schemes"]
         parts += ["## Checkpoints: static (munich) vs shifted (etoile drive) environment\n",
@@ -294,6 +344,10 @@ def results_markdown(root: str | Path, command: str, figures: str | Path | None 
         if "interval.png" in names:
             parts += ["![interval](interval.png)\n"]
         parts += [markdown_table(_cells(agg, ["interval_m"])), ""]
+    failed = failed_points(root)
+    if len(failed):
+        parts += ["## Failed points\n", "Runs that raised (see the notes above); they are left out of the tables.\n",
+                  markdown_table(failed), ""]
     walls = pd.concat([d[["wall_s"]].assign(sweep=k) for k, d in study.items()]) if study else None
     if walls is not None and len(walls):
         w = walls.groupby("sweep", sort=False)["wall_s"].agg(["count", "mean", "sum"]).round(1).reset_index()

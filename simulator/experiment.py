@@ -39,10 +39,10 @@ def _markdown(name: str, root: Path, command: str, table: Path) -> str:
         from analysis.lighttune import results_markdown
 
         return results_markdown(root, command)
-    if name == "csi":      # its PNG figures go next to the markdown
+    if name == "csi":      # its PNG figures go next to the markdown; FINDINGS.md there is the discussion
         from analysis.csi import results_markdown as csi_markdown
 
-        return csi_markdown(root, command, figures=table.parent)
+        return csi_markdown(root, command, figures=table.parent, findings=table.parent / "FINDINGS.md")
     raise KeyError(name)
 
 

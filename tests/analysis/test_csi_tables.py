@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.csi import (checkpoint_table, gain_table, over_seeds, point_facts, point_metrics, rd_table,
-                          write_figures)
+                          straddling_reports, write_figures)
 
 DIMS = 2 * 2 * 2        # the fake checkpoints' num_ant x num_sc x 2
 
@@ -40,12 +40,14 @@ def study(tmp_path):
                 p = f"{scheme}-{lm:g}-{seed}"
                 scenarios[p] = _scenario(ck, scheme, seed)
                 nmse = [-10.0 - 2 * (seed - 1)] * 2 if scheme == "none" else [-20.0, -10.0]
-                periods += [{"point": p, "csi_bits": 8, "csi_nmse_db": v} for v in nmse]
+                periods += [{"point": p, "t_us": 100 * (i + 1), "report_arrival_t_us": 100 * (i + 1) + 50,
+                             "csi_bits": 8, "csi_nmse_db": v} for i, v in enumerate(nmse)]
                 if scheme == "full_model":
                     updates.append({"point": p, "update_bits": 32, "update_nonzero": 5, "update_weights": 100,
                                     "applied_t_us": 10})
     # a report still on the link at the end (NaN NMSE) is left out of the RD point
-    periods.append({"point": "none-3-1", "csi_bits": 8, "csi_nmse_db": np.nan})
+    periods.append({"point": "none-3-1", "t_us": 300, "report_arrival_t_us": -1, "csi_bits": 8,
+                    "csi_nmse_db": np.nan})
     cat = pd.CategoricalDtype(list(scenarios))
     periods = pd.DataFrame(periods).astype({"point": cat})
     updates = pd.DataFrame(updates).astype({"point": cat})
@@ -61,6 +63,16 @@ def test_point_metrics_known_answers(study):
     assert m.loc["none-300-2", ["update_rate", "total_rate", "n_updates"]].tolist() == pytest.approx([0, 1, 0])
     assert m.loc["full_model-300-2", ["lmbda", "n_updates", "n_applied", "update_nonzero_mean"]].tolist() == \
         pytest.approx([300, 1, 1, 5])
+    assert (m["n_straddling"] == 0).all() and np.allclose(m["nmse_db_clean"], m["nmse_db"])
+
+
+def test_reports_on_the_link_when_an_update_lands_are_flagged():
+    periods = pd.DataFrame({"point": ["a", "a", "a", "b"], "t_us": [0, 10, 30, 10],
+                            "report_arrival_t_us": [5, 40, 35, 40]})
+    updates = pd.DataFrame({"point": ["a", "a"], "applied_t_us": [20, -1]})
+    # a's second report was sent at 10 and decoded at 40, after the update applied at 20; the
+    # update still on the link at the end (-1) and the other point's report are not affected
+    assert straddling_reports(periods, updates).tolist() == [False, True, False, False]
 
 
 def test_over_seeds_gives_mean_and_half_range(study):
