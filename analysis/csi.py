@@ -170,7 +170,7 @@ def gain_table(schemes: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ablation_label(df: pd.DataFrame) -> pd.Series:
-    return df["prior"].astype(str) + np.where(df["rate_term"], " + rate term", " , no rate term")
+    return df["prior"].astype(str) + np.where(df["rate_term"], " + rate term", ", no rate term")
 
 
 def failed_points(root: str | Path) -> pd.DataFrame:
