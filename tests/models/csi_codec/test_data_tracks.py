@@ -64,8 +64,11 @@ def test_ray_traced_area(tmp_path):
     pos = np.concatenate(pos)
     assert np.all((pos[:, 0] >= -60) & (pos[:, 0] <= 60) & (pos[:, 1] >= -8) & (pos[:, 1] <= 8))
     assert np.all(pos[:, 2] == 1.5) and len(np.unique(pos[:, 0])) == 6
-    generate_dataset(cfg, tmp_path / "b")                                # same seed, same samples
-    assert np.array_equal(load_split(tmp_path / "b", "train"), load_split(tmp_path / "a", "train"))
+    generate_dataset(cfg, tmp_path / "b")                                # same seed, same drops and paths
+    # Dr.Jit's LLVM backend sums path contributions in a thread-dependent order: the same drop
+    # reproduces to float32 rounding (seen 1.3e-7 relative on CI), not bit for bit
+    np.testing.assert_allclose(load_split(tmp_path / "b", "train"), load_split(tmp_path / "a", "train"),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_ray_traced_track_in_order(tmp_path):
