@@ -25,6 +25,14 @@ step costs 3 x the forward FLOPs of its batch (forward + backward), and the UE r
 One ``OnlineCsiCodec`` per UE holds three codecs: ``ue`` (what the UE encodes with), ``gnb``
 (what the gNB decodes with; changed only by update bytes, or for free in ``genie``) and
 ``work`` (the UE's fine-tuning copy, carried from one fine-tuning to the next).
+
+Model versions: a report can be encoded before an update takes effect and reach the gNB after
+it (it waits behind the update on the FIFO feedback link, or is on the link when a free update
+lands). Each report carries the version of the decoder side it was encoded for (``version``,
+bumped by every update that changes the gNB's decoder side), and the gNB keeps the decoder-side
+weights of an old version while reports of that version are still undecoded, decoding them
+with those. The tag is not charged: one bit that toggles per update would do, since at most a
+few versions are ever outstanding.
 """
 from __future__ import annotations
 
@@ -57,6 +65,7 @@ class CsiReport:
     bits: int                       # coded latent bits (8 x bytes)
     bits_estimated: float           # the entropy model's -log2 p of the symbols
     x: np.ndarray                   # [ant, sc, 2] the CSI it compresses (for the NMSE, not sent)
+    version: int = 0                # decoder-side version it was encoded for (see the module docstring)
     nmse_db: float = math.nan       # set when the gNB decodes it
     pending: bool = True            # not decoded yet
     row: dict | None = None         # the simulator's log row waiting for this report (if any)
@@ -111,6 +120,9 @@ class OnlineCsiCodec:
         self.reports_per_update = max(float(reports_per_update), 1.0)
         self._trainer = None
         self.work = None
+        self.version = 0                                  # of the gNB's decoder side
+        self._undecoded: dict[int, int] = {}              # version -> reports not decoded yet
+        self._old_decoders: dict[int, list[np.ndarray]] = {}   # version -> its decoder-side weights
         if self.scheme != "none":
             self.work = load()
             self._trainer = self._make_trainer()
@@ -119,13 +131,39 @@ class OnlineCsiCodec:
     def report(self, x: np.ndarray) -> CsiReport:
         x = np.asarray(x, np.float32)
         (coded,), est = self.ue.report(x[None], per_report=True)
-        return CsiReport(coded.data, coded.bits, float(est[0]), x)
+        self._undecoded[self.version] = self._undecoded.get(self.version, 0) + 1
+        return CsiReport(coded.data, coded.bits, float(est[0]), x, version=self.version)
 
     def decode(self, report: CsiReport) -> float:
-        x_hat = self.gnb.decode_reports(report.data, 1)[0]
+        """gNB: decode with the decoder side of the report's version (the current one, or an old
+        one kept for reports that straddled an update)."""
+        if not report.pending:
+            raise ValueError("this report has been decoded already")
+        v = report.version
+        if v == self.version:
+            x_hat = self.gnb.decode_reports(report.data, 1)[0]
+        else:
+            current = self.gnb.decoder_side_weights()
+            _assign(self.gnb.codec.decoder_side_variables, self._old_decoders[v])
+            self.gnb.refresh()
+            try:
+                x_hat = self.gnb.decode_reports(report.data, 1)[0]
+            finally:
+                _assign(self.gnb.codec.decoder_side_variables, current)
+                self.gnb.refresh()
+        self._undecoded[v] -= 1
+        if self._undecoded[v] == 0:
+            del self._undecoded[v]
+            self._old_decoders.pop(v, None)
         report.nmse_db = float(10 * np.log10(np.sum((report.x - x_hat) ** 2) / np.sum(report.x ** 2)))
         report.pending = False
         return report.nmse_db
+
+    def _new_version(self) -> None:
+        """The gNB's decoder side is about to change: keep the old one while reports need it."""
+        if self._undecoded.get(self.version):
+            self._old_decoders[self.version] = self.gnb.decoder_side_weights()
+        self.version += 1
 
     # -- fine-tuning -------------------------------------------------------------------------------
     def _update_coder(self):
@@ -135,8 +173,10 @@ class OnlineCsiCodec:
 
         u = self.online.get("update", {})
         q = UpdateQuantizer(int(u.get("bins", 64)), float(u.get("bin_width", 0.005)))
-        kwargs = {k: u[k] for k in ("alpha", "sigma_slab") if u.get(k) is not None}
-        prior = make_prior(u.get("prior", "spike_slab"), **kwargs)
+        name = u.get("prior", "spike_slab")
+        # alpha and sigma_slab (the schema always fills them) parameterise the spike-and-slab only
+        kwargs = {k: u[k] for k in ("alpha", "sigma_slab") if u.get(k) is not None} if name == "spike_slab" else {}
+        prior = make_prior(name, **kwargs)
         self._quantizer, self._prior = q, prior
         return UpdateCoder(q, prior)
 
@@ -191,6 +231,8 @@ class OnlineCsiCodec:
         scheme = self.scheme
 
         def apply() -> None:
+            if scheme != "encoder_only":
+                self._new_version()
             if scheme == "full_model":
                 self.gnb.apply_update(data)
             elif scheme in ("genie", "translation"):

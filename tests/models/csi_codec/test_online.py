@@ -99,3 +99,40 @@ def test_translation_trains_only_its_modules_and_hands_r_to_the_gnb(tiny_checkpo
 def test_none_never_fine_tunes(tiny_checkpoint):
     link = OnlineCsiCodec(tiny_checkpoint, {"scheme": "none"}, np.random.default_rng(0))
     assert link.fine_tune(_shifted(8)) is None and link.work is None
+
+
+@pytest.mark.parametrize("scheme", ["full_model", "genie"])
+def test_a_report_encoded_before_an_update_is_decoded_with_the_decoder_it_was_encoded_for(tiny_checkpoint, scheme):
+    # the report waits behind the update on the FIFO link (full_model) or is on the link when a free
+    # update lands (genie): decoding it with the new decoder and tables would mix two models
+    link = OnlineCsiCodec(tiny_checkpoint, _online(scheme), np.random.default_rng(0), reports_per_update=50)
+    ref = OnlineCsiCodec(tiny_checkpoint, {"scheme": "none"}, np.random.default_rng(0))   # the old model, never changed
+    x = _shifted(64)
+    ft = link.fine_tune(x)
+    straddling = [link.report(x[i]) for i in range(3)]
+    ft.apply()
+    after = link.report(x[3])
+    assert [r.version for r in straddling] == [0, 0, 0] and after.version == 1
+    new_dec = _weights(link.gnb.codec.decoder_side_variables)
+    for r in straddling:
+        old = ref.report(r.x)
+        assert old.data == r.data                                   # encoded by the old model
+        assert link.decode(r) == ref.decode(old)                    # and decoded by it, bit for bit
+    assert _same(_weights(link.gnb.codec.decoder_side_variables), new_dec)   # the gNB is back on the new one
+    assert link._old_decoders == {} and link._undecoded == {1: 1}  # nothing kept once no report needs it
+    assert np.isfinite(link.decode(after))
+    with pytest.raises(ValueError, match="decoded already"):
+        link.decode(after)
+
+
+def test_uniform_prior_with_the_schemas_spike_slab_defaults_codes_an_update(tiny_checkpoint):
+    from simulator.schema import CsiUpdateConfig
+
+    update = CsiUpdateConfig(prior="uniform", bins=16).model_dump()        # alpha, sigma_slab filled in
+    link = OnlineCsiCodec(tiny_checkpoint, _online("full_model", update=update), np.random.default_rng(0), 50)
+    ft = link.fine_tune(_shifted(64))
+    assert ft.bits > 0
+    # uniform over 16 bins: every weight costs log2(16) = 4 bits
+    assert ft.bits_estimated == pytest.approx(4.0 * ft.num_weights)
+    ft.apply()
+    assert _same(_weights(link.gnb.codec.decoder_side_variables), _weights(link.ue.codec.decoder_side_variables))
