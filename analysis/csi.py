@@ -23,7 +23,7 @@ from analysis.plots import _figure
 SWEEPS = ("rd_schemes", "rd_beta", "ablation_prior", "ablation_bins", "interval")
 SCHEMES = ["none", "encoder_only", "translation", "full_model", "genie"]
 FACTS = ["point", "scheme", "lmbda", "beta", "prior", "rate_term", "bins", "bin_width", "interval_m", "seed"]
-METRICS = ["nmse_db", "nmse_db_clean", "n_straddling", "csi_rate", "update_rate", "total_rate", "n_reports", "n_updates", "n_applied",
+METRICS = ["nmse_db", "n_straddling", "csi_rate", "update_rate", "total_rate", "n_reports", "n_updates", "n_applied",
            "update_bits_mean", "update_nonzero_mean", "update_weights", "wall_s"]
 # seeds/002 Table IV (QuaDRiGa, full_model): (rate bit/dim, NMSE dB) per number of bins N.
 PAPER_BINS = {2: (0.34, -5.08), 4: (0.39, -7.33), 8: (0.38, -11.25), 16: (0.35, -14.55), 32: (0.31, -15.24),
@@ -53,8 +53,8 @@ def point_facts(scenarios: dict[str, dict]) -> pd.DataFrame:
 
 def straddling_reports(periods: pd.DataFrame, updates: pd.DataFrame) -> pd.Series:
     """Per report row: True where an update of its point was applied while the report was on the
-    link (``t_us < applied_t_us <= report_arrival_t_us``): encoded with the old model, decoded by
-    the gNB with the new one (see FINDINGS.md: the simulator does not keep the old model for them)."""
+    link (``t_us < applied_t_us <= report_arrival_t_us``): encoded for the old model, which the gNB
+    keeps for such reports (models/csi_codec/online.py, model versions)."""
     out = pd.Series(False, index=periods.index)
     if not len(updates) or not len(periods):
         return out
@@ -68,7 +68,7 @@ def straddling_reports(periods: pd.DataFrame, updates: pd.DataFrame) -> pd.Serie
 def point_metrics(periods: pd.DataFrame, updates: pd.DataFrame, facts: pd.DataFrame,
                   wall_s: pd.Series | None = None) -> pd.DataFrame:
     """``facts`` (``point_facts``) joined with per-point ``METRICS``: NMSE over every decoded
-    report (``nmse_db``) and over those not straddling an update (``nmse_db_clean``,
+    report (``nmse_db``), the reports that straddled an update (``n_straddling``,
     ``straddling_reports``), rates in bits per CSI dimension, update counts (``n_applied``: arrived before the end)
     and the mean coded size and non-zero weights of an update."""
     dims = facts.set_index("point")["csi_dims"]
@@ -78,10 +78,7 @@ def point_metrics(periods: pd.DataFrame, updates: pd.DataFrame, facts: pd.DataFr
     rd = rd.set_index("point")
     d = dims.reindex(rd.index).astype(float)
     straddle = straddling_reports(per, updates)
-    clean = per[~straddle]
-    lin = np.power(10.0, clean["csi_nmse_db"].astype(float) / 10.0)
-    nmse_clean = 10 * np.log10(lin.groupby(clean["point"].astype(str)).mean())
-    out = pd.DataFrame({"nmse_db": rd["nmse_db"], "nmse_db_clean": nmse_clean.reindex(rd.index),
+    out = pd.DataFrame({"nmse_db": rd["nmse_db"],
                         "n_straddling": straddle.groupby(per["point"].astype(str)).sum().reindex(rd.index),
                         "csi_rate": rd["csi_bits_per_report"] / d,
                         "update_rate": rd["update_bits_per_report"] / d,
@@ -109,7 +106,7 @@ def run_metrics(sweep_dir: str | Path) -> pd.DataFrame:
     return point_metrics(logs.periods, logs.updates, point_facts(logs.scenarios), wall)
 
 
-def over_seeds(df: pd.DataFrame, by: list[str], values: list[str] = ("nmse_db", "nmse_db_clean", "csi_rate",
+def over_seeds(df: pd.DataFrame, by: list[str], values: list[str] = ("nmse_db", "csi_rate",
                                                                      "update_rate", "total_rate")) -> pd.DataFrame:
     """Per ``by`` group: ``n_seeds``, and for each value its mean (``<v>``) and spread
     (``<v>_spread``, half the max - min range over seeds; 0 with one seed)."""
@@ -134,7 +131,6 @@ def _cells(agg: pd.DataFrame, lead: list[str]) -> pd.DataFrame:
     """Display table: ``lead`` columns, then NMSE and rates as "mean ± spread"."""
     out = agg[lead].copy()
     out["NMSE dB"] = [_pm(m, s, 2) for m, s in zip(agg["nmse_db"], agg["nmse_db_spread"])]
-    out["NMSE dB excl. straddling"] = [_pm(m, s, 2) for m, s in zip(agg["nmse_db_clean"], agg["nmse_db_clean_spread"])]
     for v, name in (("csi_rate", "latent bit/dim"), ("update_rate", "update bit/dim"), ("total_rate", "total bit/dim")):
         out[name] = [_pm(m, s, 3) for m, s in zip(agg[v], agg[f"{v}_spread"])]
     if "update_nonzero_mean" in agg:
