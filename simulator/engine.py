@@ -107,6 +107,27 @@ def build_csi_feedback(scenario: Scenario, env, ue, feedback, rec, seed: np.rand
                        samples=online.samples, trace=trace)
 
 
+def build_receiver_adaptation(scenario: Scenario, env, ue_ids: list[int], phy, rec, rngs: dict, trace=None) -> list:
+    """One ``ReceiverAdaptation`` per UE (``models.receiver.adaptation``), sharing the network-side pool
+    and a downlink pipe; [] when the adaptation is off. Turns the backend's slot records on."""
+    rx = scenario.models.receiver
+    if rx is None or rx.adaptation is None:
+        return []
+    from models.deeprx.online import NetworkFineTuner, ReceiverUpdateCoder
+    from simulator.processes.receiver_adaptation import ReceiverAdaptation
+
+    ad = rx.adaptation
+    k1 = scenario.harq.k1_slots
+    phy.record_slots(ad.window_slots + 2 * k1 + 1)
+    tuner = NetworkFineTuner(rx.checkpoint, ad.model_dump(), scenario.carrier.num_subcarriers)
+    coder = ReceiverUpdateCoder(ad.update.model_dump())
+    downlink = FeedbackLink(env, ad.downlink_kbps * 1e3, int(round(ad.downlink_delay_ms * 1000)),
+                            deliver=lambda msg: None, trace=trace)
+    slot_us = scenario.carrier.slot_us
+    return [ReceiverAdaptation(env, u, phy, tuner, coder, downlink, rec, ad, slot_us=slot_us, k1_us=k1 * slot_us,
+                               rng=rngs[u], trace=trace) for u in ue_ids]
+
+
 def build_phy(scenario: Scenario, table, rngs: dict[int, np.random.Generator], tf_seeds: dict[int, int]):
     if scenario.phy.backend == "abstraction":
         from simulator.phy.abstraction import AbstractionBackend
@@ -125,6 +146,7 @@ class Simulation:
         self.out_dir = Path(out_dir)
         self.trace: list | None = [] if trace else None
         self.progress = progress
+        self.receiver_adaptations: list = []     # models.receiver.adaptation: one per UE (for inspection)
 
     def run(self) -> RunSummary:
         sc = self.scenario
@@ -178,12 +200,15 @@ class Simulation:
                                 deliver=lambda msg: by_ue[msg.ue].inbox.push(msg), trace=self.trace)
         env.process(mobility_process(env, ues, int(round(sc.mobility.update_ms * 1000)), duration_us))
         csi_feedback = []
+        adaptation_rngs = {}
         for ue, link in zip(ues, links):
             model_ss = seeds[ue.id]["model"]
             predictor = build_bler_predictor(sc, model_ss)
-            # children of the model seed, in this order: exploration, measurement error, CSI codec
+            # children of the model seed, in this order: exploration, measurement error, CSI codec,
+            # receiver adaptation
             explore_rng, error_rng = (np.random.default_rng(c) for c in model_ss.spawn(2))
             csi = build_csi_feedback(sc, env, ue, feedback, rec, model_ss.spawn(1)[0], self.trace)
+            adaptation_rngs[ue.id] = np.random.default_rng(model_ss.spawn(1)[0])
             if csi is not None:
                 csi_feedback.append(csi)
             env.process(csi_rs_process(
@@ -197,6 +222,10 @@ class Simulation:
                 explore_max_offset=sc.link_adaptation.cqi_exploration.max_offset, rng=explore_rng,
                 sinr_error_db=(sc.csi_rs.sinr_error_bias_db, sc.csi_rs.sinr_error_std_db), error_rng=error_rng,
                 csi=csi))
+        self.receiver_adaptations = build_receiver_adaptation(sc, env, [ue.id for ue in ues], phy, rec,
+                                                              adaptation_rngs, self.trace)
+        for adaptation in self.receiver_adaptations:
+            env.process(adaptation.process())
         stats = PdschStats()
         bar = _progress_bar(num_slots) if self.progress else None
 
@@ -214,6 +243,8 @@ class Simulation:
         env.run(until=done)
         for csi in csi_feedback:
             csi.finish()
+        for adaptation in self.receiver_adaptations:
+            adaptation.finish()
         if bar is not None:
             bar.close()
         now = time.monotonic()

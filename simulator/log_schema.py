@@ -64,10 +64,13 @@ UPDATES = pa.schema([
     ("applied_t_us", pa.int64()),        # when it took effect (CSI codec full_model: arrival at the gNB)
     ("loss_before", pa.float32()),
     ("loss_after", pa.float32()),
-    ("variant", pa.string()),            # CSI codec: fine-tuning scheme (null for LightTune)
+    ("variant", pa.string()),            # CSI codec: fine-tuning scheme; receiver: adaptation variant (null for LightTune)
     ("update_bits_estimated", pa.float32()),  # the prior's -log2 p of the coded update (eq. 19)
     ("update_nonzero", pa.int64()),      # quantised weight deltas != 0
     ("update_weights", pa.int64()),      # weights the update covers
+    ("target", pa.list_(pa.int64())),    # receiver adaptation: slots of the UE's target transmissions
+    ("ber_gap_before", pa.float32()),    # receiver adaptation: mean relative BER gap to genie on the targets,
+    ("ber_gap_after", pa.float32()),     # with the old weights / with the applied update (NaN: not applied)
 ])
 
 TABLES = {"slots": SLOTS, "periods": PERIODS, "updates": UPDATES}

@@ -259,13 +259,17 @@ class BlerPredictorConfig(_Strict):
         return self
 
 
-class CsiUpdateConfig(_Strict):
-    """How a full_model decoder update is quantised and coded (seeds/002, eq. 12-19)."""
+class UpdateCodingConfig(_Strict):
+    """How a weight update is quantised and range-coded (``models.csi_codec.update_coder``; seeds/002, eq. 12-19)."""
     bins: int = Field(64, ge=2, le=65536, description="Quantiser levels N (equispaced, width bin_width, 0 included)")
     bin_width: float = Field(0.005, gt=0, le=1, description="Quantiser bin width t")
     prior: Literal["spike_slab", "uniform"] = Field("spike_slab", description="Prior the update is coded under")
     alpha: float = Field(1000.0, ge=0, description="spike_slab: weight of the spike against the slab")
     sigma_slab: float = Field(0.05, gt=0, description="spike_slab: slab standard deviation")
+
+
+class CsiUpdateConfig(UpdateCodingConfig):
+    """How a full_model decoder update is quantised and coded (seeds/002, eq. 12-19)."""
     beta: float = Field(1.0, ge=0, description="Weight of the update rate in the fine-tuning loss (eq. 21)")
     rate_term: bool = Field(True, description="false: fine-tune without the update-rate term (beta ignored)")
 
@@ -330,10 +334,65 @@ class CsiCodecConfig(_Strict):
         return float(json.loads((Path(self.track) / "description.json").read_text())["track"]["length_m"])
 
 
+class ReceiverUpdateConfig(UpdateCodingConfig):
+    """How a receiver update (new weights - the UE's weights) is quantised and coded for the downlink."""
+    bin_width: float = Field(0.0005, gt=0, le=1, description="Quantiser bin width t")
+    sigma_slab: float = Field(0.005, gt=0, description="spike_slab: slab standard deviation")
+
+
+class ReceiverAdaptationConfig(_Strict):
+    """Targeted fine-tuning of the UE's neural receiver on the network side (seeds/000)."""
+    variant: Literal["influence", "random", "gradient_ascent"] = Field(
+        "influence", description="influence: descend on the pool samples most beneficial to the targets; random: "
+                                 "on random pool samples; gradient_ascent: ascend on the most harmful ones")
+    score: Literal["classic", "l_relative", "theta_relative"] = Field(
+        "l_relative", description="Influence score that ranks the pool (influence, gradient_ascent)")
+    loss: Literal["bce", "ber"] = Field("bce", description="Target loss the pool is scored against: bce, or ber "
+                                                           "(soft-BER surrogate); the fine-tuning minimises BCE")
+    optimizer: Literal["sgd", "adam"] = Field("sgd", description="Fine-tuning steps: sgd (the paper's first-order "
+                                                                 "descent) or adam (fresh moments)")
+    window_slots: int = Field(20, ge=1, le=100000, description="The BER gap is watched over the UE's latest this "
+                                                              "many transmissions whose HARQ feedback has arrived "
+                                                              "(and that used the weights in force)")
+    gap_threshold: float = Field(0.1, ge=0, description="Fine-tune when the mean relative BER gap "
+                                                        "(ber - ber_genie) / ber_genie of the window's slots with "
+                                                        "ber_genie >= min_genie_ber reaches this")
+    min_genie_ber: float = Field(1e-3, gt=0, lt=1, description="Slots whose genie BER is below this are neither "
+                                                                "watched nor targeted (their relative gap is noise)")
+    num_targets: int = Field(1, ge=1, le=1000, description="Target slots per fine-tuning: the window's largest "
+                                                           "relative gaps")
+    samples: int = Field(50, ge=1, description="Pool samples fine-tuned on (the paper's top-50)")
+    steps: int = Field(3, ge=1, le=10000, description="Gradient steps per fine-tuning")
+    learning_rate: float = Field(0.002, gt=0, le=1, description="Fine-tuning step size")
+    pool: str = Field(..., description="Network-side training pool: a deeprx dataset folder (`airtune data "
+                                       "deeprx`) on the scenario's grid")
+    pool_size: int | None = Field(None, ge=1, description="Use the pool's first this many samples; null: all")
+    hessian_subset: int = Field(16, ge=1, description="Pool samples the Hessian is estimated on (the first ones)")
+    top_k: int = Field(40, ge=1, description="Eigenpairs of the Arnoldi inverse Hessian (the paper's 40)")
+    network_gflops: float = Field(1000.0, gt=0, description="Network-side compute speed: a fine-tuning is charged "
+                                                            "its modelled FLOPs (HVPs, pool and target gradients, "
+                                                            "training steps) at this rate")
+    downlink_kbps: float = Field(10000.0, gt=0, description="Capacity of the downlink pipe the coded update "
+                                                            "travels on (FIFO, separate from the PDSCH)")
+    downlink_delay_ms: float = Field(0.0, ge=0, description="Delay after serialisation on that pipe")
+    update: ReceiverUpdateConfig = Field(default_factory=ReceiverUpdateConfig)
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.pool_size is not None:
+            for name in ("hessian_subset", "samples"):
+                if getattr(self, name) > self.pool_size:
+                    raise _field_error(name, f"must be <= pool_size ({self.pool_size}) (got {getattr(self, name)})")
+        return self
+
+
 class ReceiverConfig(_Strict):
     type: Literal["deeprx"] = Field("deeprx", description="Neural receiver (seeds/000): LLRs from the received grid")
     checkpoint: str = Field(..., description="deeprx checkpoint JSON (`airtune train deeprx`); its grid (receive "
                                              "antennas, and PRBs/DMRS symbols when recorded) must fit the scenario")
+    adaptation: ReceiverAdaptationConfig | None = Field(
+        None, description="receiver_adaptation process: targeted fine-tuning on the network side when the BER gap "
+                          "to genie grows, the coded update sent on a downlink pipe; null: the checkpoint throughout")
 
     @field_validator("checkpoint")
     @classmethod
@@ -450,6 +509,41 @@ class Scenario(_Strict):
         if grid["max_bits_per_symbol"] < bits:
             raise _field_error("models.receiver.checkpoint", f"the checkpoint gives {grid['max_bits_per_symbol']} "
                                                              f"LLRs per RE; MCS table {self.phy.mcs_table} needs {bits}")
+        if rx.adaptation is not None:
+            self._check_pool(rx.adaptation)
+
+    def _check_pool(self, ad: "ReceiverAdaptationConfig") -> None:
+        """The adaptation pool is a deeprx dataset on the scenario's grid, large enough for its settings."""
+        import json
+        from pathlib import Path
+
+        path = "models.receiver.adaptation.pool"
+        desc_path = Path(ad.pool) / "description.json"
+        try:
+            desc = json.loads(desc_path.read_text())
+            data = desc["config"]
+            total = sum(int(s["num_samples"]) for s in desc["shards"])
+        except FileNotFoundError:
+            raise _field_error(path, f"no deeprx dataset at {ad.pool!r} (make one with `airtune data deeprx`)") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise _field_error(path, f"cannot read {desc_path}: {exc}") from None
+        if data.get("kind") != "deeprx_data":
+            raise _field_error(path, f"{ad.pool!r} is not a deeprx dataset")
+        for name, have, want in (("PRBs", data.get("num_prbs"), self.carrier.num_prbs),
+                                 ("DMRS symbols", data.get("num_dmrs_symbols"), self.phy.num_dmrs_symbols),
+                                 ("receive antennas", data.get("num_rx_ant"), self.phy.num_ue_antennas),
+                                 ("subcarrier spacing (kHz)", data.get("subcarrier_spacing_khz"),
+                                  self.carrier.subcarrier_spacing_khz)):
+            if have != want:
+                raise _field_error(path, f"the pool's grid has {have} {name}, the scenario {want}")
+        if ad.pool_size is not None and ad.pool_size > total:
+            raise _field_error("models.receiver.adaptation.pool_size", f"the pool has {total} samples "
+                                                                       f"(got {ad.pool_size})")
+        size = ad.pool_size or total
+        for name in ("hessian_subset", "samples"):
+            if getattr(ad, name) > size:
+                raise _field_error(f"models.receiver.adaptation.{name}", f"must be <= the pool's {size} samples "
+                                                                         f"(got {getattr(ad, name)})")
 
     # Derived integer-microsecond quantities (the engine's time base).
     @property

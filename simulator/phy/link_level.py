@@ -57,6 +57,7 @@ grouped into calls.
 from __future__ import annotations
 
 import math
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, Sequence
 
@@ -222,6 +223,7 @@ class Chain:
         if neural is not None:
             signature.append([tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in neural.weights()])
         self._fn = tf.function(self._run, jit_compile=True, input_signature=signature)
+        self._received_fn = None    # built on first use (receiver adaptation only)
         self.calls = 0              # batched calls made by backends (for benchmarks)
         self.transmissions = 0      # transmissions they carried (padding excluded)
 
@@ -254,14 +256,23 @@ class Chain:
     def _detect(self, y, h_hat, err_var, no):
         return self.layer_demapper(self.detector(y, h_hat, err_var, no))[:, 0]      # [B, N]
 
-    def _run(self, seeds, h, no, prev_llr, params=None):
+    def _transmit(self, seeds, h, no):
+        """Coded bits c [B, 1, N] and received grid y [B, 1, A, 14, S] of the transmissions ``seeds``."""
         tf = self._tf
-        num_ant = self.key.num_ue_ant
-        bits, w = self._draw(seeds, num_ant)
+        bits, w = self._draw(seeds, self.key.num_ue_ant)
         c = self.tb_encoder(bits[:, None, :])                                  # [B, 1, N]
         x = self.rg_mapper(self.layer_mapper(self.mapper(c)))                   # [B, 1, 1, 14, S]
         y = h[:, :, None, :] * x[:, 0, 0][:, None] + tf.cast(tf.sqrt(no), tf.complex64)[:, None, None, None] * w
-        y = y[:, None]                                                          # [B, 1, A, 14, S]
+        return c, y[:, None]
+
+    def _received(self, seeds, h, no):
+        c, y = self._transmit(seeds, h, no)
+        return y[:, 0], c[:, 0]
+
+    def _run(self, seeds, h, no, prev_llr, params=None):
+        tf = self._tf
+        num_ant = self.key.num_ue_ant
+        c, y = self._transmit(seeds, h, no)
         batch = tf.shape(h)[0]
         h_genie = tf.broadcast_to(h[:, None, :, None, None, None, :],
                                   [batch, 1, num_ant, 1, 1, NUM_OFDM_SYMBOLS, self.num_subcarriers])
@@ -312,6 +323,18 @@ class Chain:
     def __call__(self, seeds, h, no, prev_llr):
         return tuple(self.evaluate(seeds, h, no, prev_llr)[:4])
 
+    def received(self, seeds, h, no) -> tuple[np.ndarray, np.ndarray]:
+        """The received grid y [B, A, 14, S] complex64 and the coded bits [B, N] float32 (0/1) of the
+        transmissions ``seeds`` (the arguments of ``evaluate``): the same stateless draws as the
+        chain's own call, compiled the same way, so they are the grids its receivers saw."""
+        tf = self._tf
+        if self._received_fn is None:
+            self._received_fn = tf.function(self._received, jit_compile=True,
+                                             input_signature=self._fn.input_signature[:3])
+        y, c = self._received_fn(tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64),
+                                 tf.constant(no, tf.float32))
+        return y.numpy(), c.numpy()
+
 
 def get_chain(key: ChainKey, neural: NeuralReceiver | None = None) -> Chain:
     """Chains are cached per process so repeated simulations do not recompile; neural chains
@@ -327,6 +350,23 @@ _CHAINS: dict[tuple, Chain] = {}
 
 def _bucket(n: int, floor: int) -> int:
     return max(floor, 1 << (n - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class SlotRecord:
+    """A resolved transmission as the backend evaluated it: enough to regenerate its received grid
+    (``LinkLevelBackend.slot_arrays``) or to evaluate it again with other weights
+    (``LinkLevelBackend.evaluate_records``). Kept only while ``record_slots`` is on."""
+    ue: int
+    slot: int
+    t_us: int
+    tx_round: int
+    mcs: int
+    seeds: np.ndarray        # [6] int64, the chain's seed row
+    h: np.ndarray            # [A, S] complex64
+    no: float
+    ber: float
+    ber_genie: float
 
 
 class LinkLevelBackend:
@@ -360,6 +400,93 @@ class LinkLevelBackend:
         self._pending: list[Transmission] = []
         self._soft: dict[tuple[int, int], np.ndarray] = {}    # (ue, harq) -> combined LLRs [N]
         self._first_slot: dict[tuple[int, int], int] = {}     # (ue, harq) -> slot of the first transmission
+        self._ue_weights: dict[int, list[tuple[int, list[np.ndarray]]]] = {}   # ue -> [(from_us, weights)]
+        self.history: dict[int, deque] | None = None          # ue -> SlotRecords (record_slots)
+
+    # -- per-UE weights and slot records (receiver adaptation) -------------------------------------
+    def schedule_neural_weights(self, ue: int, weights: Sequence[np.ndarray], from_us: int) -> None:
+        """UE ``ue`` receives with ``weights`` every transmission whose ``t_us >= from_us`` (an update
+        that arrives at a slot boundary is used by that slot). Applied when the transmissions are
+        evaluated, so it is exact whenever it is called before their feedback is due; ``from_us``
+        must not precede an earlier schedule of the same UE."""
+        if self.neural is None:
+            raise ValueError(f"neural weights for UE {ue} but phy.receiver is {self.receiver!r}")
+        sched = self._ue_weights.setdefault(int(ue), [])
+        if sched and from_us < sched[-1][0]:
+            raise ValueError(f"UE {ue}: weights from {from_us} us precede the ones from {sched[-1][0]} us")
+        ref = self.neural_weights
+        if len(weights) != len(ref) or any(np.shape(w) != r.shape for w, r in zip(weights, ref)):
+            raise ValueError(f"UE {ue}: the weights do not fit the receiver's {len(ref)} tensors")
+        sched.append((int(from_us), [np.array(w, r.dtype) for w, r in zip(weights, ref)]))
+
+    def neural_weights_at(self, ue: int, t_us: int) -> list[np.ndarray] | None:
+        """The weights UE ``ue`` receives a transmission at ``t_us`` with (default ``neural_weights``)."""
+        weights = self.neural_weights
+        for from_us, w in self._ue_weights.get(int(ue), ()):
+            if from_us > t_us:
+                break
+            weights = w
+        return weights
+
+    def record_slots(self, maxlen: int) -> None:
+        """Keep the latest ``maxlen`` evaluated transmissions of every UE (``history[ue]``, SlotRecords,
+        oldest first). Off by default: only the receiver adaptation needs them."""
+        self.history = defaultdict(lambda: deque(maxlen=int(maxlen)))
+
+    def slot_arrays(self, records: Sequence[SlotRecord], bits_width: int) -> dict[str, np.ndarray]:
+        """The received grids of ``records`` in the layout of a deeprx dataset (``models.deeprx.data``):
+        index (the slot), y [n, A, 14, S], h, no, snr_db, mcs, bits_per_symbol, bits [n, 14, S, bits_width]
+        (the coded bits of each data RE), pilots [14, S], data_re [14, S]. Regenerated from the
+        transmissions' seeds by ``Chain.received``, i.e. the grids the UE's receiver saw."""
+        n = len(records)
+        a = self._key["num_ue_ant"]
+        out = None
+        for mcs, rows in _by_mcs(records).items():
+            chain = self.chain(mcs)
+            s = chain.num_subcarriers
+            if out is None:
+                out = {"index": np.array([r.slot for r in records], np.int64),
+                       "y": np.zeros((n, a, NUM_OFDM_SYMBOLS, s), np.complex64),
+                       "h": np.stack([r.h for r in records]).astype(np.complex64),
+                       "no": np.array([r.no for r in records], np.float32),
+                       "snr_db": np.array([-10.0 * math.log10(r.no) for r in records], np.float32),
+                       "mcs": np.array([r.mcs for r in records], np.int16),
+                       "bits_per_symbol": np.zeros(n, np.int16),
+                       "bits": np.zeros((n, NUM_OFDM_SYMBOLS, s, bits_width), np.uint8),
+                       "pilots": chain.pilots, "data_re": chain.data_re}
+            seeds, h, no = self._padded([records[i] for i in rows], chain)
+            y, c = chain.received(seeds, h, no)
+            bps = chain.num_bits_per_symbol
+            out["y"][rows] = y[:len(rows)]
+            out["bits_per_symbol"][rows] = bps
+            grid = np.zeros((len(rows), NUM_OFDM_SYMBOLS, s, bits_width), np.uint8)
+            grid[:, chain.data_re, :bps] = c[:len(rows)].reshape(len(rows), -1, bps).astype(np.uint8)
+            out["bits"][rows] = grid
+        return out
+
+    def evaluate_records(self, records: Sequence[SlotRecord], weights: Sequence[np.ndarray]) -> ChainOutput:
+        """The chain's outputs on the transmissions of ``records`` (same received grids) received with
+        ``weights`` instead, each alone (an empty soft buffer: ``ack`` is that of this transmission
+        alone, ``ber`` is unaffected). Arrays [n] in the order of ``records``."""
+        n = len(records)
+        out = {f: np.zeros(n, np.float32) for f in ChainOutput._fields if f != "llr"}
+        out["ack"] = np.zeros(n, bool)
+        for mcs, rows in _by_mcs(records).items():
+            chain = self.chain(mcs)
+            seeds, h, no = self._padded([records[i] for i in rows], chain)
+            res = chain.evaluate(seeds, h, no, np.zeros((len(seeds), chain.num_coded_bits), np.float32), weights)
+            for f in out:
+                out[f][rows] = getattr(res, f)[:len(rows)]
+        return ChainOutput(llr=None, **out)
+
+    def _padded(self, records: Sequence[SlotRecord], chain: Chain):
+        b = _bucket(len(records), self.min_batch)           # the batch sizes the chain already compiled
+        seeds = np.zeros((b, 6), np.int64)
+        h = np.ones((b, self._key["num_ue_ant"], chain.num_subcarriers), np.complex64)
+        no = np.ones(b, np.float32)
+        for i, r in enumerate(records):
+            seeds[i], h[i], no[i] = r.seeds, r.h, r.no
+        return seeds, h, no
 
     def chain(self, mcs: int) -> Chain:
         return get_chain(ChainKey(mcs=int(mcs), **self._key), self.neural)
@@ -382,15 +509,17 @@ class LinkLevelBackend:
         self._first_slot.pop((ue, harq_process), None)
 
     def flush(self) -> None:
-        """Evaluate every pending transmission: one batched call per MCS."""
+        """Evaluate every pending transmission: one batched call per MCS (and per set of neural
+        weights, when UEs receive with different ones)."""
         pending, self._pending = self._pending, []
-        groups: dict[int, list[Transmission]] = {}
+        groups: dict[tuple[int, int], tuple[list | None, list[Transmission]]] = {}
         for tx in pending:
-            groups.setdefault(tx.mcs, []).append(tx)
-        for mcs, txs in groups.items():
-            self._evaluate(self.chain(mcs), txs)
+            w = self.neural_weights_at(tx.ue, tx.t_us) if self._ue_weights else self.neural_weights
+            groups.setdefault((tx.mcs, id(w)), (w, []))[1].append(tx)
+        for (mcs, _), (w, txs) in groups.items():
+            self._evaluate(self.chain(mcs), txs, w)
 
-    def _evaluate(self, chain: Chain, txs: list[Transmission]) -> None:
+    def _evaluate(self, chain: Chain, txs: list[Transmission], weights: list | None = None) -> None:
         n = len(txs)
         b = _bucket(n, self.min_batch)
         s = chain.num_subcarriers
@@ -405,7 +534,7 @@ class LinkLevelBackend:
             seeds[i] = (self.tf_seeds[tx.ue], tx.ue, tx.slot, tx.tx_round, self._first_slot[key], tx.harq_process)
             h[i] = tx.h
             no[i] = 10.0 ** (-tx.snr_db / 10.0)
-        out = chain.evaluate(seeds, h, no, prev, self.neural_weights)
+        out = chain.evaluate(seeds, h, no, prev, self.neural_weights if weights is None else weights)
         chain.calls += 1
         chain.transmissions += n
         for i, tx in enumerate(txs):
@@ -415,3 +544,13 @@ class LinkLevelBackend:
             tx.ber_ls = float(out.ber_ls[i])
             tx.sinr_eff_db = float(out.sinr_eff_db[i])
             self._soft[(tx.ue, tx.harq_process)] = out.llr[i]
+            if self.history is not None:
+                self.history[tx.ue].append(SlotRecord(tx.ue, tx.slot, tx.t_us, tx.tx_round, tx.mcs, seeds[i].copy(),
+                                                      h[i].copy(), float(no[i]), tx.ber, tx.ber_genie))
+
+
+def _by_mcs(records: Sequence[SlotRecord]) -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(int(r.mcs), []).append(i)
+    return groups

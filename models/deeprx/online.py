@@ -1,0 +1,194 @@
+"""Network-side targeted fine-tuning of a UE's DeepRx, and the coded update that carries it (no SimPy).
+
+The event loop's ``receiver_adaptation`` process (``simulator/processes/receiver_adaptation.py``)
+uses two objects from here:
+
+- ``NetworkFineTuner`` holds the training pool (the first ``pool_size`` samples of a deeprx
+  dataset, loaded once and shared by every UE) and runs one fine-tuning job: from the weights the
+  network knows the UE holds, on target slots given in the dataset layout, with
+  ``models.deeprx.targeted`` (a new ``TargetedFineTuner`` per job, since the Hessian and the pool
+  projections belong to the weights it starts from). It returns the new weights, the pool rows
+  chosen, the target loss before and after, and the job's modelled compute time.
+- ``ReceiverUpdateCoder``: the weight delta quantised (``bins``, ``bin_width``) and range-coded
+  under a spike-and-slab or uniform prior: ``models.csi_codec.update_coder.UpdateCoder``, the same
+  coder as the CSI decoder updates. The network keeps the quantised weights it encoded as its copy
+  of the UE's; the UE rebuilds them from the bytes alone.
+
+Compute time is modelled, not measured, so the same seed gives the same logs. With F the forward
+FLOPs of one slot (``forward_flops``: 2 FLOPs a multiply-accumulate of every convolution), a
+per-sample gradient costs 3F and a per-sample Hessian-vector product 6F (forward-over-backward,
+~2 gradients; measured 1.9-2.7 in ``tests/benchmarks/bench_influence.py``):
+
+  influence, gradient_ascent:  HVPs x hessian_subset x 6F     (Arnoldi: 2 top_k HVPs, at most the parameters)
+                               + (pool_size + num_targets) x 3F (pool projected once, target gradients)
+                               + steps x samples x 3F          (fine-tuning)
+  random:                      steps x samples x 3F
+
+charged at ``network_gflops``. (The random variant's run still builds the influence machinery
+here, with one eigenpair, because ``TargetedFineTuner`` always does; it is not charged.)
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from models.deeprx.model import DeepRxConfig
+
+NUM_OFDM_SYMBOLS = 14
+
+
+def forward_flops(cfg: DeepRxConfig, num_subcarriers: int, num_symbols: int = NUM_OFDM_SYMBOLS) -> float:
+    """FLOPs of one DeepRx forward pass on a [num_symbols, num_subcarriers] grid (2 per MAC; norms,
+    activations and biases not counted)."""
+    k2 = cfg.kernel_size ** 2
+    macs = k2 * cfg.num_input_channels * cfg.input_filters
+    cin = cfg.input_filters
+    for cout, _, _ in cfg.blocks:
+        macs += k2 * cin + cin * cout            # separable conv 1: depthwise on cin, pointwise cin -> cout
+        macs += k2 * cout + cout * cout          # separable conv 2
+        if cin != cout:
+            macs += cin * cout                   # 1x1 skip projection
+        cin = cout
+    macs += cin * cfg.max_bits_per_symbol        # output 1x1 conv
+    return 2.0 * macs * num_symbols * num_subcarriers
+
+
+def job_flops(variant: str, forward: float, *, num_params: int, top_k: int, hessian_subset: int, pool_size: int,
+              num_targets: int, samples: int, steps: int) -> float:
+    """Modelled FLOPs of one fine-tuning job (module docstring); ``forward``: FLOPs of one slot."""
+    train = steps * samples * 3.0 * forward
+    if variant == "random":
+        return train
+    hvps = min(2 * top_k, num_params)
+    return hvps * hessian_subset * 6.0 * forward + (pool_size + num_targets) * 3.0 * forward + train
+
+
+def load_pool(path: str | Path, size: int | None = None) -> dict[str, np.ndarray]:
+    """The first ``size`` samples (default all) of a deeprx dataset folder, reading only the shards
+    they are in (sha256 checked); the layout of ``models.deeprx.data.load_dataset``."""
+    from models.csi_codec.data import _sha256
+    from models.deeprx.data import DESCRIPTION
+
+    path = Path(path)
+    desc = json.loads((path / DESCRIPTION).read_text())
+    parts, have = [], 0
+    for s in desc["shards"]:
+        if size is not None and have >= size:
+            break
+        f = path / s["file"]
+        if _sha256(f) != s["sha256"]:
+            raise ValueError(f"{f}: sha256 does not match {DESCRIPTION}")
+        with np.load(f, allow_pickle=False) as z:
+            parts.append({k: z[k] for k in z.files})
+        have += int(s["num_samples"])
+    if size is not None and have < size:
+        raise ValueError(f"{path} has {have} samples, {size} asked for")
+    n = have if size is None else size
+    out = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0] if k not in ("pilots", "data_re")}
+    out["pilots"], out["data_re"] = parts[0]["pilots"], parts[0]["data_re"]
+    return out
+
+
+@dataclass
+class JobResult:
+    """One network-side fine-tuning."""
+    weights: list[np.ndarray]        # fine-tuned (not yet quantised), model.params order
+    chosen_index: np.ndarray         # training sample indices of the pool samples fine-tuned on
+    loss_before: float               # mean target loss (cfg.loss) before and after, unquantised weights
+    loss_after: float
+    compute_us: int
+    flops: float
+    state_bytes: int                 # weights, gradients and optimiser/eigenbasis state held by the job
+
+
+class NetworkFineTuner:
+    """The network side's training pool and fine-tuning jobs for one receiver model.
+
+    run: weights [list, model.params order], targets (dataset-layout arrays of the target slots,
+         ``LinkLevelBackend.slot_arrays``), rng -> JobResult
+    ``adaptation``: the ``models.receiver.adaptation`` settings as a dict (the schema's fields).
+    """
+
+    def __init__(self, checkpoint: str, adaptation: dict[str, Any], num_subcarriers: int, pool=None):
+        from models.deeprx.model import DeepRx
+
+        self.cfg = dict(adaptation)
+        self.model = DeepRx.load(checkpoint)
+        self.width = self.model.config.max_bits_per_symbol
+        self.pool_arrays = pool if pool is not None else load_pool(self.cfg["pool"], self.cfg.get("pool_size"))
+        self.pool_size = len(self.pool_arrays["index"])
+        self.forward = forward_flops(self.model.config, num_subcarriers)
+        self.num_params = self.model.num_parameters()
+        self._pool_batch = None
+
+    def _batches(self):
+        from models.deeprx.data import to_batch
+
+        if self._pool_batch is None:
+            dtype = self.model.config.dtype
+            self._pool_batch = to_batch(self.pool_arrays, self.width, dtype)
+            self._subset = to_batch(self.pool_arrays, self.width, dtype,
+                                    rows=slice(0, int(self.cfg.get("hessian_subset", 16))))
+        return self._pool_batch, self._subset
+
+    def targeted_config(self, rng: np.random.Generator):
+        from models.deeprx.influence import InfluenceConfig
+        from models.deeprx.targeted import TargetedConfig
+
+        c = self.cfg
+        variant = c.get("variant", "influence")
+        top_k = int(c.get("top_k", 40)) if variant != "random" else 1
+        influence = InfluenceConfig(top_k=top_k, seed=int(rng.integers(2 ** 31)))
+        return TargetedConfig(variant=variant, score=c.get("score", "l_relative"), loss=c.get("loss", "bce"),
+                              num_samples=int(c.get("samples", 50)), steps=int(c.get("steps", 3)),
+                              learning_rate=float(c.get("learning_rate", 0.002)),
+                              optimizer=c.get("optimizer", "sgd"), influence=influence)
+
+    def run(self, weights: Sequence[np.ndarray], targets: dict[str, np.ndarray], rng: np.random.Generator) -> JobResult:
+        from models.deeprx.data import to_batch
+        from models.deeprx.targeted import TargetedFineTuner
+
+        tcfg = self.targeted_config(rng)
+        pool, subset = self._batches()
+        tuner = TargetedFineTuner(self.model, list(weights), pool, subset, tcfg.influence,
+                                  pool_index=self.pool_arrays["index"])
+        res = tuner.run(to_batch(targets, self.width, self.model.config.dtype), tcfg, rng)
+        c = self.cfg
+        flops = job_flops(tcfg.variant, self.forward, num_params=self.num_params, top_k=tcfg.influence.top_k,
+                          hessian_subset=int(c.get("hessian_subset", 16)), pool_size=self.pool_size,
+                          num_targets=len(targets["index"]), samples=tcfg.num_samples, steps=tcfg.steps)
+        compute_us = int(math.ceil(flops / (float(c.get("network_gflops", 1000.0)) * 1e9) * 1e6))
+        wbytes = 4 * self.num_params
+        state = 3 * wbytes                                             # weights, gradient, moments or update
+        if tcfg.variant != "random":                                   # eigenbasis and projected pool, float64
+            state += 8 * tuner.num_eigen * (self.num_params + self.pool_size)
+        return JobResult(res.weights, np.asarray(res.chosen_index), res.target_loss_before, res.target_loss_after,
+                         compute_us, flops, state)
+
+
+class ReceiverUpdateCoder:
+    """Downlink update of a receiver: ``UpdateCoder`` under the ``update`` settings.
+
+    encode: old [weights], new [weights] -> CodedUpdate (network: bytes, bits, quantised weights)
+    decode: old [weights], bytes -> new weights, float32 (UE)
+    """
+
+    def __init__(self, update: dict[str, Any]):
+        from models.csi_codec.update_coder import UpdateCoder, UpdateQuantizer, make_prior
+
+        u = dict(update)
+        q = UpdateQuantizer(int(u.get("bins", 64)), float(u.get("bin_width", 0.0005)))
+        name = u.get("prior", "spike_slab")
+        kwargs = {k: u[k] for k in ("alpha", "sigma_slab") if u.get(k) is not None} if name == "spike_slab" else {}
+        self.coder = UpdateCoder(q, make_prior(name, **kwargs))
+
+    def encode(self, old: Sequence[np.ndarray], new: Sequence[np.ndarray]):
+        return self.coder.encode(old, new)
+
+    def decode(self, old: Sequence[np.ndarray], data: bytes) -> list[np.ndarray]:
+        return self.coder.decode(old, data)
