@@ -53,6 +53,19 @@ depends on the outcome, and a retransmission is only submitted after the feedbac
 previous round, i.e. after its soft buffer exists. Every random number is drawn per
 transmission from its own seed, so the results do not depend on how transmissions are
 grouped into calls.
+
+Receiver adaptation (``models.receiver.adaptation``, ``simulator/processes/receiver_adaptation.py``):
+
+* per-UE weights: ``schedule_neural_weights(ue, weights, from_us)`` makes UE ``ue`` receive the
+  transmissions with ``t_us >= from_us`` with ``weights``; the choice is made per transmission
+  when it is evaluated (transmissions of one MCS with different weights go in separate calls of
+  the same compiled chain), so an update arriving between a transmission and its feedback does
+  not reach back to it;
+* slot records: with ``record_slots(n)`` (off by default, so the hot path keeps nothing) the
+  latest n evaluated transmissions of each UE are kept as ``SlotRecord`` (seed row, channel,
+  noise variance, BERs). ``slot_arrays`` regenerates their received grids and coded bits with
+  ``Chain.received`` (the same stateless draws, compiled the same way) in the layout of a
+  deeprx dataset, and ``evaluate_records`` evaluates them again with other weights.
 """
 from __future__ import annotations
 

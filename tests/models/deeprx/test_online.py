@@ -1,0 +1,80 @@
+"""models.deeprx.online: the compute model of a network-side fine-tuning, the downlink update
+coder (the UE's decoding of the bytes is the network's quantised copy, bit for bit) and the pool
+loader (only the shards it needs)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.csi_codec.data import _sha256
+from models.deeprx.model import DeepRx, DeepRxConfig
+from models.deeprx.online import ReceiverUpdateCoder, forward_flops, job_flops, load_pool
+from tests.models.deeprx.conftest import TINY
+
+
+@pytest.mark.parametrize("config", [DeepRxConfig(**TINY), DeepRxConfig.preset("small")], ids=["tiny", "small"])
+def test_forward_flops_are_two_per_conv_weight_and_re(config):
+    """A convolution does one MAC per kernel weight and output RE (standard, depthwise and 1x1 alike),
+    so the MACs per RE are the number of kernel weights (biases and norms excluded)."""
+    model = DeepRx(config)
+    kernels = sum(int(np.prod(v.shape)) for n, v in zip(model.param_names, model.params)
+                  if not n.endswith(("bias", "bias1", "bias2", "gamma", "beta")))
+    assert forward_flops(config, 48) == 2 * kernels * 14 * 48
+    if config == DeepRxConfig(**TINY):
+        # by hand: input 9*7*3; block 3->3: 2 (9*3 + 3*3); block 3->4: 9*3 + 3*4 + 9*4 + 4*4 + skip 3*4; out 4*2
+        assert forward_flops(config, 6, num_symbols=4) == 2 * (189 + 72 + 103 + 8) * 4 * 6
+
+
+def test_job_flops():
+    kw = dict(num_params=1000, top_k=40, hessian_subset=16, pool_size=200, num_targets=2, samples=50, steps=3)
+    assert job_flops("random", 10.0, **kw) == 3 * 50 * 3 * 10.0
+    # 80 HVPs of 16 samples at 6F, 202 gradients at 3F, the same training
+    assert job_flops("influence", 10.0, **kw) == 80 * 16 * 60.0 + 202 * 30.0 + 4500.0
+    assert job_flops("gradient_ascent", 10.0, **kw) == job_flops("influence", 10.0, **kw)
+    assert job_flops("influence", 10.0, **{**kw, "num_params": 30}) == 30 * 16 * 60.0 + 202 * 30.0 + 4500.0
+
+
+@pytest.mark.parametrize("prior", ["spike_slab", "uniform"])
+def test_update_bytes_decode_to_the_quantised_weights(prior):
+    rng = np.random.default_rng(0)
+    old = [rng.normal(size=(3, 3, 7, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)]
+    new = [o + rng.normal(scale=0.002, size=o.shape).astype(np.float32) for o in old]
+    new[1][:] = old[1]                                        # an unchanged tensor costs (almost) nothing
+    coder = ReceiverUpdateCoder({"bins": 64, "bin_width": 0.0005, "prior": prior, "alpha": 1000.0,
+                                 "sigma_slab": 0.005})
+    coded = coder.encode(old, new)
+    decoded = coder.decode(old, coded.data)
+    for d, q, o, n in zip(decoded, coded.quantized, old, new):
+        assert d.dtype == np.float32 and d.tobytes() == q.tobytes()
+        assert np.max(np.abs(d - n)) <= 0.00025 + 1e-7                     # within half a bin (no clipping here)
+    assert coded.num_weights == 256 and coded.nonzero <= 252
+    if prior == "uniform":
+        assert coded.bits == pytest.approx(256 * 6, abs=64)
+
+
+def _fake_dataset(path, shard_sizes):
+    path.mkdir()
+    shards, start = [], 0
+    for k, n in enumerate(shard_sizes):
+        f = path / f"shard_{k:05d}.npz"
+        np.savez(f, index=np.arange(start, start + n), no=np.full(n, 0.1, np.float32),
+                 pilots=np.ones((14, 6), np.complex64), data_re=np.ones((14, 6), bool))
+        shards.append({"file": f.name, "num_samples": n, "sha256": _sha256(f)})
+        start += n
+    (path / "description.json").write_text(json.dumps({"config": {"kind": "deeprx_data"}, "shards": shards}))
+
+
+def test_load_pool_reads_the_first_samples_from_the_shards_it_needs(tmp_path):
+    _fake_dataset(tmp_path / "d", [3, 3, 2])
+    (tmp_path / "d" / "shard_00002.npz").write_bytes(b"corrupt")          # not read for the first 6
+    pool = load_pool(tmp_path / "d", 5)
+    assert pool["index"].tolist() == [0, 1, 2, 3, 4] and pool["no"].shape == (5,)
+    assert pool["pilots"].shape == (14, 6)
+    assert load_pool(tmp_path / "d", 6)["index"].tolist() == list(range(6))
+    with pytest.raises(ValueError, match="sha256"):
+        load_pool(tmp_path / "d")
+    _fake_dataset(tmp_path / "e", [2])
+    with pytest.raises(ValueError, match="has 2 samples, 3 asked for"):
+        load_pool(tmp_path / "e", 3)
