@@ -90,15 +90,17 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _cmd_data_shards(args, module: str, summary) -> int:
-    """``airtune data csi|deeprx``: ``module`` has load_data_config and generate_dataset (shards + description)."""
+def _cmd_data_shards(args, module: str, summary, **kwargs) -> int:
+    """``airtune data csi|deeprx``: ``module`` has load_data_config and generate_dataset (shards + description);
+    ``kwargs`` go to generate_dataset."""
     import importlib
 
     data = importlib.import_module(module)
     try:
         cfg = data.load_data_config(args.config)
         path = data.generate_dataset(cfg, args.out,
-                                     progress=lambda k, n: print(f"shard {k}/{n}", file=sys.stderr, flush=True))
+                                     progress=lambda k, n: print(f"shard {k}/{n}", file=sys.stderr, flush=True),
+                                     **kwargs)
     except ValueError as exc:
         _err(str(exc))
         return EXIT_INPUT
@@ -113,7 +115,7 @@ def cmd_data_csi(args) -> int:
 
 def cmd_data_deeprx(args) -> int:
     return _cmd_data_shards(args, "models.deeprx.data", lambda cfg: (
-        f"{cfg.num_samples} DeepRx slots [14 symbols, {12 * cfg.num_prbs} subcarriers]"))
+        f"{cfg.num_samples} DeepRx slots [14 symbols, {12 * cfg.num_prbs} subcarriers]"), workers=args.workers)
 
 
 def cmd_data(args) -> int:
@@ -142,10 +144,11 @@ def cmd_train_deeprx(args) -> int:
 
     try:
         cfg = DeepRxTrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size,
-                                learning_rate=args.lr or 1e-3, num_samples=args.samples, seed=args.seed)
+                                learning_rate=args.lr or 1e-3, lr_schedule=args.lr_schedule,
+                                num_samples=args.samples, seed=args.seed)
         path, m = load_and_train(args.data, cfg, args.out, command=" ".join(sys.argv),
-                                 log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    except ValueError as exc:
+                                 log=lambda msg: print(msg, file=sys.stderr, flush=True), init=args.init)
+    except (OSError, ValueError) as exc:
         _err(str(exc))
         return EXIT_INPUT
     print(f"held-out BER {m['holdout_ber']:.4f} (LS+LMMSE {m['holdout_ber_lmmse']:.4f}, genie LMMSE "
@@ -236,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "scenarios/training/csi_cdl_c_32x32.yaml, "
                                                    "scenarios/training/deeprx_tiny.yaml)")
     d.add_argument("--out", required=True, help="output Parquet file (ff_bler) or folder of shards (csi, deeprx)")
+    d.add_argument("--workers", type=int, default=1, help="deeprx only: processes drawing shards in parallel")
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a model offline and write a checkpoint")
@@ -253,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     rx.add_argument("--steps", type=int, default=2000, help="Adam steps")
     rx.add_argument("--batch-size", type=int, default=16)
     rx.add_argument("--samples", type=int, default=None, help="training samples (default: all but the held-out 10%%)")
+    rx.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                    help="cosine: decay to 5%% of --lr over the steps")
+    rx.add_argument("--init", default=None, help="checkpoint to continue training from (same preset)")
     ff = t.add_argument_group("ff_bler only")
     ff.add_argument("--loss", choices=["quadratic", "softplus"], default="quadratic")
     ff.add_argument("--sizes", default="23,32,32", help="layer sizes, input first")

@@ -216,29 +216,54 @@ def reference_llrs(cfg: DeepRxDataConfig, arrays: dict[str, np.ndarray], receive
     return out
 
 
-def generate_dataset(cfg: DeepRxDataConfig, out: str | Path, progress=None) -> Path:
+def _write_shard(cfg_json: dict, start: int, stop: int, path: str) -> dict:
+    """Draw samples start..stop-1 into the shard file ``path`` (atomically); its description entry
+    plus ``bits_width``. Module level, so a worker process can run it."""
+    path = Path(path)
+    arrays = draw_samples(DeepRxDataConfig.model_validate(cfg_json), range(start, stop))
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return {"file": path.name, "num_samples": int(arrays["index"].size), "sha256": _sha256(path),
+            "bits_width": int(arrays["bits"].shape[-1])}
+
+
+def generate_dataset(cfg: DeepRxDataConfig, out: str | Path, progress=None, workers: int = 1) -> Path:
     """Draw and write the dataset; returns description.json's path. Refuses an ``out`` that holds
-    a dataset of another config."""
+    a dataset of another config. ``workers`` > 1 draws shards in that many processes (spawned);
+    every sample depends only on its index, so the shards are the same bytes either way."""
     out = Path(out)
     desc_path = out / DESCRIPTION
     cfg_json = json.loads(cfg.model_dump_json())
     if desc_path.exists() and json.loads(desc_path.read_text()).get("config") != cfg_json:
         raise ValueError(f"{out} holds a deeprx dataset of a different config; choose another --out")
+    if int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     out.mkdir(parents=True, exist_ok=True)
-    starts = list(range(0, cfg.num_samples, cfg.shard_size))
-    shards = []
-    for k, start in enumerate(starts):
-        arrays = draw_samples(cfg, range(start, min(start + cfg.shard_size, cfg.num_samples)))
-        path = out / f"shard_{k:05d}.npz"
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-        shards.append({"file": path.name, "num_samples": int(arrays["index"].size), "sha256": _sha256(path)})
-        if progress is not None:
-            progress(k + 1, len(starts))
+    jobs = [(cfg_json, start, min(start + cfg.shard_size, cfg.num_samples), str(out / f"shard_{k:05d}.npz"))
+            for k, start in enumerate(range(0, cfg.num_samples, cfg.shard_size))]
+    shards = [None] * len(jobs)
+    if workers == 1 or len(jobs) == 1:
+        for k, job in enumerate(jobs):
+            shards[k] = _write_shard(*job)
+            if progress is not None:
+                progress(k + 1, len(jobs))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_write_shard, *job): k for k, job in enumerate(jobs)}
+            for done, f in enumerate(as_completed(futures), 1):
+                shards[futures[f]] = f.result()
+                if progress is not None:
+                    progress(done, len(jobs))
+    width = shards[0].pop("bits_width")
+    for s in shards[1:]:
+        s.pop("bits_width")
     desc = {"kind": "airtune deeprx dataset", "config": cfg_json,
             "grid": {"num_ofdm_symbols": NUM_OFDM_SYMBOLS, "num_subcarriers": 12 * cfg.num_prbs,
-                     "num_rx_ant": cfg.num_rx_ant, "bits_width": int(arrays["bits"].shape[-1])},
+                     "num_rx_ant": cfg.num_rx_ant, "bits_width": width},
             "signal_model": "y = h x + sqrt(no) w, h held over the slot, no = 10^(-snr_db/10), signal power 1",
             "shards": shards}
     desc_path.write_text(json.dumps(desc, indent=2))

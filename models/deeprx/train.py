@@ -1,7 +1,9 @@
 """Offline training of DeepRx on a dataset from ``airtune data deeprx`` (``airtune train deeprx``).
 
-Adam on the masked BCE (the paper's training loss); each step's mini-batch is drawn uniformly
-(without replacement within the batch) from the training part. The dataset's last ``holdout_fraction`` of
+Adam on the masked BCE (the paper's training loss), with a constant learning rate or a cosine
+decay to ``lr_final_fraction`` of it over the steps; each step's mini-batch is drawn uniformly
+(without replacement within the batch) from the training part. Training can continue from a
+checkpoint (``init``; its own training record is kept in the new one). The dataset's last ``holdout_fraction`` of
 samples (by index) is held out; the training part is the first ``num_samples`` of the rest
 (the issue's 200k / 800k regimes are ``--samples``). The checkpoint records which sample indices
 were trained on, so influence scores can name them.
@@ -27,6 +29,8 @@ class DeepRxTrainConfig:
     steps: int = 2000
     batch_size: int = 16
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"        # "constant" or "cosine" (decay to lr_final_fraction * learning_rate)
+    lr_final_fraction: float = 0.05
     num_samples: int | None = None       # training samples (None: all but the held-out part)
     holdout_fraction: float = 0.1
     seed: int = 0
@@ -42,6 +46,18 @@ class DeepRxTrainConfig:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not 0 <= self.lr_final_fraction <= 1:
+            raise ValueError(f"lr_final_fraction must be in [0, 1], got {self.lr_final_fraction}")
+
+    def learning_rate_schedule(self):
+        """What Adam gets: the float, or a Keras CosineDecay over ``steps``."""
+        if self.lr_schedule == "constant":
+            return self.learning_rate
+        import tensorflow as tf
+
+        return tf.keras.optimizers.schedules.CosineDecay(self.learning_rate, self.steps, alpha=self.lr_final_fraction)
 
 
 def split_rows(num_total: int, cfg: DeepRxTrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +106,7 @@ def train_deeprx(arrays: dict, cfg: DeepRxTrainConfig, data_cfg: DeepRxDataConfi
     train_rows, hold_rows = split_rows(len(arrays["index"]), cfg)
     model = model or DeepRx(DeepRxConfig.preset(cfg.preset), seed=cfg.seed)
     loss = model.per_sample_loss("bce")
-    opt = tf.keras.optimizers.Adam(cfg.learning_rate)
+    opt = tf.keras.optimizers.Adam(cfg.learning_rate_schedule())
     width = model.config.max_bits_per_symbol
 
     @tf.function(reduce_retracing=True)
@@ -118,9 +134,10 @@ def train_deeprx(arrays: dict, cfg: DeepRxTrainConfig, data_cfg: DeepRxDataConfi
     return model, metrics
 
 
-def load_and_train(data_dir, cfg: DeepRxTrainConfig, out, command: str = "", log=None):
+def load_and_train(data_dir, cfg: DeepRxTrainConfig, out, command: str = "", log=None, init=None):
     """``airtune train deeprx``: train on a dataset folder and write the checkpoint (its "training"
-    entry holds the config, the data folder and config, the sample index ranges and the metrics).
+    entry holds the config, the data folder and config, the sample index ranges and the metrics;
+    with ``init``, a checkpoint to continue from, also that path and its own "training" entry).
     Returns (checkpoint path, metrics)."""
     import json
     from dataclasses import asdict
@@ -133,7 +150,14 @@ def load_and_train(data_dir, cfg: DeepRxTrainConfig, out, command: str = "", log
         raise ValueError(f"--data: {data_dir} is not a dataset folder (make one with `airtune data deeprx`)")
     data_doc = json.loads((data_dir / DESCRIPTION).read_text())
     data_cfg = DeepRxDataConfig.model_validate(data_doc["config"])
-    model, metrics = train_deeprx(load_dataset(data_dir), cfg, data_cfg, log=log)
+    model, init_entry = None, {}
+    if init is not None:
+        model = DeepRx.load(init)
+        if model.config.to_dict() != DeepRxConfig.preset(cfg.preset).to_dict():
+            raise ValueError(f"--init: {init} is not a {cfg.preset!r} deeprx")
+        init_doc = json.loads(Path(init).read_text())["config"]
+        init_entry = {"init": {"checkpoint": str(init), "training": init_doc.get("training")}}
+    model, metrics = train_deeprx(load_dataset(data_dir), cfg, data_cfg, model=model, log=log)
     path = model.save(out, training={**metrics, "config": asdict(cfg), "data": str(data_dir),
-                                     "data_config": data_doc["config"], "command": command})
+                                     "data_config": data_doc["config"], "command": command, **init_entry})
     return path, metrics

@@ -115,6 +115,17 @@ def test_dataset_shards_loader_and_model_batch(tmp_path):
         load_dataset(tmp_path / "ds")
 
 
+@pytest.mark.slow
+def test_worker_processes_write_the_same_shards(tmp_path):
+    """Invariance: shards drawn in 2 spawned processes are the bytes one process writes."""
+    cfg = DeepRxDataConfig(**TINY_DATA)
+    one = json.loads(generate_dataset(cfg, tmp_path / "one").read_text())
+    two = json.loads(generate_dataset(cfg, tmp_path / "two", workers=2).read_text())
+    assert one == two and [s["num_samples"] for s in two["shards"]] == [3, 2]
+    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
+        generate_dataset(cfg, tmp_path / "three", workers=0)
+
+
 def test_config_errors_name_the_field(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("num_prbs: 0\nchannels: ['tdl:Z']\nsnr_db: [10, 0]\nfoo: 1\n")

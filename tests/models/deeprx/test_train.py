@@ -62,3 +62,27 @@ def test_training_is_deterministic_and_moves_the_weights(dataset):
     assert any(not np.allclose(wa.numpy(), w0.numpy()) for wa, w0 in zip(a.params, fresh.params))
     assert ma["holdout_bce"] == pytest.approx(mb["holdout_bce"], rel=1e-5)
     assert "holdout_ber_lmmse" not in ma            # reference receivers need the data config
+
+
+def test_cosine_schedule_and_continuing_from_a_checkpoint(dataset, tmp_path):
+    cfg = DeepRxTrainConfig(steps=10, learning_rate=1e-2, lr_schedule="cosine", lr_final_fraction=0.1)
+    sched = cfg.learning_rate_schedule()
+    assert float(sched(0)) == pytest.approx(1e-2) and float(sched(10)) == pytest.approx(1e-3)
+    assert DeepRxTrainConfig().learning_rate_schedule() == 1e-3
+    with pytest.raises(ValueError, match="lr_schedule must be 'constant' or 'cosine', got 'step'"):
+        DeepRxTrainConfig(lr_schedule="step")
+    first = tmp_path / "first.json"
+    assert main(["train", "deeprx", "--data", str(dataset), "--out", str(first), "--steps", "2", "--batch-size", "3",
+                 "--samples", "4"]) == 0
+    second = tmp_path / "second.json"
+    assert main(["train", "deeprx", "--data", str(dataset), "--out", str(second), "--steps", "2", "--batch-size", "3",
+                 "--lr-schedule", "cosine", "--lr", "1e-9", "--init", str(first)]) == 0
+    training = json.loads(second.read_text())["config"]["training"]
+    assert training["config"]["lr_schedule"] == "cosine" and training["train_index"] == [0, 10]
+    assert training["init"]["checkpoint"] == str(first) and training["init"]["training"]["train_index"] == [0, 4]
+    # continuing starts from the first checkpoint's weights (a learning rate of 1e-9 keeps them), not a fresh model
+    a, b, fresh = DeepRx.load(first), DeepRx.load(second), DeepRx(DeepRx.Config.preset("small"), seed=0)
+    assert all(np.allclose(wa.numpy(), wb.numpy(), atol=1e-6) for wa, wb in zip(a.params, b.params))
+    assert any(not np.allclose(wa.numpy(), w0.numpy(), atol=1e-6) for wa, w0 in zip(a.params, fresh.params))
+    assert main(["train", "deeprx", "--data", str(dataset), "--out", str(second), "--init",
+                 str(tmp_path / "missing.json")]) == 2
