@@ -182,7 +182,7 @@ class ReceiverUpdateCoder:
         from models.csi_codec.update_coder import UpdateCoder, UpdateQuantizer, make_prior
 
         u = dict(update)
-        q = UpdateQuantizer(int(u.get("bins", 64)), float(u.get("bin_width", 0.0005)))
+        q = UpdateQuantizer(int(u.get("bins", 64)), float(u.get("bin_width", 1e-5)))
         name = u.get("prior", "spike_slab")
         kwargs = {k: u[k] for k in ("alpha", "sigma_slab") if u.get(k) is not None} if name == "spike_slab" else {}
         self.coder = UpdateCoder(q, make_prior(name, **kwargs))
