@@ -78,3 +78,38 @@ def test_load_pool_reads_the_first_samples_from_the_shards_it_needs(tmp_path):
     _fake_dataset(tmp_path / "e", [2])
     with pytest.raises(ValueError, match="has 2 samples, 3 asked for"):
         load_pool(tmp_path / "e", 3)
+
+
+def _grid_arrays(rng, n: int, num_sc: int = 12, width: int = 2) -> dict:
+    """Random slots in the dataset layout (one DMRS symbol, QPSK on every other subcarrier)."""
+    pilots = np.zeros((14, num_sc), np.complex64)
+    pilots[2, 0::2] = (1 + 1j) / np.sqrt(2)
+    data_re = np.ones((14, num_sc), bool)
+    data_re[2] = False
+    y = (rng.normal(size=(n, 1, 14, num_sc)) + 1j * rng.normal(size=(n, 1, 14, num_sc))).astype(np.complex64)
+    return {"index": np.arange(100, 100 + n), "y": y, "no": np.full(n, 0.1, np.float32),
+            "bits_per_symbol": np.full(n, width, np.int16),
+            "bits": rng.integers(0, 2, (n, 14, num_sc, width)).astype(np.uint8), "pilots": pilots, "data_re": data_re}
+
+
+@pytest.mark.parametrize("variant", ["random", "influence"])
+def test_network_fine_tuner_job(tmp_path, variant):
+    """One job on a tiny DeepRx: new weights (input untouched), the chosen pool samples by training
+    index, and the modelled compute time of the variant."""
+    from models.deeprx.online import NetworkFineTuner
+
+    ckpt = DeepRx(DeepRxConfig(**TINY), seed=0).save(tmp_path / "rx.json")
+    rng = np.random.default_rng(3)
+    pool = _grid_arrays(rng, 10)
+    cfg = {"variant": variant, "samples": 4, "steps": 2, "learning_rate": 0.01, "hessian_subset": 3, "top_k": 3,
+           "network_gflops": 0.5}
+    tuner = NetworkFineTuner(str(ckpt), cfg, num_subcarriers=12, pool=pool)
+    w0 = [v.numpy().copy() for v in tuner.model.params]
+    res = tuner.run(w0, _grid_arrays(rng, 1), np.random.default_rng(0))
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(w0, tuner.model.params))
+    assert any(not np.array_equal(a, b) for a, b in zip(w0, res.weights))
+    assert len(res.chosen_index) == 4 and set(res.chosen_index) <= set(range(100, 110))
+    flops = job_flops(variant, forward_flops(tuner.model.config, 12), num_params=tuner.num_params, top_k=3,
+                      hessian_subset=3, pool_size=10, num_targets=1, samples=4, steps=2)
+    assert res.flops == flops and res.compute_us == int(np.ceil(flops / 0.5e9 * 1e6))
+    assert np.isfinite(res.loss_before) and np.isfinite(res.loss_after)
