@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from analysis.lighttune import markdown_table
-from analysis.plots import _figure
 
 # seeds/000 Table 1 / text: relative BER-gap reduction (%) of single-target fine-tuning, l-relative + BCE
 PAPER = {"influence/l_relative/bce, 200k": "65.6 +/- 13.5", "influence/l_relative/bce, 800k": "47.8 +/- 8.5",
@@ -63,23 +62,30 @@ def curve_summary(curve: pd.DataFrame, metric: str = "reduction_slot") -> pd.Dat
 
 
 def gap_figure(curve: pd.DataFrame):
-    """Relative gap reduction vs fine-tuning steps (slot and fresh noise), influence vs random."""
-    fig, ax = _figure("Targeted fine-tuning: BER-gap reduction vs steps (mean ± std over targets)",
-                      "fine-tuning steps", "relative BER-gap reduction (%)")
+    """Relative gap reduction vs fine-tuning steps, influence (l-relative, BCE) vs random: one panel
+    per optimizer; solid: the target slot (mean ± std over targets), dotted: fresh noise draws."""
+    from matplotlib.figure import Figure
+
+    opts = [o for o in ("sgd", "adam") if o in set(curve["optimizer"])]
+    fig = Figure(figsize=(6.4 * len(opts) / 1.4, 3.8), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(opts), squeeze=False)[0]
     colors = {"influence/l_relative/bce": "tab:blue", "random": "tab:orange"}
-    for metric, style in (("reduction_slot", "-"), ("reduction_channel", ":")):
-        s = curve_summary(curve, metric)
-        for (v, opt), g in s.groupby(["variant", "optimizer"]):
-            if opt != "sgd" and metric == "reduction_channel":
+    slot, fresh = curve_summary(curve, "reduction_slot"), curve_summary(curve, "reduction_channel")
+    for ax, opt in zip(axes, opts):
+        for v, c in colors.items():
+            g = slot[(slot["variant"] == v) & (slot["optimizer"] == opt)]
+            if g.empty:
                 continue
-            c = colors.get(v, "k")
-            lw = 2.0 if opt == "sgd" else 1.0
-            label = f"{v} ({opt}, {'slot' if metric == 'reduction_slot' else 'fresh noise'})"
-            ax.plot(g["step"], g["mean"], style if opt == "sgd" else "--", color=c, lw=lw, label=label)
-            if metric == "reduction_slot" and opt == "sgd":
-                ax.fill_between(g["step"], g["mean"] - g["std"], g["mean"] + g["std"], color=c, alpha=0.12)
-    ax.axhline(0, color="k", lw=0.5)
-    ax.legend(fontsize=7, loc="best")
+            ax.plot(g["step"], g["mean"], "-", color=c, lw=1.8, label=f"{v} (slot)")
+            ax.fill_between(g["step"], g["mean"] - g["std"], g["mean"] + g["std"], color=c, alpha=0.12)
+            f = fresh[(fresh["variant"] == v) & (fresh["optimizer"] == opt)]
+            ax.plot(f["step"], f["mean"], ":", color=c, lw=1.5, label=f"{v} (fresh noise)")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.grid(True, alpha=0.3)
+        ax.set_title(f"{'plain gradient descent' if opt == 'sgd' else 'Adam'}", fontsize=10)
+        ax.set_xlabel("fine-tuning steps")
+        ax.set_ylabel("relative BER-gap reduction (%)")
+        ax.legend(fontsize=7, loc="best")
     return fig
 
 
@@ -96,7 +102,11 @@ def results_markdown(folder: str | Path, command: str, figure: str | None = None
              "Code: `models/deeprx/experiment.py` (study), `models/deeprx/targeted.py` (method), "
              "`analysis/deeprx.py` (tables, figure).\n",
              "## Setup\n",
-             f"Checkpoint `{settings['checkpoint']}` (dataset `{settings['data']}`: {settings['num_train']} training / "
+             f"Checkpoint `{settings['checkpoint']}`"
+             + (f" (weights sha256 {settings['checkpoint_sha256'][:12]}..., held-out BER "
+                f"{settings['checkpoint_holdout_ber']:.3f})" if settings.get("checkpoint_sha256") else "")
+             + (f" [{settings['checkpoint_note']}]" if settings.get("checkpoint_note") else "")
+             + f" (dataset `{settings['data']}`: {settings['num_train']} training / "
              f"{settings['num_holdout']} held-out slots). Seeds {settings['seeds']}: each takes {settings['eval_slots']} "
              f"held-out slots (disjoint), picks its {settings['num_targets']} largest relative BER gaps to genie LMMSE "
              f"(eq. 9, BER_genie >= {settings['min_genie_ber']}), draws a Hessian subset of "

@@ -9,9 +9,13 @@ Per seed s (``--seeds``):
   evaluation slots  a chunk of ``--eval-slots`` of the checkpoint's held-out slots (chunk s of one
                     fixed permutation, so seeds see disjoint slots and therefore different targets)
   targets           ``select_targets``: the ``--targets`` largest relative BER gaps (eq. 9) of
-                    DeepRx to the chain's genie LMMSE with BER_genie >= 1e-3
+                    DeepRx to the chain's genie LMMSE with BER_genie >= ``--min-genie-ber`` (1e-3)
   Hessian subset    ``--hessian-subset`` training slots drawn with seed s; Arnoldi start vector seed s
-  pool              the whole training part (``--pool 0``) or a random subset of it (seed s)
+  pool              a random subset of ``--pool`` (default 4096) training slots (seed s), or the whole
+                    training part (``--pool 0``). On 2 shared CPU cores a pool slot costs ~10 ms
+                    (its per-sample gradient), an HVP on 32 slots ~1 s: 4096 keeps a seed of the
+                    default study near 10 minutes; the 18k training slots of deeprx_small would
+                    add ~4 minutes per seed
 Per target and variant (``VARIANTS``: influence with classic / theta-relative / l-relative scores
 and BCE / soft-BER target losses, random (``--random-draws`` draws), gradient ascent on the most
 harmful; each with plain gradient descent and, as extra rows, with Adam), ``--steps`` steps at
@@ -22,7 +26,8 @@ harmful; each with plain gradient descent and, as extra rows, with Adam), ``--st
   *_general mean BER over ``--general-slots`` other held-out slots (the side effect)
 gap reduction = 1 - gap_after / gap_before (in %; positive: closer to the genie).
 Multi-target: one fine-tuning for all targets of a seed together (scores summed), measured on
-each. Gap over fine-tuning steps 0..``--curve-steps`` for influence (l-relative, BCE) and random.
+each. Gap over fine-tuning steps 0..``--curve-steps`` for influence (l-relative, BCE) and random
+(one draw per target), with both optimizers.
 
 Output in ``--out``: results.csv (one row per seed, target, variant, optimizer, draw),
 curve.csv (one row per seed, target, variant, optimizer, draw, step), targets.csv,
@@ -167,9 +172,9 @@ class _Target:
 
 
 def run_study(checkpoint, out, data_dir=None, seeds=(0, 1), num_targets: int = 5, eval_slots: int | None = None,
-              pool_size: int = 0, hessian_subset: int = 64, top_k: int = 40, num_samples: int = 50, steps: int = 3,
+              pool_size: int = 4096, hessian_subset: int = 32, top_k: int = 40, num_samples: int = 50, steps: int = 3,
               learning_rate: float = 0.002, noise_draws: int = 8, random_draws: int = 3, curve_steps: int = 20,
-              general_slots: int = 128, command: str = "") -> dict[str, pd.DataFrame]:
+              general_slots: int = 128, min_genie_ber: float = 1e-3, command: str = "") -> dict[str, pd.DataFrame]:
     """Run the study (module docstring) and write its CSVs and settings.json into ``out``."""
     from models.deeprx.data import DESCRIPTION, DeepRxDataConfig, load_dataset, to_batch
     from models.deeprx.influence import InfluenceConfig
@@ -178,7 +183,8 @@ def run_study(checkpoint, out, data_dir=None, seeds=(0, 1), num_targets: int = 5
 
     t_start = time.perf_counter()
     checkpoint = Path(checkpoint)
-    training = json.loads(checkpoint.read_text())["config"].get("training")
+    ckpt_doc = json.loads(checkpoint.read_text())
+    training = ckpt_doc["config"].get("training")
     if training is None:
         raise ValueError(f"{checkpoint}: no training record (train it with `airtune train deeprx`)")
     data_dir = Path(data_dir or training["data"])
@@ -196,16 +202,18 @@ def run_study(checkpoint, out, data_dir=None, seeds=(0, 1), num_targets: int = 5
     hold_rows = np.array([pos[i] for i in range(*training["holdout_index"])])
     seeds = list(seeds)
     eval_slots = eval_slots or len(hold_rows) // len(seeds)
-    if eval_slots * len(seeds) > len(hold_rows):
-        raise ValueError(f"--eval-slots {eval_slots} x {len(seeds)} seeds exceeds the {len(hold_rows)} held-out slots")
+    if min(seeds) < 0 or eval_slots * (max(seeds) + 1) > len(hold_rows):
+        raise ValueError(f"--eval-slots {eval_slots}: seed s takes held-out chunk s (slots s * {eval_slots} onwards), "
+                         f"seeds {seeds} need {eval_slots * (max(seeds) + 1)}, there are {len(hold_rows)}")
     perm = np.random.default_rng(12345).permutation(hold_rows)
     weights0 = [v.numpy() for v in model.params]
     infl = {**asdict(InfluenceConfig(top_k=top_k)), "seed": "the study seed"}
-    settings = dict(checkpoint=str(checkpoint), data=str(data_dir), seeds=seeds, num_targets=num_targets,
-                    eval_slots=eval_slots, pool_size=pool_size or len(train_rows), hessian_subset=hessian_subset,
+    settings = dict(checkpoint=str(checkpoint), checkpoint_sha256=ckpt_doc.get("sha256"),
+                    checkpoint_holdout_ber=training.get("holdout_ber"), data=str(data_dir), seeds=seeds, num_targets=num_targets,
+                    eval_slots=eval_slots, pool_size=min(pool_size or len(train_rows), len(train_rows)), hessian_subset=hessian_subset,
                     num_samples=num_samples, steps=steps, learning_rate=learning_rate, noise_draws=noise_draws,
                     random_draws=random_draws, curve_steps=curve_steps, general_slots=general_slots,
-                    influence=infl, min_genie_ber=1e-3, num_train=len(train_rows), num_holdout=len(hold_rows),
+                    influence=infl, min_genie_ber=min_genie_ber, num_train=len(train_rows), num_holdout=len(hold_rows),
                     command=command)
     results, curve, targets_rows = [], [], []
     out = Path(out)
@@ -232,9 +240,9 @@ def run_study(checkpoint, out, data_dir=None, seeds=(0, 1), num_targets: int = 5
         _log(f"seed {s}: tuner built in {build_s:.0f} s ({tuner.num_eigen} eigenpairs kept)")
         e_r, b_r = model_errors(tuner, weights0, ev_batch)
         ber_rx, ber_genie = e_r / b_r, e_g / b_g
-        picked = select_targets(ber_rx, ber_genie, num_targets)
+        picked = select_targets(ber_rx, ber_genie, num_targets, min_genie_ber)
         if picked.size < num_targets:
-            _log(f"seed {s}: only {picked.size} slots have BER_genie >= 1e-3")
+            _log(f"seed {s}: only {picked.size} slots have BER_genie >= {min_genie_ber}")
         others = np.setdiff1d(np.arange(len(ev)), picked)
         general = np.sort(rng.choice(others, min(general_slots, others.size), replace=False))
         gen_batch = {k: tf_gather(v, general) for k, v in ev_batch.items()}
@@ -291,7 +299,7 @@ def run_study(checkpoint, out, data_dir=None, seeds=(0, 1), num_targets: int = 5
                 for opt in ("sgd", "adam"):
                     c = TargetedConfig(**fields, num_samples=num_samples, steps=curve_steps,
                                        learning_rate=learning_rate, optimizer=opt, influence=infl_s)
-                    for d in range(random_draws if label == "random" else 1):
+                    for d in range(1):                      # one random draw per target (CPU time)
                         res = tuner.run(tb, c, rng, keep_trajectory=True)
                         rs0, rc0 = base[t.row]
                         g0s, g0c = relative_ber_gap(rs0, t.genie_slot), relative_ber_gap(rc0, t.genie_channel)
@@ -317,12 +325,14 @@ def run_study(checkpoint, out, data_dir=None, seeds=(0, 1), num_targets: int = 5
                         res = tuner.run(multi, c, rng)
                         for t in tgts:
                             record(t, label, opt, d, res, multi=True)
+        # written after every seed, so an interrupted study keeps the seeds it finished
+        frames = {"results": pd.DataFrame(results), "curve": pd.DataFrame(curve), "targets": pd.DataFrame(targets_rows)}
+        for name, df in frames.items():
+            df.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+        settings["seeds_done"] = settings.get("seeds_done", []) + [s]
+        settings["wall_s"] = round(time.perf_counter() - t_start, 1)
+        (out / "settings.json").write_text(json.dumps(settings, indent=2))
         _log(f"seed {s} done ({time.perf_counter() - t_start:.0f} s)")
-    frames = {"results": pd.DataFrame(results), "curve": pd.DataFrame(curve), "targets": pd.DataFrame(targets_rows)}
-    for name, df in frames.items():
-        df.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
-    settings["wall_s"] = round(time.perf_counter() - t_start, 1)
-    (out / "settings.json").write_text(json.dumps(settings, indent=2))
     return frames
 
 
@@ -342,8 +352,9 @@ def main(argv=None) -> int:
     p.add_argument("--targets", type=int, default=5, help="targets per seed")
     p.add_argument("--eval-slots", type=int, default=None,
                    help="held-out slots per seed (default: the held-out part split between the seeds)")
-    p.add_argument("--pool", type=int, default=0, help="pool size (0: the whole training part)")
-    p.add_argument("--hessian-subset", type=int, default=64)
+    p.add_argument("--pool", type=int, default=4096,
+                   help="pool: a random subset of this many training slots per seed (0: the whole training part)")
+    p.add_argument("--hessian-subset", type=int, default=32, help="training slots whose mean loss defines H")
     p.add_argument("--top-k", type=int, default=40)
     p.add_argument("--num-samples", type=int, default=50)
     p.add_argument("--steps", type=int, default=3)
@@ -352,6 +363,7 @@ def main(argv=None) -> int:
     p.add_argument("--random-draws", type=int, default=3)
     p.add_argument("--curve-steps", type=int, default=20)
     p.add_argument("--general-slots", type=int, default=128)
+    p.add_argument("--min-genie-ber", type=float, default=1e-3, help="targets need at least this genie BER (paper: 1e-3)")
     p.add_argument("--tables-only", action="store_true", help="do not run; rebuild RESULTS.md and the PNG from the CSVs")
     args = p.parse_args(argv)
     command = "python -m models.deeprx.experiment " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -360,7 +372,7 @@ def main(argv=None) -> int:
         if not args.tables_only:
             run_study(args.checkpoint, out, args.data, args.seeds, args.targets, args.eval_slots, args.pool,
                       args.hessian_subset, args.top_k, args.num_samples, args.steps, args.lr, args.noise_draws,
-                      args.random_draws, args.curve_steps, args.general_slots, command)
+                      args.random_draws, args.curve_steps, args.general_slots, args.min_genie_ber, command)
         from analysis.deeprx import write_results
 
         path = write_results(out, command)
