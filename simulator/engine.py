@@ -113,14 +113,14 @@ def build_receiver_adaptation(scenario: Scenario, env, ue_ids: list[int], phy, r
     rx = scenario.models.receiver
     if rx is None or rx.adaptation is None:
         return []
-    from models.deeprx.online import NetworkFineTuner, ReceiverUpdateCoder
+    from models.deeprx.online import NetworkFineTuner, receiver_update_coder
     from simulator.processes.receiver_adaptation import ReceiverAdaptation
 
     ad = rx.adaptation
     k1 = scenario.harq.k1_slots
     phy.record_slots(ad.window_slots + 2 * k1 + 1)
     tuner = NetworkFineTuner(rx.checkpoint, ad.model_dump(), scenario.carrier.num_subcarriers)
-    coder = ReceiverUpdateCoder(ad.update.model_dump())
+    coder = receiver_update_coder(ad.update.model_dump())
     downlink = FeedbackLink(env, ad.downlink_kbps * 1e3, int(round(ad.downlink_delay_ms * 1000)),
                             deliver=lambda msg: None, trace=trace)
     slot_us = scenario.carrier.slot_us

@@ -169,16 +169,11 @@ class OnlineCsiCodec:
     def _update_coder(self):
         if self.scheme != "full_model":
             return None
-        from models.csi_codec.update_coder import UpdateCoder, UpdateQuantizer, make_prior
+        from models.csi_codec.update_coder import make_update_coder
 
-        u = self.online.get("update", {})
-        q = UpdateQuantizer(int(u.get("bins", 64)), float(u.get("bin_width", 0.005)))
-        name = u.get("prior", "spike_slab")
-        # alpha and sigma_slab (the schema always fills them) parameterise the spike-and-slab only
-        kwargs = {k: u[k] for k in ("alpha", "sigma_slab") if u.get(k) is not None} if name == "spike_slab" else {}
-        prior = make_prior(name, **kwargs)
-        self._quantizer, self._prior = q, prior
-        return UpdateCoder(q, prior)
+        coder = make_update_coder(self.online.get("update", {}))
+        self._quantizer, self._prior = coder.quantizer, coder.prior
+        return coder
 
     def _make_trainer(self):
         from models.csi_codec.train import FullModelFineTuner, RdTrainer

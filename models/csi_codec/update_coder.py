@@ -254,3 +254,12 @@ class UpdateCoder:
             out.append(self.quantizer.dequantize(o, k[start:start + n]))
             start += n
         return out
+
+
+def make_update_coder(update: dict, default_bin_width: float = 0.005) -> UpdateCoder:
+    """An ``UpdateCoder`` from scenario settings (``bins``, ``bin_width``, ``prior`` and, for the
+    spike-and-slab only, ``alpha`` / ``sigma_slab``: the schema fills them whatever the prior)."""
+    q = UpdateQuantizer(int(update.get("bins", 64)), float(update.get("bin_width", default_bin_width)))
+    name = update.get("prior", "spike_slab")
+    kwargs = {k: update[k] for k in ("alpha", "sigma_slab") if update.get(k) is not None} if name == "spike_slab" else {}
+    return UpdateCoder(q, make_prior(name, **kwargs))

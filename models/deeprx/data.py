@@ -270,18 +270,25 @@ def generate_dataset(cfg: DeepRxDataConfig, out: str | Path, progress=None, work
     return desc_path
 
 
-def load_dataset(path: str | Path) -> dict[str, np.ndarray]:
-    """All shards of a dataset folder concatenated (sha256 checked); ``pilots``/``data_re`` once."""
+def load_dataset(path: str | Path, size: int | None = None) -> dict[str, np.ndarray]:
+    """The first ``size`` samples (default: all) of a dataset folder, reading only the shards they
+    are in (sha256 checked); ``pilots``/``data_re`` once."""
     path = Path(path)
     desc = json.loads((path / DESCRIPTION).read_text())
-    parts = []
+    parts, have = [], 0
     for s in desc["shards"]:
+        if size is not None and have >= size:
+            break
         f = path / s["file"]
         if _sha256(f) != s["sha256"]:
             raise ValueError(f"{f}: sha256 does not match {DESCRIPTION}")
         with np.load(f, allow_pickle=False) as z:
             parts.append({k: z[k] for k in z.files})
-    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k not in ("pilots", "data_re")}
+        have += int(s["num_samples"])
+    if size is not None and have < size:
+        raise ValueError(f"{path} has {have} samples, {size} asked for")
+    n = have if size is None else size
+    out = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0] if k not in ("pilots", "data_re")}
     out["pilots"], out["data_re"] = parts[0]["pilots"], parts[0]["data_re"]
     return out
 

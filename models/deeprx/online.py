@@ -9,7 +9,7 @@ uses two objects from here:
   ``models.deeprx.targeted`` (a new ``TargetedFineTuner`` per job, since the Hessian and the pool
   projections belong to the weights it starts from). It returns the new weights, the pool rows
   chosen, the target loss before and after, and the job's modelled compute time.
-- ``ReceiverUpdateCoder``: the weight delta quantised (``bins``, ``bin_width``) and range-coded
+- ``receiver_update_coder``: the weight delta quantised (``bins``, ``bin_width``) and range-coded
   under a spike-and-slab or uniform prior: ``models.csi_codec.update_coder.UpdateCoder``, the same
   coder as the CSI decoder updates. The network keeps the quantised weights it encoded as its copy
   of the UE's; the UE rebuilds them from the bytes alone.
@@ -29,14 +29,13 @@ here, with one eigenpair, because ``TargetedFineTuner`` always does; it is not c
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from models.deeprx.data import load_dataset
 from models.deeprx.model import DeepRxConfig
 
 NUM_OFDM_SYMBOLS = 14
@@ -68,32 +67,6 @@ def job_flops(variant: str, forward: float, *, num_params: int, top_k: int, hess
     return hvps * hessian_subset * 6.0 * forward + (pool_size + num_targets) * 3.0 * forward + train
 
 
-def load_pool(path: str | Path, size: int | None = None) -> dict[str, np.ndarray]:
-    """The first ``size`` samples (default all) of a deeprx dataset folder, reading only the shards
-    they are in (sha256 checked); the layout of ``models.deeprx.data.load_dataset``."""
-    from models.csi_codec.data import _sha256
-    from models.deeprx.data import DESCRIPTION
-
-    path = Path(path)
-    desc = json.loads((path / DESCRIPTION).read_text())
-    parts, have = [], 0
-    for s in desc["shards"]:
-        if size is not None and have >= size:
-            break
-        f = path / s["file"]
-        if _sha256(f) != s["sha256"]:
-            raise ValueError(f"{f}: sha256 does not match {DESCRIPTION}")
-        with np.load(f, allow_pickle=False) as z:
-            parts.append({k: z[k] for k in z.files})
-        have += int(s["num_samples"])
-    if size is not None and have < size:
-        raise ValueError(f"{path} has {have} samples, {size} asked for")
-    n = have if size is None else size
-    out = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0] if k not in ("pilots", "data_re")}
-    out["pilots"], out["data_re"] = parts[0]["pilots"], parts[0]["data_re"]
-    return out
-
-
 @dataclass
 class JobResult:
     """One network-side fine-tuning."""
@@ -120,7 +93,7 @@ class NetworkFineTuner:
         self.cfg = dict(adaptation)
         self.model = DeepRx.load(checkpoint)
         self.width = self.model.config.max_bits_per_symbol
-        self.pool_arrays = pool if pool is not None else load_pool(self.cfg["pool"], self.cfg.get("pool_size"))
+        self.pool_arrays = pool if pool is not None else load_dataset(self.cfg["pool"], self.cfg.get("pool_size"))
         self.pool_size = len(self.pool_arrays["index"])
         self.forward = forward_flops(self.model.config, num_subcarriers)
         self.num_params = self.model.num_parameters()
@@ -171,24 +144,13 @@ class NetworkFineTuner:
                          compute_us, flops, state)
 
 
-class ReceiverUpdateCoder:
-    """Downlink update of a receiver: ``UpdateCoder`` under the ``update`` settings.
+def receiver_update_coder(update: dict[str, Any]):
+    """Downlink update of a receiver: an ``UpdateCoder`` under the ``update`` settings (the CSI
+    decoder updates' coder; bin width 1e-5 by default, sized for 3 sgd steps at lr 0.002).
 
     encode: old [weights], new [weights] -> CodedUpdate (network: bytes, bits, quantised weights)
     decode: old [weights], bytes -> new weights, float32 (UE)
     """
+    from models.csi_codec.update_coder import make_update_coder
 
-    def __init__(self, update: dict[str, Any]):
-        from models.csi_codec.update_coder import UpdateCoder, UpdateQuantizer, make_prior
-
-        u = dict(update)
-        q = UpdateQuantizer(int(u.get("bins", 64)), float(u.get("bin_width", 1e-5)))
-        name = u.get("prior", "spike_slab")
-        kwargs = {k: u[k] for k in ("alpha", "sigma_slab") if u.get(k) is not None} if name == "spike_slab" else {}
-        self.coder = UpdateCoder(q, make_prior(name, **kwargs))
-
-    def encode(self, old: Sequence[np.ndarray], new: Sequence[np.ndarray]):
-        return self.coder.encode(old, new)
-
-    def decode(self, old: Sequence[np.ndarray], data: bytes) -> list[np.ndarray]:
-        return self.coder.decode(old, data)
+    return make_update_coder(update, default_bin_width=1e-5)

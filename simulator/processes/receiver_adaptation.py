@@ -59,7 +59,7 @@ class ReceiverAdaptation:
     """UE ``ue``'s neural receiver adapted on the network side (see the module docstring).
 
     backend: a ``LinkLevelBackend`` with ``record_slots`` on; tuner: ``NetworkFineTuner``-like
-    (``run(weights, targets, rng) -> JobResult``, ``width``); coder: ``ReceiverUpdateCoder``-like;
+    (``run(weights, targets, rng) -> JobResult``, ``width``); coder: an ``UpdateCoder`` (``receiver_update_coder``);
     downlink: a ``FeedbackLink`` the updates travel on; ``cfg``: the adaptation settings.
     """
 

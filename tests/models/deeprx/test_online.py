@@ -10,7 +10,8 @@ import pytest
 
 from models.csi_codec.data import _sha256
 from models.deeprx.model import DeepRx, DeepRxConfig
-from models.deeprx.online import ReceiverUpdateCoder, forward_flops, job_flops, load_pool
+from models.deeprx.data import load_dataset as load_pool
+from models.deeprx.online import forward_flops, job_flops, receiver_update_coder
 from tests.models.deeprx.conftest import TINY
 
 
@@ -42,7 +43,7 @@ def test_update_bytes_decode_to_the_quantised_weights(prior):
     old = [rng.normal(size=(3, 3, 7, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)]
     new = [o + rng.normal(scale=0.002, size=o.shape).astype(np.float32) for o in old]
     new[1][:] = old[1]                                        # an unchanged tensor costs (almost) nothing
-    coder = ReceiverUpdateCoder({"bins": 64, "bin_width": 0.0005, "prior": prior, "alpha": 1000.0,
+    coder = receiver_update_coder({"bins": 64, "bin_width": 0.0005, "prior": prior, "alpha": 1000.0,
                                  "sigma_slab": 0.005})
     coded = coder.encode(old, new)
     decoded = coder.decode(old, coded.data)
