@@ -492,11 +492,15 @@ class LinkLevelBackend:
                 out[f][rows] = getattr(res, f)[:len(rows)]
         return ChainOutput(llr=None, **out)
 
+    def _batch(self, n: int, chain: Chain):
+        """Zeroed seeds [b, 6], h [b, A, S] and no [b] for n transmissions, padded to the bucketed
+        batch size b (the batch sizes the chain compiles; padding rows: unit channel and noise)."""
+        b = _bucket(n, self.min_batch)
+        return (np.zeros((b, 6), np.int64), np.ones((b, self._key["num_ue_ant"], chain.num_subcarriers), np.complex64),
+                np.ones(b, np.float32))
+
     def _padded(self, records: Sequence[SlotRecord], chain: Chain):
-        b = _bucket(len(records), self.min_batch)           # the batch sizes the chain already compiled
-        seeds = np.zeros((b, 6), np.int64)
-        h = np.ones((b, self._key["num_ue_ant"], chain.num_subcarriers), np.complex64)
-        no = np.ones(b, np.float32)
+        seeds, h, no = self._batch(len(records), chain)
         for i, r in enumerate(records):
             seeds[i], h[i], no[i] = r.seeds, r.h, r.no
         return seeds, h, no
@@ -534,12 +538,8 @@ class LinkLevelBackend:
 
     def _evaluate(self, chain: Chain, txs: list[Transmission], weights: list | None = None) -> None:
         n = len(txs)
-        b = _bucket(n, self.min_batch)
-        s = chain.num_subcarriers
-        seeds = np.zeros((b, 6), np.int64)
-        h = np.ones((b, self._key["num_ue_ant"], s), np.complex64)
-        no = np.ones(b, np.float32)
-        prev = np.zeros((b, chain.num_coded_bits), np.float32)
+        seeds, h, no = self._batch(n, chain)
+        prev = np.zeros((len(seeds), chain.num_coded_bits), np.float32)
         for i, tx in enumerate(txs):
             key = (tx.ue, tx.harq_process)
             if tx.tx_round > 1 and key in self._soft:
