@@ -221,6 +221,9 @@ class BlerOnlineConfig(_Strict):
                                                                  "lighttune/RESULTS.md)")
     negatives: Literal["uniform", "hard"] = Field("uniform", description="negative label: uniform over the "
                                                                       "wrong ones, or the wrong prediction")
+    ue_gflops: float = Field(100.0, gt=0, description="UE compute speed: an update is charged its modelled "
+                                                      "FLOPs (forward pass of the pair, closed-form gradients, "
+                                                      "Adam step per layer) at this rate")
 
 
 class BlerPredictorConfig(_Strict):

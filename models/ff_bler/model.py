@@ -36,6 +36,7 @@ class OnlineConfig:
     optimizer: Literal["one_step_adam", "adam"] = "one_step_adam"
     learning_rate: float = 0.003
     negatives: Literal["uniform", "hard"] = "uniform"
+    ue_gflops: float = 100.0
 
 
 @dataclass
