@@ -1,11 +1,24 @@
-"""The protocols through which the engine calls models (one per model slot).
+"""The protocols through which the engine and the PHY reach models: one per model slot.
 
-The engine imports only these; models know nothing of SimPy. Shapes and units in names.
+The simulator imports these and ``models.registry``; models know nothing of SimPy. Shapes and
+units are in the names and docstrings.
+
+| slot | protocol | who holds it |
+|---|---|---|
+| ``bler_predictor`` | :class:`BlerPredictor` | UE |
+| ``csi_codec`` | :class:`CsiEncoderSide` (UE) and :class:`CsiDecoderSide` (gNB) | both ends of the uplink |
+| ``receiver`` | :class:`NeuralReceiver` (UE) and :class:`ReceiverAdapter` (network side) | both ends of the downlink |
+
+Every online update, whatever the model, is one :class:`Update`: the model says what it costs
+(modelled compute time, never wall-clock), what travels (bits and bytes, or nothing) and how to
+apply it; the simulator's adaptation path (``simulator/processes/adaptation.py``) owns the
+timing, carries it on a link, applies it when it arrives and writes its one ``updates`` row.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -19,26 +32,47 @@ BLER_FEATURES = (
 )
 
 
-@dataclass
+def compute_us(flops: float, gflops: float) -> int:
+    """Modelled compute time of ``flops`` at ``gflops`` GFLOP/s: whole microseconds, at least 1."""
+    return max(1, int(math.ceil(flops / (gflops * 1e9) * 1e6)))
+
+
+@dataclass(frozen=True)
 class Update:
-    """One online model update (a row of ``updates.parquet``)."""
-    model: str
-    trigger: str                   # what fired it, e.g. "error>=delta"
-    compute_us: int                # wall time of the update computation
-    trigger_value: float = float("nan")   # the quantity compared with the trigger's threshold
-    state_bytes: int = 0           # bytes of model state the update read or wrote
-    update_bits: int = 0           # bits sent over a link to apply it (0: local to the UE)
-    loss_before: float = float("nan")
-    loss_after: float = float("nan")
-    extra: dict = field(default_factory=dict)
+    """One online model update, as the model proposes it (a row of ``updates.parquet`` once applied).
+
+    ``apply()`` makes the update the one in force on the receiving side (the UE for a BLER
+    predictor or receiver update, the gNB for a CSI decoder update) and returns the columns that
+    can only be measured then (e.g. ``ber_gap_after``); it runs once, when the payload has arrived
+    (or, for an update that sends nothing, when the simulator's rule for that model says).
+    """
+    model: str                       # registered model type, e.g. "ff_bler", "conv_csi", "deeprx"
+    trigger: str                     # what fired it, e.g. "error 0.400 >= delta 0.3", "distance", "ber_gap"
+    trigger_value: float             # the quantity compared with the trigger's threshold
+    compute_us: int                  # modelled from FLOPs at the configured rate; never wall-clock
+    apply: Callable[[], dict] = field(repr=False, compare=False)
+    update_bits: int = 0             # coded bits that travel on a link (0: nothing travels)
+    payload: bytes | None = field(default=None, repr=False)   # the coded update itself
+    state_bytes: int = 0             # model state the update read or wrote (weights, moments, activations)
+    loss_before: float = math.nan
+    loss_after: float = math.nan
+    variant: str | None = None       # scheme / adaptation variant (None: the model has one kind)
+    update_bits_estimated: float = math.nan   # the prior's -log2 p of the coded update
+    update_nonzero: int | None = None         # quantised weight deltas != 0
+    update_weights: int | None = None         # weights the update covers
+    target: tuple[int, ...] | None = None     # receiver: slots of the target transmissions
+    ber_gap_before: float = math.nan          # receiver: mean relative BER gap on the targets, old weights
 
 
 class BlerPredictor(Protocol):
-    """Short-term BLER predictor.
+    """Short-term BLER predictor (UE side; LightTune and its offline baselines).
 
-    predict:  features [batch, num_features] float32, cqi [batch] int -> bler [batch] float32 in [0, 1]
-    observe:  features [num_features], cqi int, bler_observed float, bler_predicted float | None
-              (the prediction made when the period started) -> Update | None (None: no update)
+    predict:  features [batch, len(BLER_FEATURES)] float32, cqi [batch] int -> bler [batch] float32 in [0, 1]
+    observe:  features [len(BLER_FEATURES)], cqi int, bler_observed float (NACK share of the period),
+              bler_predicted float | None (the prediction made when the period started)
+              -> Update | None (None: no update). The weights in force change only when
+              ``Update.apply()`` runs; until then ``predict`` uses the old ones.
+    load:     checkpoint path | None (untrained), online config, rng -> predictor
     """
 
     def predict(self, features: np.ndarray, cqi: np.ndarray) -> np.ndarray: ...
@@ -47,4 +81,46 @@ class BlerPredictor(Protocol):
                 bler_predicted: float | None = None) -> Update | None: ...
 
     @classmethod
-    def load(cls, checkpoint: str | None, online: dict, rng: np.random.Generator) -> "BlerPredictor": ...
+    def load(cls, checkpoint: str | None, online: Any, rng: np.random.Generator) -> "BlerPredictor": ...
+
+
+class CsiEncoderSide(Protocol):
+    """UE end of a neural CSI feedback link.
+
+    report:     x [ant, sc, 2] float32 (real/imag of the measured CSI) -> a report whose ``data``
+                (bytes) and ``bits`` travel on the uplink and whose ``version`` names the decoder
+                side it was encoded for
+    fine_tune:  x [n, ant, sc, 2] float32 (the UE's recent CSI) -> Update | None (None: frozen).
+                A decoder update's ``payload`` travels on the uplink; ``apply`` switches both ends.
+    """
+
+    scheme: str
+
+    def report(self, x: np.ndarray) -> Any: ...
+
+    def fine_tune(self, x: np.ndarray) -> Update | None: ...
+
+
+class CsiDecoderSide(Protocol):
+    """gNB end of a neural CSI feedback link.
+
+    decode: a report (bytes + the version it was encoded for) -> NMSE of the reconstruction in dB,
+            decoded with the decoder side of that version
+    """
+
+    def decode(self, report: Any) -> float: ...
+
+
+class ReceiverAdapter(Protocol):
+    """Network-side fine-tuning of a UE's neural receiver (targeted fine-tuning, seeds/000).
+
+    ``width``: LLR width (bits per symbol) of the target arrays it needs.
+    run:    weights [list, the receiver's parameter order] the network knows the UE holds,
+            targets (dataset-layout arrays of the target slots: received grid y [n, A, 14, S]
+            complex64, pilots, no [n], coded bits), rng -> result with ``weights`` (new, not
+            quantised), ``compute_us`` (modelled), ``state_bytes``, ``loss_before``/``loss_after``
+    """
+
+    width: int
+
+    def run(self, weights: Sequence[np.ndarray], targets: dict[str, np.ndarray], rng: np.random.Generator) -> Any: ...
