@@ -25,11 +25,11 @@ def _err(msg: str) -> None:
 
 
 def cmd_validate(args) -> int:
-    from simulator.loader import ScenarioError, load_scenario
+    from simulator.loader import ConfigError, load_scenario
 
     try:
         sc = load_scenario(args.scenario, args.set)
-    except ScenarioError as exc:
+    except ConfigError as exc:
         _err(str(exc))
         return EXIT_INPUT
     print(f"{args.scenario}: ok ({sc.name}: {len(sc.ues)} UE(s), {sc.duration_s} s, {sc.num_slots} slots, "
@@ -45,14 +45,14 @@ def cmd_schema(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from simulator.loader import ScenarioError, load_scenario, scenario_to_dict
+    from simulator.loader import ConfigError, load_scenario, scenario_to_dict
 
     overrides = list(args.set)
     if args.out:
         overrides.append(f"output.dir={args.out}")
     try:
         sc = load_scenario(args.scenario, overrides)
-    except ScenarioError as exc:
+    except ConfigError as exc:
         _err(str(exc))
         return EXIT_INPUT
     out_dir = Path(sc.output.dir)
@@ -123,7 +123,7 @@ def cmd_data(args) -> int:
         return cmd_data_csi(args)
     if args.model == "deeprx":
         return cmd_data_deeprx(args)
-    from simulator.loader import ScenarioError
+    from simulator.loader import ConfigError
     from simulator.training_data import collect_bler_dataset, load_data_config
 
     try:
@@ -131,7 +131,7 @@ def cmd_data(args) -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         df = collect_bler_dataset(cfg, progress=lambda k, n: print(f"point {k}/{n}", file=sys.stderr, flush=True))
-    except ScenarioError as exc:
+    except ConfigError as exc:
         _err(str(exc))
         return EXIT_INPUT
     df.to_parquet(out)

@@ -61,7 +61,7 @@ def add_experiment_parser(sub) -> None:
 
 def cmd_experiment(args) -> int:
     """Exit 0 all points complete, 1 some failed, 2 invalid input, 130 interrupted."""
-    from simulator.loader import ScenarioError
+    from simulator.loader import ConfigError
     from simulator.sweep import SweepError, dask_client, read_sweep, run_sweep
 
     exp = EXPERIMENTS[args.name]
@@ -77,7 +77,7 @@ def cmd_experiment(args) -> int:
     if not args.tables_only:
         try:   # validate every point of every sweep before anything runs
             sweeps = [read_sweep(f, root / f.stem) for f in files]
-        except ScenarioError as exc:
+        except ConfigError as exc:
             print(str(exc), file=sys.stderr)
             return 2
         total = sum(len(s.points) for s in sweeps)

@@ -1,28 +1,34 @@
-"""Load a scenario YAML, apply ``--set`` overrides, and turn every failure into field-path errors.
+"""Load a YAML config (scenario, sweep, data config), apply ``--set`` overrides, and turn every
+failure into field-path errors.
 
-``load_scenario`` raises :class:`ScenarioError` whose lines read ``path.to.field: message
-(line N)``; the CLI prints them and exits with code 2. No traceback reaches the user.
+:func:`load_yaml_config` validates a YAML file against any pydantic model and raises
+:class:`ConfigError` whose lines read ``path.to.field: message (line N)``; the CLI prints them
+and exits with code 2. No traceback reaches the user.
 """
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from simulator.schema import FieldError, Scenario
 
+M = TypeVar("M", bound=BaseModel)
 
-class ScenarioError(Exception):
-    """Invalid scenario input. ``errors`` holds one ``field: message`` line per problem."""
 
-    def __init__(self, errors: list[str], source: str = ""):
+class ConfigError(ValueError):
+    """Invalid input file. ``errors`` holds one ``field: message`` line per problem; ``what``
+    names the kind of file in the message's first line (``invalid scenario``)."""
+
+    def __init__(self, errors: list[str], source: str = "", what: str = "scenario"):
         self.errors = errors
         self.source = source
         head = f"{source}: " if source else ""
-        super().__init__(head + "invalid scenario\n" + "\n".join(f"  {e}" for e in errors))
+        super().__init__(head + f"invalid {what}\n" + "\n".join(f"  {e}" for e in errors))
 
 
 def _yaml_lines(node: yaml.Node | None, loc: tuple) -> int | None:
@@ -47,11 +53,41 @@ def _yaml_lines(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
-def _format_validation_error(err: ValidationError, root: yaml.Node | None) -> list[str]:
+def _union_tags(ann) -> dict[str, type[BaseModel]]:
+    """Tag -> model of a discriminated union of pydantic models (``model: Literal['fixed']``...), else {}."""
+    tags = {}
+    for arg in typing.get_args(ann):
+        field = getattr(arg, "model_fields", {}).get("model")
+        if field is not None and typing.get_origin(field.annotation) is typing.Literal:
+            tags.update({tag: arg for tag in typing.get_args(field.annotation)})
+    return tags
+
+
+def _field_path(model_cls: type[BaseModel], loc: tuple) -> tuple:
+    """Pydantic's error location without the union tags it inserts (``snr.fixed.snr_db`` -> ``snr.snr_db``)."""
+    out, ann = [], model_cls
+    for part in loc:
+        while typing.get_origin(ann) is typing.Annotated:
+            ann = typing.get_args(ann)[0]
+        tags = _union_tags(ann)
+        if isinstance(part, str) and part in tags:
+            ann = tags[part]
+            continue
+        out.append(part)
+        models = [a for a in (ann, *typing.get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models and isinstance(part, str) and part in models[0].model_fields:
+            ann = models[0].model_fields[part].annotation
+        elif typing.get_origin(ann) in (list, tuple, dict):
+            ann = typing.get_args(ann)[-1] if typing.get_args(ann) else None
+        else:
+            ann = None
+    return tuple(out)
+
+
+def _format_validation_error(err: ValidationError, model_cls: type[BaseModel], root: yaml.Node | None) -> list[str]:
     lines = []
     for e in err.errors(include_url=False):
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in ("fixed", "schedule", "pathloss",
-                                                                             "static", "linear", "waypoints")))
+        loc = _field_path(model_cls, e["loc"])
         exc = (e.get("ctx") or {}).get("error")
         if isinstance(exc, FieldError):
             loc = loc + tuple(exc.path.split("."))
@@ -73,15 +109,15 @@ def _format_validation_error(err: ValidationError, root: yaml.Node | None) -> li
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``'a.b.c=value'`` -> (['a', 'b', 'c'], parsed YAML value)."""
     if "=" not in text:
-        raise ScenarioError([f"--set {text}: expected key.path=value"])
+        raise ConfigError([f"--set {text}: expected key.path=value"])
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key or any(not p for p in key.split(".")):
-        raise ScenarioError([f"--set {text}: empty key in path"])
+        raise ConfigError([f"--set {text}: empty key in path"])
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ScenarioError([f"{key}: --set value is not valid YAML ({exc.problem})"]) from None
+        raise ConfigError([f"{key}: --set value is not valid YAML ({exc.problem})"]) from None
     return key.split("."), value
 
 
@@ -101,41 +137,49 @@ def set_path(data: dict, path: list[str], value: Any) -> None:
         where = ".".join(path[: i + 1])
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError([f"{where}: no list element {part!r} (list has {len(node)})"])
+                raise ConfigError([f"{where}: no list element {part!r} (list has {len(node)})"])
             node = node[int(part)]
         elif isinstance(node, dict):
             if node.get(part) is None:
                 node[part] = {}
             node = node[part]
         else:
-            raise ScenarioError([f"{where}: cannot set a field inside a {type(node).__name__}"])
+            raise ConfigError([f"{where}: cannot set a field inside a {type(node).__name__}"])
     last = path[-1]
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
-            raise ScenarioError([f"{'.'.join(path)}: no list element {last!r}"])
+            raise ConfigError([f"{'.'.join(path)}: no list element {last!r}"])
         node[int(last)] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise ScenarioError([f"{'.'.join(path)}: cannot set a field inside a {type(node).__name__}"])
+        raise ConfigError([f"{'.'.join(path)}: cannot set a field inside a {type(node).__name__}"])
+
+
+def validate_config(data: Any, model_cls: type[M], root: yaml.Node | None = None, source: str = "",
+                    what: str = "scenario") -> M:
+    """``model_cls`` from parsed YAML ``data``; raises ConfigError with field paths (and the lines of
+    ``root``, the composed YAML, when given)."""
+    if not isinstance(data, dict):
+        raise ConfigError([f"<root>: expected a mapping of {what} fields, got {type(data).__name__}"], source, what)
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, model_cls, root), source, what) from None
 
 
 def validate_data(data: Any, root: yaml.Node | None = None, source: str = "") -> Scenario:
-    if not isinstance(data, dict):
-        raise ScenarioError([f"<root>: expected a mapping of scenario fields, got {type(data).__name__}"], source)
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as err:
-        raise ScenarioError(_format_validation_error(err, root), source) from None
+    """A scenario from a parsed mapping (a sweep point, a data-config point, a test's dict)."""
+    return validate_config(data, Scenario, root, source)
 
 
-def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
-    """Parse a YAML file; missing files and syntax errors become ScenarioError."""
+def read_yaml(path: str | Path, what: str = "scenario") -> tuple[Any, yaml.Node | None]:
+    """Parse a YAML file; missing files and syntax errors become ConfigError."""
     p = Path(path)
     if not p.exists():
-        raise ScenarioError([f"{p}: no such file"])
+        raise ConfigError([f"{p}: no such file"], what=what)
     if p.is_dir():
-        raise ScenarioError([f"{p}: is a directory, expected a scenario YAML file"])
+        raise ConfigError([f"{p}: is a directory, expected a {what} YAML file"], what=what)
     text = p.read_text()
     try:
         root = yaml.compose(text)
@@ -143,16 +187,23 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ScenarioError([f"<yaml>: syntax error: {getattr(exc, 'problem', exc)}{where}"], str(p)) from None
+        raise ConfigError([f"<yaml>: syntax error: {getattr(exc, 'problem', exc)}{where}"], str(p), what) from None
     return data, root
 
 
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read, override, validate. Raises ScenarioError with field paths (and YAML lines)."""
-    data, root = read_yaml(path)
+def load_yaml_config(path: str | Path, model_cls: type[M], overrides: list[str] | tuple = (),
+                     what: str = "config") -> M:
+    """Read a YAML file, apply ``--set`` overrides, validate it as ``model_cls``. Raises ConfigError
+    with field paths and YAML lines; ``what`` names the file kind in its messages."""
+    data, root = read_yaml(path, what)
     if isinstance(data, dict):
-        data = apply_overrides(data, list(overrides or []))
-    return validate_data(data, root, str(path))
+        data = apply_overrides(data, list(overrides))
+    return validate_config(data, model_cls, root, str(path), what)
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """A scenario YAML, overridden and validated. Raises ConfigError with field paths (and YAML lines)."""
+    return load_yaml_config(path, Scenario, overrides or (), "scenario")
 
 
 def scenario_to_dict(scenario: Scenario) -> dict:

@@ -35,10 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from simulator.loader import (ScenarioError, _format_validation_error, read_yaml, scenario_to_dict,
-                              set_path, validate_data)
+from simulator.loader import ConfigError, load_yaml_config, read_yaml, scenario_to_dict, set_path, validate_data
 from simulator.recorder import write_json_atomic
 from simulator.schema import FieldError, Scenario
 
@@ -50,14 +49,11 @@ WORKER_ENV = {
 }
 
 
-class SweepError(ScenarioError):
+class SweepError(ConfigError):
     """Invalid sweep input: ``errors`` holds one ``[point NAME: ]field: message`` line per problem."""
 
-    def __init__(self, errors: list[str], source: str = ""):  # noqa: D107 - a different header line only
-        self.errors = errors
-        self.source = source
-        head = f"{source}: " if source else ""
-        Exception.__init__(self, head + "invalid sweep\n" + "\n".join(f"  {e}" for e in errors))
+    def __init__(self, errors: list[str], source: str = ""):
+        super().__init__(errors, source, "sweep")
 
 
 class SweepOutput(BaseModel):
@@ -175,23 +171,16 @@ def read_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
     """Read a sweep file and validate every point. Raises :class:`SweepError` naming point and field."""
     path = Path(path)
     try:
-        data, root = read_yaml(path)
-    except ScenarioError as exc:
+        spec = load_yaml_config(path, SweepSpec, what="sweep")
+    except ConfigError as exc:
         raise SweepError(exc.errors, str(path)) from None
-    if not isinstance(data, dict):
-        raise SweepError([f"<root>: expected a mapping with base, grid, zip, output; got {type(data).__name__}"],
-                         str(path))
-    try:
-        spec = SweepSpec.model_validate(data)
-    except ValidationError as err:
-        raise SweepError(_format_validation_error(err, root), str(path)) from None
     if isinstance(spec.base, str):
         base_path = Path(spec.base)
         if not base_path.is_absolute() and not base_path.exists() and (path.parent / base_path).exists():
             base_path = path.parent / base_path
         try:
             base, _ = read_yaml(base_path)
-        except ScenarioError as exc:
+        except ConfigError as exc:
             raise SweepError([f"base: {e}" for e in exc.errors], str(path)) from None
         if not isinstance(base, dict):
             raise SweepError([f"base: {base_path} is not a scenario mapping"], str(path))
@@ -213,7 +202,7 @@ def read_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
             for key, value in [*spec.set.items(), *params.items(), ("output.dir", str(out / name))]:
                 set_path(scenario, key.split("."), copy.deepcopy(value))
             points.append(Point(name, params, validate_data(scenario)))
-        except ScenarioError as exc:
+        except ConfigError as exc:
             errors[name] = exc.errors
     if errors:
         raise SweepError(_group_errors(errors), str(path))
@@ -471,7 +460,7 @@ def cmd_sweep(args) -> int:
             return 2
     try:
         sweep = read_sweep(args.sweep, args.out)
-    except ScenarioError as exc:
+    except ConfigError as exc:
         err(str(exc))
         return 2
     if sweep.out_dir.exists() and not sweep.out_dir.is_dir():

@@ -6,17 +6,17 @@ reported CQI and the observed BLER. ``airtune data ff_bler --config ... --out x.
 """
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.base import BLER_FEATURES
-from simulator.loader import ScenarioError, apply_overrides, validate_data
+from simulator.loader import ConfigError, apply_overrides, load_yaml_config, validate_data
 
 
 class BlerDataConfig(BaseModel):
@@ -27,13 +27,8 @@ class BlerDataConfig(BaseModel):
 
 
 def load_data_config(path: str | Path) -> BlerDataConfig:
-    p = Path(path)
-    if not p.is_file():
-        raise ScenarioError([f"{p}: no such file"])
-    try:
-        return BlerDataConfig.model_validate(yaml.safe_load(p.read_text()))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ScenarioError([f"{p}: {exc}"]) from None
+    """The YAML data config; raises ConfigError with field paths and YAML lines."""
+    return load_yaml_config(path, BlerDataConfig, what="data config")
 
 
 def collect_bler_dataset(cfg: BlerDataConfig, progress=None) -> pd.DataFrame:
@@ -44,11 +39,11 @@ def collect_bler_dataset(cfg: BlerDataConfig, progress=None) -> pd.DataFrame:
     points = [(s, seed) for s in cfg.snr_db for seed in cfg.seeds]
     with tempfile.TemporaryDirectory() as tmp:
         for k, (snr, seed) in enumerate(points):
-            data = apply_overrides(yaml.safe_load(yaml.safe_dump(cfg.scenario)),
+            data = apply_overrides(copy.deepcopy(cfg.scenario),
                                    [f"snr={{model: fixed, snr_db: {snr}}}", f"seed={seed}"])
             sc = validate_data(data)
             if sc.link_adaptation.cqi_exploration.max_offset == 0:
-                raise ScenarioError(["scenario.link_adaptation.cqi_exploration.max_offset: must be > 0 for "
+                raise ConfigError(["scenario.link_adaptation.cqi_exploration.max_offset: must be > 0 for "
                                      "training data (labels would all sit at the OLLA target)"])
             out = Path(tmp) / f"p{k}"
             Simulation(sc, out).run()

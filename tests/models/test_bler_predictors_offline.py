@@ -64,7 +64,7 @@ def test_mlp_predictor_round_trips_its_checkpoint_and_is_offline(rng, tmp_path):
 
 
 def test_offline_model_with_online_policy_names_the_field(make_scenario):
-    from simulator.loader import ScenarioError
+    from simulator.loader import ConfigError
 
-    with pytest.raises(ScenarioError, match=r"models.bler_predictor.online.policy: mlp_bler is an offline model"):
+    with pytest.raises(ConfigError, match=r"models.bler_predictor.online.policy: mlp_bler is an offline model"):
         make_scenario({"models": {"bler_predictor": {"type": "mlp_bler", "online": {"policy": "lighttune"}}}})

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from simulator.engine import Simulation
-from simulator.loader import ScenarioError
+from simulator.loader import ConfigError
 from tests.models.csi_codec.conftest import save_tiny_codec
 
 CAPACITY_KBPS = 200.0
@@ -99,13 +99,13 @@ def test_encoder_only_sends_nothing_and_none_never_fine_tunes(tmp_path, make_sce
 def test_bad_csi_codec_fields_are_named(make_scenario, csi_files, field, value, message):
     cfg = {"checkpoint": csi_files["checkpoint"], "track": csi_files["track"]}
     cfg[field] = csi_files.get(value, value)
-    with pytest.raises(ScenarioError) as err:
+    with pytest.raises(ConfigError) as err:
         make_scenario({"models.csi_codec": cfg})
     assert f"models.csi_codec.{field}" in str(err.value) and message in str(err.value)
 
 
 def test_a_ue_that_drives_off_the_track_is_an_input_error(make_scenario, csi_files):
-    with pytest.raises(ScenarioError) as err:
+    with pytest.raises(ConfigError) as err:
         make_scenario({"duration_s": 6.0, "models.csi_codec": {"checkpoint": csi_files["checkpoint"],
                                                                "track": csi_files["track"]}})
     text = str(err.value)

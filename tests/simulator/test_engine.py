@@ -204,13 +204,13 @@ def test_bler_predictor_with_lighttune_and_cqi_tune_in_the_loop(make_scenario, t
 
 
 def test_bler_predictor_config_errors_name_their_field(make_scenario):
-    from simulator.loader import ScenarioError
+    from simulator.loader import ConfigError
 
-    with pytest.raises(ScenarioError, match=r"models.bler_predictor.type: unknown model type 'ff_blur'; valid: .*ff_bler"):
+    with pytest.raises(ConfigError, match=r"models.bler_predictor.type: unknown model type 'ff_blur'; valid: .*ff_bler"):
         make_scenario({"models": {"bler_predictor": {"type": "ff_blur"}}})
-    with pytest.raises(ScenarioError, match=r"models.bler_predictor.checkpoint: no such checkpoint file"):
+    with pytest.raises(ConfigError, match=r"models.bler_predictor.checkpoint: no such checkpoint file"):
         make_scenario({"models": {"bler_predictor": {"checkpoint": "nope.json"}}})
-    with pytest.raises(ScenarioError, match=r"link_adaptation.backoff.kind: cqi_tune needs models.bler_predictor"):
+    with pytest.raises(ConfigError, match=r"link_adaptation.backoff.kind: cqi_tune needs models.bler_predictor"):
         make_scenario({"link_adaptation.backoff": {"kind": "cqi_tune"}})
 
 

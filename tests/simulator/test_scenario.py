@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from simulator.cli import main
-from simulator.loader import ScenarioError, load_scenario
+from simulator.loader import ConfigError, load_scenario
 from tests.conftest import REPO, SCENARIOS
 
 QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
@@ -24,7 +24,7 @@ def test_quickstart_accepted_as_written():
 
 
 def _errors(overrides, path=QUICKSTART):
-    with pytest.raises(ScenarioError) as exc:
+    with pytest.raises(ConfigError) as exc:
         load_scenario(path, overrides)
     return exc.value.errors
 
