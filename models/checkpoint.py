@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +31,28 @@ def save_checkpoint(json_path: str | Path, config: dict, weights: dict[str, np.n
     return json_path
 
 
-def load_checkpoint(json_path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(config, weights); the weights file must match the recorded sha256."""
-    json_path = Path(json_path)
+def _read_json(json_path: Path) -> dict:
+    """The checkpoint JSON {"config", "weights_file", "sha256"}; CheckpointError if it is not one."""
     if not json_path.exists():
         raise CheckpointError(f"{json_path}: no such checkpoint")
     try:
         doc = json.loads(json_path.read_text())
-        npz = json_path.parent / doc["weights_file"]
-        expected = doc["sha256"]
-    except (json.JSONDecodeError, KeyError) as exc:
+    except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{json_path}: not an airtune checkpoint ({exc})") from None
+    missing = sorted({"config", "weights_file", "sha256"} - set(doc)) if isinstance(doc, dict) else ["(an object)"]
+    if missing:
+        raise CheckpointError(f"{json_path}: not an airtune checkpoint (no {', '.join(missing)})")
+    return doc
+
+
+def load_checkpoint(json_path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config, weights); the weights file must match the recorded sha256."""
+    json_path = Path(json_path)
+    doc = _read_json(json_path)
+    npz = json_path.parent / doc["weights_file"]
     if not npz.exists():
         raise CheckpointError(f"{json_path}: weights file {npz.name} is missing")
-    if _sha256(npz) != expected:
+    if _sha256(npz) != doc["sha256"]:
         raise CheckpointError(f"{json_path}: sha256 of {npz.name} does not match the checkpoint")
     with np.load(npz, allow_pickle=False) as data:
         weights = {k: data[k] for k in data.files}
@@ -63,6 +72,31 @@ def save_typed_checkpoint(json_path: str | Path, model_type: str, config: dict, 
 def load_typed_checkpoint(json_path: str | Path, model_type: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(the model's config, weights) of a ``save_typed_checkpoint`` file; another model's raises."""
     doc, weights = load_checkpoint(json_path)
-    if doc.get("model_type") != model_type:
-        raise ValueError(f"{json_path}: not a {model_type} checkpoint (model_type {doc.get('model_type')!r})")
+    _check_type(json_path, doc, model_type)
     return doc["config"], weights
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """What a typed checkpoint's JSON records, without its weights."""
+    config: dict                 # the model's config
+    training: dict | None        # how it was trained (None: not recorded)
+    weights_sha256: str          # sha256 of the weights file, as recorded
+
+
+def read_checkpoint_config(json_path: str | Path, model_type: str) -> CheckpointConfig:
+    """The config and training record of a ``save_typed_checkpoint`` file, without reading its
+    weights (so no sha256 check and no TensorFlow: for validation and for tools that need only
+    the record). A missing file, one that is not a checkpoint or another model's raises
+    CheckpointError."""
+    json_path = Path(json_path)
+    doc = _read_json(json_path)
+    _check_type(json_path, doc["config"], model_type)
+    return CheckpointConfig(doc["config"]["config"], doc["config"].get("training"), doc["sha256"])
+
+
+def _check_type(json_path, doc, model_type: str) -> None:
+    """``doc`` (a checkpoint's "config" entry) is a typed checkpoint of ``model_type``, with a config."""
+    found = doc.get("model_type") if isinstance(doc, dict) else None
+    if found != model_type or not isinstance(doc.get("config"), dict):
+        raise CheckpointError(f"{json_path}: not a {model_type} checkpoint (model_type {found!r})")

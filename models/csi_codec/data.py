@@ -329,13 +329,19 @@ def generate_dataset(cfg: CsiDataConfig, out: str | Path, progress=None) -> Path
 
 
 def read_description(path: str | Path) -> dict:
+    """description.json of a CSI dataset (``path``: its folder or the file itself), with ``_dir``
+    (the folder) added; a ValueError naming the path if there is none or it cannot be read."""
     path = Path(path)
     if path.is_dir():
         path = path / DESCRIPTION
-    if not path.exists():
-        raise ValueError(f"{path}: no CSI dataset description (make one with `airtune data csi`)")
-    desc = json.loads(path.read_text())
-    desc["_dir"] = str(path.parent)
+    if not path.is_file():
+        raise ValueError(f"no CSI dataset at {str(path.parent if path.name == DESCRIPTION else path)!r} "
+                         f"(make one with `airtune data csi`)")
+    try:
+        desc = json.loads(path.read_text())
+        desc["_dir"] = str(path.parent)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
     return desc
 
 

@@ -42,6 +42,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from models.checkpoint import read_checkpoint_config
+
 SCHEMES = ("none", "encoder_only", "full_model", "genie", "translation")
 
 
@@ -250,10 +252,7 @@ def _assign(variables, values) -> None:
 
 
 def _checkpoint_lmbda(checkpoint: str) -> float:
-    import json
-
-    doc = json.loads(open(checkpoint).read())
-    lmbda = doc.get("config", {}).get("training", {}).get("lmbda")
+    lmbda = (read_checkpoint_config(checkpoint, "conv_csi").training or {}).get("lmbda")
     if lmbda is None:
         raise ValueError(f"{checkpoint}: no training lambda recorded; set online.lmbda")
     return float(lmbda)

@@ -270,11 +270,32 @@ def generate_dataset(cfg: DeepRxDataConfig, out: str | Path, progress=None, work
     return desc_path
 
 
+def read_description(path: str | Path) -> dict:
+    """description.json of the deeprx dataset folder ``path`` ({"config", "grid", "shards", ...},
+    see the module docstring); a ValueError naming the folder if it holds none."""
+    desc_path = Path(path) / DESCRIPTION
+    if not desc_path.is_file():
+        raise ValueError(f"no deeprx dataset at {str(path)!r} (make one with `airtune data deeprx`)")
+    try:
+        desc = json.loads(desc_path.read_text())
+        kind = desc["config"]["kind"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot read {desc_path}: {exc}") from None
+    if kind != "deeprx_data" or not isinstance(desc.get("shards"), list):
+        raise ValueError(f"{str(path)!r} is not a deeprx dataset (config kind {kind!r})")
+    return desc
+
+
+def dataset_size(desc: dict) -> int:
+    """Samples in a described dataset (all its shards)."""
+    return sum(int(s["num_samples"]) for s in desc["shards"])
+
+
 def load_dataset(path: str | Path, size: int | None = None) -> dict[str, np.ndarray]:
     """The first ``size`` samples (default: all) of a dataset folder, reading only the shards they
     are in (sha256 checked); ``pilots``/``data_re`` once."""
     path = Path(path)
-    desc = json.loads((path / DESCRIPTION).read_text())
+    desc = read_description(path)
     parts, have = [], 0
     for s in desc["shards"]:
         if size is not None and have >= size:

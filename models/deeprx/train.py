@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.checkpoint import read_checkpoint_config
 from models.deeprx.data import DeepRxDataConfig, reference_llrs, to_batch
 from models.deeprx.model import DeepRx, DeepRxConfig, hard_ber
 
@@ -139,24 +140,23 @@ def load_and_train(data_dir, cfg: DeepRxTrainConfig, out, command: str = "", log
     entry holds the config, the data folder and config, the sample index ranges and the metrics;
     with ``init``, a checkpoint to continue from, also that path and its own "training" entry).
     Returns (checkpoint path, metrics)."""
-    import json
     from dataclasses import asdict
     from pathlib import Path
 
-    from models.deeprx.data import DESCRIPTION, load_dataset
+    from models.deeprx.data import load_dataset, read_description
 
     data_dir = Path(data_dir)
-    if not (data_dir / DESCRIPTION).exists():
-        raise ValueError(f"--data: {data_dir} is not a dataset folder (make one with `airtune data deeprx`)")
-    data_doc = json.loads((data_dir / DESCRIPTION).read_text())
+    try:
+        data_doc = read_description(data_dir)
+    except ValueError as exc:
+        raise ValueError(f"--data: {exc}") from None
     data_cfg = DeepRxDataConfig.model_validate(data_doc["config"])
     model, init_entry = None, {}
     if init is not None:
         model = DeepRx.load(init)
         if model.config.to_dict() != DeepRxConfig.preset(cfg.preset).to_dict():
             raise ValueError(f"--init: {init} is not a {cfg.preset!r} deeprx")
-        init_doc = json.loads(Path(init).read_text())["config"]
-        init_entry = {"init": {"checkpoint": str(init), "training": init_doc.get("training")}}
+        init_entry = {"init": {"checkpoint": str(init), "training": read_checkpoint_config(init, "deeprx").training}}
     model, metrics = train_deeprx(load_dataset(data_dir), cfg, data_cfg, model=model, log=log)
     path = model.save(out, training={**metrics, "config": asdict(cfg), "data": str(data_dir),
                                      "data_config": data_doc["config"], "command": command, **init_entry})

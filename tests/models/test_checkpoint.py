@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from models.checkpoint import (CheckpointError, load_checkpoint, read_checkpoint_config, save_checkpoint,
+                               save_typed_checkpoint)
 from models.ff_bler.model import FFBlerPredictor
 from tests.conftest import REPO
 
@@ -37,3 +38,20 @@ def test_committed_checkpoint_loads_and_predicts(tmp_path):
     assert out.shape == (5,) and np.all((out >= 0) & (out <= 1))
     _, weights = load_checkpoint(COMMITTED)
     assert set(weights) == {"W0", "b0", "W1", "b1"}
+
+
+def test_read_checkpoint_config_without_weights(tmp_path):
+    path = save_typed_checkpoint(tmp_path / "m.json", "deeprx", {"num_rx_ant": 2}, {"w": np.zeros(3, np.float32)},
+                                 training={"data": "d"})
+    (tmp_path / "m.npz").unlink()                       # the record is read without the weights
+    ckpt = read_checkpoint_config(path, "deeprx")
+    assert (ckpt.config, ckpt.training) == ({"num_rx_ant": 2}, {"data": "d"}) and len(ckpt.weights_sha256) == 64
+    with pytest.raises(CheckpointError, match="not a conv_csi checkpoint \\(model_type 'deeprx'\\)"):
+        read_checkpoint_config(path, "conv_csi")
+    with pytest.raises(CheckpointError, match="not a deeprx checkpoint \\(model_type None\\)"):
+        read_checkpoint_config(COMMITTED, "deeprx")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        read_checkpoint_config(tmp_path / "missing.json", "deeprx")
+    (tmp_path / "bad.json").write_text("{\"config\": {}}")
+    with pytest.raises(CheckpointError, match="not an airtune checkpoint \\(no sha256, weights_file\\)"):
+        read_checkpoint_config(tmp_path / "bad.json", "deeprx")
