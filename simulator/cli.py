@@ -12,7 +12,11 @@ import signal
 import sys
 from pathlib import Path
 
+from simulator.threads import ENV_VAR, limit_threads, threads_setting
+
 EXIT_INPUT = 2
+# `data` and `train` run TensorFlow graphs; see the README's run section for the measurement.
+DATA_TRAIN_THREADS = 1
 
 
 def _quiet_tf() -> None:
@@ -26,9 +30,10 @@ def _err(msg: str) -> None:
 
 def cmd_validate(args) -> int:
     from simulator.loader import ConfigError, load_scenario
+    from simulator.validation import check_files
 
     try:
-        sc = load_scenario(args.scenario, args.set)
+        sc = check_files(load_scenario(args.scenario, args.set), args.scenario)
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_INPUT
@@ -46,12 +51,13 @@ def cmd_schema(args) -> int:
 
 def cmd_run(args) -> int:
     from simulator.loader import ConfigError, load_scenario, scenario_to_dict
+    from simulator.validation import check_files
 
     overrides = list(args.set)
     if args.out:
         overrides.append(f"output.dir={args.out}")
     try:
-        sc = load_scenario(args.scenario, overrides)
+        sc = check_files(load_scenario(args.scenario, overrides), args.scenario)
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_INPUT
@@ -60,7 +66,8 @@ def cmd_run(args) -> int:
         _err(f"output.dir: {out_dir} exists and is not a folder")
         return EXIT_INPUT
 
-    from simulator.engine import Simulation, read_manifest
+    from simulator.engine import Simulation
+    from simulator.manifest import read_manifest
 
     old = read_manifest(out_dir)
     if old is not None and not args.overwrite and old.get("scenario") != scenario_to_dict(sc):
@@ -114,7 +121,7 @@ def cmd_data_csi(args) -> int:
 
 
 def cmd_data_deeprx(args) -> int:
-    return _cmd_data_shards(args, "models.deeprx.data", lambda cfg: (
+    return _cmd_data_shards(args, "simulator.datagen.deeprx", lambda cfg: (
         f"{cfg.num_samples} DeepRx slots [14 symbols, {12 * cfg.num_prbs} subcarriers]"), workers=args.workers)
 
 
@@ -140,14 +147,21 @@ def cmd_data(args) -> int:
 
 
 def cmd_train_deeprx(args) -> int:
+    from models.deeprx.data import read_description
     from models.deeprx.train import DeepRxTrainConfig, load_and_train
+    from simulator.datagen.deeprx import data_config_of, reference_receivers
 
     try:
         cfg = DeepRxTrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size,
                                 learning_rate=args.lr or 1e-3, lr_schedule=args.lr_schedule,
                                 num_samples=args.samples, seed=args.seed)
+        try:
+            reference = reference_receivers(data_config_of(read_description(args.data)))
+        except ValueError as exc:
+            raise ValueError(f"--data: {exc}") from None
         path, m = load_and_train(args.data, cfg, args.out, command=" ".join(sys.argv),
-                                 log=lambda msg: print(msg, file=sys.stderr, flush=True), init=args.init)
+                                 log=lambda msg: print(msg, file=sys.stderr, flush=True), init=args.init,
+                                 reference_llrs=reference)
     except (OSError, ValueError) as exc:
         _err(str(exc))
         return EXIT_INPUT
@@ -210,6 +224,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _threads_argument(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help=f"BLAS, OpenMP and TensorFlow threads each (default {default}, or ${ENV_VAR}; "
+                        f"0: the libraries' defaults, one per core)")
+    p.set_defaults(default_threads=default)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airtune", description="Link-level wireless simulator with online-adapting models")
     sub = p.add_subparsers(dest="command", required=True)
@@ -221,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a field, e.g. --set phy.backend=link_level (repeatable)")
     r.add_argument("--overwrite", action="store_true", help="replace a run of a different scenario in --out")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _threads_argument(r, default=1)
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a scenario YAML (exit 0, or 2 with field-path errors)")
@@ -240,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "scenarios/training/deeprx_tiny.yaml)")
     d.add_argument("--out", required=True, help="output Parquet file (ff_bler) or folder of shards (csi, deeprx)")
     d.add_argument("--workers", type=int, default=1, help="deeprx only: processes drawing shards in parallel")
+    _threads_argument(d, default=DATA_TRAIN_THREADS)
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a model offline and write a checkpoint")
@@ -267,9 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     ff.add_argument("--label-encoding", choices=["scalar", "onehot"], default="onehot")
     ff.add_argument("--goodness", choices=["neuron", "layer"], default="layer")
     ff.add_argument("--normalize-hidden", action=argparse.BooleanOptionalAction, default=False)
+    _threads_argument(t, default=DATA_TRAIN_THREADS)
     t.set_defaults(func=cmd_train)
 
-    from simulator.sweep import add_sweep_parser
+    from simulator.sweep.command import add_sweep_parser
 
     add_sweep_parser(sub)
     rp = sub.add_parser("report", help="self-contained HTML report of a run or sweep folder (prints its path)")
@@ -286,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _quiet_tf()
     args = build_parser().parse_args(argv)
+    if hasattr(args, "default_threads"):
+        try:
+            limit_threads(threads_setting(args.threads, args.default_threads))
+        except ValueError as exc:
+            _err(str(exc))
+            return EXIT_INPUT
     return args.func(args)
 
 

@@ -3,12 +3,16 @@
 Every field has a unit in its name (``_ms``, ``_db``, ``_kmh``, ...) and a default where
 one makes sense. Cross-field rules (a period that is not a whole number of slots, a PRB
 count the numerology cannot carry) are checked here too, so every error names a field.
+Nothing here opens a file: the checkpoints, tracks and pools a scenario names are checked by
+``simulator.validation``.
 """
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.config import FieldError
 
 # Maximum transmission bandwidth configuration N_RB per numerology (38.101-1 Table 5.3.2-1
 # for FR1 at 15/30/60 kHz, 38.101-2 Table 5.3.2-1 for FR2 at 120 kHz).
@@ -33,8 +37,8 @@ class CarrierConfig(_Strict):
     def _prbs_fit_numerology(self) -> "CarrierConfig":
         cap = MAX_PRBS_PER_SCS_KHZ[self.subcarrier_spacing_khz]
         if self.num_prbs > cap:
-            raise _field_error("num_prbs", f"must be <= {cap} at {self.subcarrier_spacing_khz} kHz "
-                                           f"subcarrier spacing (got {self.num_prbs})")
+            raise FieldError("num_prbs", f"must be <= {cap} at {self.subcarrier_spacing_khz} kHz "
+                                         f"subcarrier spacing (got {self.num_prbs})")
         return self
 
     @property
@@ -93,12 +97,12 @@ class ChannelConfig(_Strict):
     def _known_profile(self) -> "ChannelConfig":
         valid = TDL_PROFILES if self.model == "tdl" else CDL_PROFILES
         if self.profile not in valid:
-            raise _field_error("profile", f"unknown {self.model.upper()} profile {self.profile!r}; "
-                                          f"valid: {', '.join(valid)}")
+            raise FieldError("profile", f"unknown {self.model.upper()} profile {self.profile!r}; "
+                                        f"valid: {', '.join(valid)}")
         fixed = FIXED_DELAY_SPREAD_NS.get(self.profile) if self.model == "tdl" else None
         if fixed is not None and "delay_spread_ns" in self.model_fields_set and self.delay_spread_ns != fixed:
-            raise _field_error("delay_spread_ns", f"TDL-{self.profile} has a fixed delay spread of {fixed} ns "
-                                                  f"(got {self.delay_spread_ns})")
+            raise FieldError("delay_spread_ns", f"TDL-{self.profile} has a fixed delay spread of {fixed} ns "
+                                                f"(got {self.delay_spread_ns})")
         return self
 
     @property
@@ -244,21 +248,12 @@ class BlerPredictorConfig(_Strict):
             raise ValueError(f"unknown model type {name!r}; valid: {', '.join(valid)}")
         return name
 
-    @field_validator("checkpoint")
-    @classmethod
-    def _exists(cls, path: str | None) -> str | None:
-        from pathlib import Path
-
-        if path is not None and not Path(path).is_file():
-            raise ValueError(f"no such checkpoint file {path!r}")
-        return path
-
     @model_validator(mode="after")
     def _online_supported(self):
         from models.registry import get_model
 
         if self.online.policy != "none" and not getattr(get_model(self.type), "supports_online", True):
-            raise _field_error("online.policy", f"{self.type} is an offline model; use policy: none")
+            raise FieldError("online.policy", f"{self.type} is an offline model; use policy: none")
         return self
 
 
@@ -298,43 +293,6 @@ class CsiCodecConfig(_Strict):
     track: str = Field(..., description="CSI track dataset (`airtune data csi` with a track source): the "
                                         "UE's CSI at each CSI-RS occasion is the sample at its distance travelled")
     online: CsiOnlineConfig = Field(default_factory=CsiOnlineConfig)
-
-    @field_validator("checkpoint")
-    @classmethod
-    def _checkpoint_exists(cls, path: str) -> str:
-        from pathlib import Path
-
-        if not Path(path).is_file():
-            raise ValueError(f"no such checkpoint file {path!r}")
-        return path
-
-    @model_validator(mode="after")
-    def _track_fits(self):
-        import json
-        from pathlib import Path
-
-        desc_path = Path(self.track) / "description.json"
-        if not desc_path.is_file():
-            raise _field_error("track", f"no CSI dataset at {self.track!r} (make one with `airtune data csi`)")
-        try:
-            desc = json.loads(desc_path.read_text())
-            ckpt = json.loads(Path(self.checkpoint).read_text())["config"]["config"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise _field_error("track", f"cannot read {desc_path} or the checkpoint's config: {exc}") from None
-        if not isinstance(desc.get("track"), dict):
-            raise _field_error("track", f"{self.track!r} is not a track (its source samples an area or i.i.d. "
-                                        f"channels); use a dataset made with a track source")
-        shape = tuple(desc.get("shape", ())[:2])
-        if shape != (ckpt.get("num_ant"), ckpt.get("num_sc")):
-            raise _field_error("track", f"CSI shape {list(shape)} does not match the checkpoint's "
-                                        f"[{ckpt.get('num_ant')}, {ckpt.get('num_sc')}]")
-        return self
-
-    def track_length_m(self) -> float:
-        import json
-        from pathlib import Path
-
-        return float(json.loads((Path(self.track) / "description.json").read_text())["track"]["length_m"])
 
 
 class ReceiverUpdateConfig(UpdateCodingConfig):
@@ -388,7 +346,7 @@ class ReceiverAdaptationConfig(_Strict):
         if self.pool_size is not None:
             for name in ("hessian_subset", "samples"):
                 if getattr(self, name) > self.pool_size:
-                    raise _field_error(name, f"must be <= pool_size ({self.pool_size}) (got {getattr(self, name)})")
+                    raise FieldError(name, f"must be <= pool_size ({self.pool_size}) (got {getattr(self, name)})")
         return self
 
 
@@ -399,18 +357,6 @@ class ReceiverConfig(_Strict):
     adaptation: ReceiverAdaptationConfig | None = Field(
         None, description="receiver_adaptation process: targeted fine-tuning on the network side when the BER gap "
                           "to genie grows, the coded update sent on a downlink pipe; null: the checkpoint throughout")
-
-    @field_validator("checkpoint")
-    @classmethod
-    def _checkpoint_exists(cls, path: str) -> str:
-        from pathlib import Path
-
-        from models.deeprx.receiver import checkpoint_grid
-
-        if not Path(path).is_file():
-            raise ValueError(f"no such checkpoint file {path!r}")
-        checkpoint_grid(path)           # raises for a file that is not a deeprx checkpoint
-        return path
 
 
 class ModelsConfig(_Strict):
@@ -424,10 +370,6 @@ class FeedbackConfig(_Strict):
     capacity_kbps: float = Field(1000.0, gt=0, description="Uplink feedback pipe capacity (FIFO)")
     delay_ms: float = Field(0.0, ge=0, description="Propagation/processing delay after serialisation")
     cqi_report_bits: int = Field(4, ge=1, le=64, description="Size of one CQI report")
-
-
-class MobilityProcessConfig(_Strict):
-    update_ms: float = Field(10.0, gt=0, description="Interval at which UE positions and distances are updated")
 
 
 class OutputConfig(_Strict):
@@ -450,7 +392,6 @@ class Scenario(_Strict):
     ues: list[UeConfig] = Field(..., min_length=1, description="UEs, each an independent full-buffer link")
     link_adaptation: LinkAdaptationConfig = Field(default_factory=LinkAdaptationConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
-    mobility: MobilityProcessConfig = Field(default_factory=MobilityProcessConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
@@ -458,98 +399,39 @@ class Scenario(_Strict):
     def _cross_field(self) -> "Scenario":
         slot_us = self.carrier.slot_us
         for path, value_ms in (("csi_rs.period_ms", self.csi_rs.period_ms),
-                               ("csi_rs.report_delay_ms", self.csi_rs.report_delay_ms),
-                               ("mobility.update_ms", self.mobility.update_ms)):
+                               ("csi_rs.report_delay_ms", self.csi_rs.report_delay_ms)):
             us = value_ms * 1000.0
             if abs(us - round(us)) > 1e-6 or (path != "csi_rs.report_delay_ms" and round(us) % slot_us):
-                raise _field_error(path, f"must be a whole number of {slot_us / 1000} ms slots "
-                                         f"at {self.carrier.subcarrier_spacing_khz} kHz (got {value_ms})")
+                raise FieldError(path, f"must be a whole number of {slot_us / 1000} ms slots "
+                                       f"at {self.carrier.subcarrier_spacing_khz} kHz (got {value_ms})")
         if self.csi_rs.report_delay_ms >= self.csi_rs.period_ms:
-            raise _field_error("csi_rs.report_delay_ms", f"must be < csi_rs.period_ms "
-                                                         f"({self.csi_rs.period_ms}) (got {self.csi_rs.report_delay_ms})")
+            raise FieldError("csi_rs.report_delay_ms", f"must be < csi_rs.period_ms "
+                                                       f"({self.csi_rs.period_ms}) (got {self.csi_rs.report_delay_ms})")
         if round(self.duration_s * 1e6) < slot_us:
-            raise _field_error("duration_s", f"must cover at least one slot ({slot_us} us)")
+            raise FieldError("duration_s", f"must cover at least one slot ({slot_us} us)")
         ids = [ue.id for ue in self.ues]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
-            raise _field_error("ues", f"UE ids must be unique (repeated: {dup})")
+            raise FieldError("ues", f"UE ids must be unique (repeated: {dup})")
         if self.link_adaptation.backoff.kind == "cqi_tune" and self.models.bler_predictor is None:
-            raise _field_error("link_adaptation.backoff.kind", "cqi_tune needs models.bler_predictor")
-        codec = self.models.csi_codec
-        if codec is not None:
-            length = codec.track_length_m()
-            for k, ue in enumerate(self.ues):
-                travel = _max_travel_m(ue.mobility, self.duration_s)
-                if travel > length + 1e-9:
-                    raise _field_error("models.csi_codec.track", f"the track is {length:g} m long but UE {ue.id} "
-                                       f"(ues.{k}.mobility) travels {travel:g} m in duration_s {self.duration_s:g}")
+            raise FieldError("link_adaptation.backoff.kind", "cqi_tune needs models.bler_predictor")
         self._check_receiver()
         if self.link_adaptation.olla.offset_min_db > self.link_adaptation.olla.offset_max_db:
-            raise _field_error("link_adaptation.olla.offset_min_db", "must be <= offset_max_db")
+            raise FieldError("link_adaptation.olla.offset_min_db", "must be <= offset_max_db")
         return self
 
     def _check_receiver(self) -> None:
         rx = self.models.receiver
         if self.phy.receiver != "neural":
             if rx is not None:
-                raise _field_error("models.receiver", f"is only used with phy.receiver: neural "
-                                                      f"(phy.receiver is {self.phy.receiver})")
+                raise FieldError("models.receiver", f"is only used with phy.receiver: neural "
+                                                    f"(phy.receiver is {self.phy.receiver})")
             return
         if self.phy.backend != "link_level":
-            raise _field_error("phy.receiver", f"neural needs phy.backend: link_level (got {self.phy.backend})")
+            raise FieldError("phy.receiver", f"neural needs phy.backend: link_level (got {self.phy.backend})")
         if rx is None:
-            raise _field_error("models.receiver", "phy.receiver: neural needs models.receiver "
-                                                  "({type: deeprx, checkpoint: ...})")
-        from models.deeprx.receiver import checkpoint_grid
-
-        grid = checkpoint_grid(rx.checkpoint)
-        bits = 8 if self.phy.mcs_table == 2 else 6
-        for name, have, want in (
-                ("receive antennas", grid["num_rx_ant"], self.phy.num_ue_antennas),
-                ("PRBs", grid.get("num_prbs"), self.carrier.num_prbs),
-                ("DMRS symbols", grid.get("num_dmrs_symbols"), self.phy.num_dmrs_symbols),
-                ("subcarrier spacing (kHz)", grid.get("subcarrier_spacing_khz"), self.carrier.subcarrier_spacing_khz)):
-            if have is not None and have != want:
-                raise _field_error("models.receiver.checkpoint", f"the checkpoint's grid has {have} {name}, "
-                                                                 f"the scenario {want}")
-        if grid["max_bits_per_symbol"] < bits:
-            raise _field_error("models.receiver.checkpoint", f"the checkpoint gives {grid['max_bits_per_symbol']} "
-                                                             f"LLRs per RE; MCS table {self.phy.mcs_table} needs {bits}")
-        if rx.adaptation is not None:
-            self._check_pool(rx.adaptation)
-
-    def _check_pool(self, ad: "ReceiverAdaptationConfig") -> None:
-        """The adaptation pool is a deeprx dataset on the scenario's grid, large enough for its settings."""
-        import json
-        from pathlib import Path
-
-        path = "models.receiver.adaptation.pool"
-        desc_path = Path(ad.pool) / "description.json"
-        try:
-            desc = json.loads(desc_path.read_text())
-            data = desc["config"]
-            total = sum(int(s["num_samples"]) for s in desc["shards"])
-        except FileNotFoundError:
-            raise _field_error(path, f"no deeprx dataset at {ad.pool!r} (make one with `airtune data deeprx`)") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise _field_error(path, f"cannot read {desc_path}: {exc}") from None
-        if data.get("kind") != "deeprx_data":
-            raise _field_error(path, f"{ad.pool!r} is not a deeprx dataset")
-        for name, have, want in (("PRBs", data.get("num_prbs"), self.carrier.num_prbs),
-                                 ("DMRS symbols", data.get("num_dmrs_symbols"), self.phy.num_dmrs_symbols),
-                                 ("receive antennas", data.get("num_rx_ant"), self.phy.num_ue_antennas),
-                                 ("subcarrier spacing (kHz)", data.get("subcarrier_spacing_khz"),
-                                  self.carrier.subcarrier_spacing_khz)):
-            if have != want:
-                raise _field_error(path, f"the pool's grid has {have} {name}, the scenario {want}")
-        if ad.pool_size is not None and ad.pool_size > total:
-            raise _field_error("models.receiver.adaptation.pool_size", f"the pool has {total} samples "
-                                                                       f"(got {ad.pool_size})")
-        size = ad.pool_size or total
-        for name in ("hessian_subset", "samples"):
-            if getattr(ad, name) > size:
-                raise _field_error(f"models.receiver.adaptation.{name}", f"must be <= the pool's {size} samples "
-                                                                         f"(got {getattr(ad, name)})")
+            raise FieldError("models.receiver", "phy.receiver: neural needs models.receiver "
+                                                "({type: deeprx, checkpoint: ...})")
 
     # Derived integer-microsecond quantities (the engine's time base).
     @property
@@ -559,28 +441,3 @@ class Scenario(_Strict):
     @property
     def num_slots(self) -> int:
         return self.duration_us // self.carrier.slot_us
-
-
-def _max_travel_m(mobility, duration_s: float) -> float:
-    """Distance a UE covers in ``duration_s`` (waypoint paths end at their last point)."""
-    if isinstance(mobility, StaticMobility):
-        return 0.0
-    travel = mobility.speed_kmh / 3.6 * duration_s
-    if isinstance(mobility, WaypointMobility):
-        pts = [tuple(p) for p in mobility.waypoints_m]
-        path = sum(sum((a - b) ** 2 for a, b in zip(p, q)) ** 0.5 for p, q in zip(pts, pts[1:]))
-        travel = min(travel, path)
-    return travel
-
-
-class FieldError(ValueError):
-    """A cross-field validation error that knows the dotted path of the field it is about."""
-
-    def __init__(self, path: str, message: str):
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
-
-
-def _field_error(path: str, message: str) -> FieldError:
-    return FieldError(path, message)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.channel.fading import FadingChannel
-from simulator.feedback import Inbox
 from simulator.link_adaptation.cqi import CqiMapper
 from simulator.link_adaptation.olla import Olla
 from simulator.mobility import Mobility
@@ -21,8 +20,6 @@ class Ue:
     mobility: Mobility
     channel: FadingChannel
     snr_db: np.ndarray
-    position_m: np.ndarray
-    distance_m: float = 0.0
 
 
 @dataclass
@@ -33,7 +30,6 @@ class UeLink:
     cqi_mapper: CqiMapper
     num_harq: int
     max_transmissions: int
-    inbox: Inbox = field(default_factory=Inbox)
     cqi: int = 0                                  # last CQI received (0: none yet)
     sinr_est_db: float | None = None              # SINR the gNB infers from that CQI
     free_harq: deque = field(default_factory=deque)
@@ -47,11 +43,10 @@ class UeLink:
     def __post_init__(self):
         self.free_harq.extend(range(self.num_harq))
 
-    def apply_reports(self, t_us: int) -> None:
-        for msg in self.inbox.pop_arrived(t_us):
-            if msg.kind == "cqi":
-                self.cqi = int(msg.payload)
-                self.sinr_est_db = float(self.cqi_mapper.sinr_db_of_cqi[self.cqi])
+    def receive_cqi(self, cqi: int) -> None:
+        """A CQI report has reached the gNB."""
+        self.cqi = int(cqi)
+        self.sinr_est_db = float(self.cqi_mapper.sinr_db_of_cqi[self.cqi])
 
     def new_tb_mcs(self) -> int:
         if self.sinr_est_db is None:              # no report yet: most robust MCS

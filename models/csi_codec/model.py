@@ -206,6 +206,21 @@ class ConvCsiCodec(tf.Module):
         codec.set_weights(weights)
         return codec
 
+    # -- the two ends of the feedback link (models.base.CsiEncoderSide / CsiDecoderSide) --------------
+    @staticmethod
+    def online(checkpoint, online, rng: np.random.Generator, reports_per_update: float = 1.0):
+        """Both ends of one UE's neural CSI feedback with online fine-tuning (``models.csi_codec.online``)."""
+        from models.csi_codec.online import OnlineCsiCodec
+
+        return OnlineCsiCodec(checkpoint, online, rng, reports_per_update)
+
+    @staticmethod
+    def read_track(path) -> tuple[np.ndarray, np.ndarray, float]:
+        """A CSI track dataset: x [n, ant, sc, 2], distance_m [n], spacing_m (``data.load_track``)."""
+        from models.csi_codec.data import load_track
+
+        return load_track(path)
+
     # -- the networks -------------------------------------------------------------------------------
     def _check_input(self, x) -> tf.Tensor:
         x = tf.convert_to_tensor(x, tf.float32)

@@ -37,10 +37,12 @@ few versions are ever outstanding.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from models.base import Update
 
 from models.checkpoint import read_checkpoint_config
 
@@ -70,23 +72,6 @@ class CsiReport:
     version: int = 0                # decoder-side version it was encoded for (see the module docstring)
     nmse_db: float = math.nan       # set when the gNB decodes it
     pending: bool = True            # not decoded yet
-    row: dict | None = None         # the simulator's log row waiting for this report (if any)
-
-
-@dataclass
-class FineTuning:
-    """A finished fine-tuning: what goes on the link (``data``, may be empty) and its effect."""
-    scheme: str
-    compute_us: int
-    data: bytes
-    bits: int
-    bits_estimated: float
-    nonzero: int
-    num_weights: int
-    loss_before: float
-    loss_after: float
-    state_bytes: int
-    apply: Callable[[], None] = field(repr=False)    # at the gNB's receipt (or compute end if nothing is sent)
 
 
 class OnlineCsiCodec:
@@ -94,7 +79,7 @@ class OnlineCsiCodec:
 
     report:     x [ant, sc, 2] -> CsiReport (UE: encode with the active encoder and tables)
     decode:     CsiReport -> nmse_db (gNB: decode the bytes with the decoder it holds)
-    fine_tune:  x [n, ant, sc, 2] -> FineTuning | None (UE; None for scheme ``none``)
+    fine_tune:  x [n, ant, sc, 2] -> Update | None (UE; None for scheme ``none``)
     """
 
     def __init__(self, checkpoint: str, online: dict[str, Any], rng: np.random.Generator,
@@ -203,8 +188,9 @@ class OnlineCsiCodec:
 
         return float(rd_loss(codec, x, self.lmbda, training=False)["loss"])
 
-    def fine_tune(self, x: np.ndarray) -> FineTuning | None:
-        """Fine-tune ``work`` on x [n, ant, sc, 2] (the UE's recent CSI); returns what to send."""
+    def fine_tune(self, x: np.ndarray) -> Update | None:
+        """Fine-tune ``work`` on x [n, ant, sc, 2] (the UE's recent CSI); returns the update (its
+        ``payload``, if any, is the coded decoder update for the gNB; ``trigger`` is left to the caller)."""
         if self.scheme == "none":
             return None
         x = np.asarray(x, np.float32)
@@ -227,7 +213,7 @@ class OnlineCsiCodec:
         dec = [v.numpy() for v in work_dec]
         scheme = self.scheme
 
-        def apply() -> None:
+        def apply() -> dict:
             if scheme != "encoder_only":
                 self._new_version()
             if scheme == "full_model":
@@ -240,10 +226,13 @@ class OnlineCsiCodec:
                 _assign(self.ue.codec.decoder_side_variables, dec)
                 self.ue.gnb_decoder_side = [d.copy() for d in dec]
             self.ue.refresh()
+            return {}
 
         state = sum(v.numpy().nbytes for v in self._trainer.variables) * 3     # weights + Adam moments
-        return FineTuning(scheme, self.compute_us(steps, batch), data, bits, est, nonzero, nw, before, after,
-                          state, apply)
+        return Update(model="conv_csi", trigger="", trigger_value=math.nan, compute_us=self.compute_us(steps, batch),
+                      apply=apply, update_bits=bits, payload=data or None, state_bytes=state, loss_before=before,
+                      loss_after=after, variant=scheme, update_bits_estimated=est, update_nonzero=nonzero,
+                      update_weights=nw)
 
 
 def _assign(variables, values) -> None:

@@ -13,7 +13,7 @@ Inputs (``make_features``), one real feature map x [batch, sym, sc, 4 * num_rx_a
   noise level: log10 of the per-RE noise variance no [batch] (signal power 1), one constant channel.
 
 Outputs: llr [batch, sym, sc, max_bits_per_symbol], Sionna's convention llr = ln P(b=1)/P(b=0)
-(so ``llr > 0`` decides bit 1, as simulator/phy/link_level.py does). Only data REs and the first
+(so ``llr > 0`` decides bit 1, as the link-level chain does). Only data REs and the first
 ``bits_per_symbol`` channels of each sample's modulation are meaningful: ``loss_mask`` builds
 the mask [batch, sym, sc, bits] that every loss applies.
 
@@ -204,6 +204,8 @@ class DeepRx(tf.Module):
 
     __call__ / forward:  x [batch, sym, sc, 4 * num_rx_ant + 3] -> llr [batch, sym, sc, max_bits_per_symbol]
     per_sample_loss:     (params list, batch {"x", "bits", "mask"}) -> [batch] (for influence.py)
+    llr_grid, weights:   the neural receiver slot (``models.base.NeuralReceiver``), traced into the
+                         link-level chain's compiled call
     """
 
     Config = DeepRxConfig
@@ -290,6 +292,21 @@ class DeepRx(tf.Module):
         model.set_weights(weights)
         return model
 
+    # -- the network side's adaptation (models.base.ReceiverAdapter) ---------------------------------
+    @staticmethod
+    def adapter(checkpoint, adaptation, num_subcarriers: int):
+        """The network side's targeted fine-tuning of this receiver (``models.deeprx.online``)."""
+        from models.deeprx.online import NetworkFineTuner
+
+        return NetworkFineTuner(checkpoint, adaptation, num_subcarriers)
+
+    @staticmethod
+    def update_coder(update):
+        """The downlink coder of its weight updates (``models.deeprx.online.receiver_update_coder``)."""
+        from models.deeprx.online import receiver_update_coder
+
+        return receiver_update_coder(update)
+
     # -- forward --------------------------------------------------------------------------------------
     def forward(self, x: tf.Tensor, params: Sequence[tf.Tensor] | None = None) -> tf.Tensor:
         """x [batch, sym, sc, C] -> llr [batch, sym, sc, max_bits_per_symbol]; ``params`` replaces
@@ -341,6 +358,31 @@ class DeepRx(tf.Module):
         """y [batch, ant, sym, sc] complex, pilots [batch, sym, sc] complex, no [batch] ->
         llr [batch, sym, sc, max_bits_per_symbol] (``grid_to_coded`` gives the decoder's order)."""
         return self(make_features(y, pilots, no, self.config.dtype))
+
+    # -- the neural receiver slot (models.base.NeuralReceiver) ------------------------------------------
+    @property
+    def num_rx_ant(self) -> int:
+        return self.config.num_rx_ant
+
+    @property
+    def max_bits_per_symbol(self) -> int:
+        return self.config.max_bits_per_symbol
+
+    @property
+    def graph_key(self) -> tuple:
+        """Equal for every DeepRx of the same config: their ``llr_grid`` traces to the same graph."""
+        return ("deeprx", self.config)
+
+    def llr_grid(self, y, pilots, no, params: Sequence[tf.Tensor]) -> tf.Tensor:
+        """y [batch, ant, sym, sc] complex64, pilots [batch, sym, sc] complex64, no [batch] float32,
+        params (``params`` order) -> llr [batch, sym, sc, max_bits_per_symbol] float32; traceable
+        (the link-level chain compiles it into its call)."""
+        x = make_features(y, pilots, no, self.config.dtype)
+        return tf.cast(self.forward(x, list(params)), tf.float32)
+
+    def weights(self) -> list[np.ndarray]:
+        """The current weights in ``params`` order."""
+        return [v.numpy() for v in self.params]
 
     def per_sample_loss(self, loss: str = "bce") -> Callable[[Sequence[tf.Tensor], dict], tf.Tensor]:
         """(params, batch {"x" [b, sym, sc, C], "bits" and "mask" [b, sym, sc, bits]}) -> loss [b];

@@ -36,12 +36,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from models.deeprx.data import load_dataset
+from models.deeprx.targeted import relative_ber_gap, select_targets
 from models.deeprx.model import DeepRxConfig
 
-NUM_OFDM_SYMBOLS = 14
 
-
-def forward_flops(cfg: DeepRxConfig, num_subcarriers: int, num_symbols: int = NUM_OFDM_SYMBOLS) -> float:
+def forward_flops(cfg: DeepRxConfig, num_symbols: int, num_subcarriers: int) -> float:
     """FLOPs of one DeepRx forward pass on a [num_symbols, num_subcarriers] grid (2 per MAC; norms,
     activations and biases not counted)."""
     k2 = cfg.kernel_size ** 2
@@ -83,9 +82,14 @@ class NetworkFineTuner:
     """The network side's training pool and fine-tuning jobs for one receiver model.
 
     run: weights [list, model.params order], targets (dataset-layout arrays of the target slots,
-         ``LinkLevelBackend.slot_arrays``), rng -> JobResult
+         ``SlotHistory.slot_arrays``), rng -> JobResult
     ``adaptation``: the ``models.receiver.adaptation`` settings as a dict (the schema's fields).
+    The compute model's slot has ``num_subcarriers`` and the OFDM symbols of the pool's pilot grid.
     """
+
+    # the trigger rule's pieces (seeds/000 eq. 9 and the target choice), for the event loop
+    relative_ber_gap = staticmethod(relative_ber_gap)
+    select_targets = staticmethod(select_targets)
 
     def __init__(self, checkpoint: str, adaptation: dict[str, Any], num_subcarriers: int, pool=None):
         from models.deeprx.model import DeepRx
@@ -95,7 +99,7 @@ class NetworkFineTuner:
         self.width = self.model.config.max_bits_per_symbol
         self.pool_arrays = pool if pool is not None else load_dataset(self.cfg["pool"], self.cfg.get("pool_size"))
         self.pool_size = len(self.pool_arrays["index"])
-        self.forward = forward_flops(self.model.config, num_subcarriers)
+        self.forward = forward_flops(self.model.config, self.pool_arrays["pilots"].shape[0], num_subcarriers)
         self.num_params = self.model.num_parameters()
         self._pool_batch = None
 

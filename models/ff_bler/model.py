@@ -12,13 +12,13 @@ gradient step of the quadratic loss (eq. 6-7), layer by layer, with ``one_step_a
 """
 from __future__ import annotations
 
-import time
+import copy
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from models.base import BLER_FEATURES, Update
+from models.base import BLER_FEATURES, Update, compute_us
 from models.checkpoint import load_checkpoint
 from models.feature_scaling import standardize
 from models.ff_bler.ffnet import FFNet, LayerAdam
@@ -65,6 +65,10 @@ class FFBlerPredictor:
     predict:  features [batch, 12] float32, cqi [batch] int -> bler [batch] float32 in {0, 0.1, ..., 1}
     observe:  features [12], cqi int, bler_observed float, bler_predicted float | None
               -> Update | None (None: error below delta)
+
+    ``net`` holds the weights in force (``predict``); an update is computed on the UE's training
+    copy ``work`` (carried from one update to the next, with its Adam moments) and ``apply()``
+    copies it into ``net``.
     """
 
     Config = FFBlerConfig
@@ -86,6 +90,7 @@ class FFBlerPredictor:
         if self.net.sizes[0] != expected:
             raise ValueError(f"FF input size {self.net.sizes[0]} != {len(self._mean)} features + "
                              f"{self.label_inputs.shape[1]} label inputs ({self.config.label_encoding})")
+        self.work = copy.deepcopy(self.net)       # the UE's training copy (see the class docstring)
         self._opts = [LayerAdam([W.shape, b.shape], self.online.learning_rate,
                                 one_step=self.online.optimizer == "one_step_adam")
                       for W, b in zip(self.net.W, self.net.b)]
@@ -101,6 +106,7 @@ class FFBlerPredictor:
         cfg = FFBlerConfig(**{**fields, "sizes": tuple(fields.get("sizes", (13, 32, 32)))})
         pred = cls(cfg, OnlineConfig(**online), rng=rng)
         pred.net.set_weights(weights)
+        pred.work = copy.deepcopy(pred.net)
         return pred
 
     # -- inference ------------------------------------------------------------------------------
@@ -133,7 +139,6 @@ class FFBlerPredictor:
         that one); None predicts now with the current weights."""
         if self.online.policy == "none" or not np.isfinite(bler_observed):
             return None
-        t0 = time.perf_counter_ns()
         x = self._inputs(features, np.array([cqi]))[0]
         pred_cls = (self.label_class(bler_predicted) if bler_predicted is not None
                     else int(self.predict_class(features, np.array([cqi]))[0]))
@@ -148,16 +153,29 @@ class FFBlerPredictor:
             others = [c for c in range(len(self.labels)) if c != pos]
             neg = int(self.rng.choice(others))
         loss_before, loss_after, touched = self.update(x, pos, neg)
+        new = self.work.get_weights()
+        new = {k: v.copy() for k, v in new.items()}
+
+        def apply() -> dict:
+            self.net.set_weights(new)
+            return {}
+
         return Update(model="ff_bler", trigger=f"error {error:.3f} >= delta {self.online.delta}",
-                      compute_us=(time.perf_counter_ns() - t0) // 1000, loss_before=loss_before,
-                      loss_after=loss_after, trigger_value=error, state_bytes=touched,
-                      extra={"error": error, "positive": pos, "negative": neg, "predicted": pred_cls,
-                             "state_bytes": touched})
+                      trigger_value=error, compute_us=compute_us(self.update_flops(), self.online.ue_gflops),
+                      apply=apply, loss_before=loss_before, loss_after=loss_after, state_bytes=touched)
+
+    def update_flops(self) -> float:
+        """Modelled FLOPs of one update: per layer, the forward pass of the positive/negative pair
+        (2 x 2 FLOPs a weight), the closed-form gradients (the same again) and the Adam step on
+        every weight and bias (~10 FLOPs each)."""
+        n = sum(W.size for W in self.work.W)
+        nb = sum(b.size for b in self.work.b)
+        return 2 * 2.0 * n + 2 * 2.0 * n + 10.0 * (n + nb)
 
     def update(self, x_std: np.ndarray, pos: int, neg: int, losses: bool = True) -> tuple[float, float, int]:
-        """One closed-form step per layer on the positive/negative pair of one standardised input.
-        Returns (sum of layer losses before, after (NaN unless ``losses``), bytes of state touched)."""
-        net = self.net
+        """One closed-form step per layer of the training copy ``work`` on the positive/negative pair
+        of one standardised input. Returns (sum of layer losses before, after (NaN unless ``losses``), bytes of state touched)."""
+        net = self.work
         d = len(x_std)
         pair = np.empty((2, d + self.label_inputs.shape[1]), net.dtype)   # [positive; negative] inputs
         pair[:, :d] = x_std

@@ -3,19 +3,52 @@ close each period with its observed BLER (which a BLER predictor may learn from)
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
 from simulator.bler_features import bler_features
-from simulator.feedback import Message
+from simulator.link import Message
 from simulator.link_adaptation.backoff import cqi_tune
 from simulator.phy.base import per_re_sinr
+from simulator.processes.context import RunContext, UeContext
+from simulator.schema import BackoffConfig, Scenario
 
 
-@dataclass
+@dataclass(frozen=True)
+class CsiRsSetup:
+    """The CSI-RS and reporting settings of a run (from the scenario)."""
+    period_us: int
+    report_delay_us: int
+    report_bits: int                      # CQI bits of a report
+    subcarrier_spacing_hz: float
+    num_rbs: int
+    num_dmrs_symbols: int
+    sinr_error_bias_db: float = 0.0       # the UE measures the SNR off by bias + std * N(0, 1) dB
+    sinr_error_std_db: float = 0.0
+    explore_max_offset: int = 0           # data collection: random CQI offsets (0: off)
+    backoff: BackoffConfig | None = None  # CQI-Tune (None: off)
+
+    @classmethod
+    def of(cls, sc: Scenario) -> "CsiRsSetup":
+        backoff = sc.link_adaptation.backoff
+        return cls(int(round(sc.csi_rs.period_ms * 1000)), int(round(sc.csi_rs.report_delay_ms * 1000)),
+                   sc.feedback.cqi_report_bits, sc.carrier.subcarrier_spacing_khz * 1e3, sc.carrier.num_prbs,
+                   sc.phy.num_dmrs_symbols, sc.csi_rs.sinr_error_bias_db, sc.csi_rs.sinr_error_std_db,
+                   sc.link_adaptation.cqi_exploration.max_offset, backoff if backoff.kind != "none" else None)
+
+
+@dataclass(eq=False)
+class Report:
+    """The payload of a report message: the CQI and, with neural CSI feedback, the compressed CSI.
+    ``decoded`` succeeds (with the NMSE in dB) when the gNB has decoded the CSI."""
+    cqi: int
+    csi: object | None
+    decoded: simpy.Event
+
+
+@dataclass(eq=False)
 class _Occasion:
     t0: int
     period: int
@@ -24,123 +57,125 @@ class _Occasion:
     sinr_error_db: float
     cqi_table: int
     cqi: int
-    report: Message
+    msg: Message
     features: np.ndarray | None
     bler_predicted: float
-    csi: object | None = None          # the CsiReport riding in the report message (neural CSI feedback)
+    distance_m: float
 
 
-def csi_rs_process(env: simpy.Environment, ue, link, feedback, *, period_us: int, report_delay_us: int,
-                   slot_us: int, duration_us: int, report_bits: int, rec, trace: list | None = None,
-                   predictor=None, backoff=None, subcarrier_spacing_hz: float = 30e3, num_rbs: int = 0,
-                   num_dmrs_symbols: int = 0, explore_max_offset: int = 0, rng: np.random.Generator | None = None,
-                   sinr_error_db: tuple[float, float] = (0.0, 0.0), error_rng: np.random.Generator | None = None,
-                   csi=None):
-    """One occasion every ``period_us`` from t = 0; a ``periods`` row when each period ends.
+def csi_rs_process(run: RunContext, ctx: UeContext, setup: CsiRsSetup, explore_rng: np.random.Generator,
+                   error_rng: np.random.Generator):
+    """One occasion every ``setup.period_us`` from t = 0; a ``periods`` row when each period ends.
 
-    At each occasion, in this order: measure and choose the CQI (with the predictor's current
-    weights, and CQI-Tune if ``backoff``), then close the previous period: its observed BLER
-    goes to ``predictor.observe``, whose update is logged as applied after its compute time,
-    i.e. after this occasion's prediction.
+    At each occasion, in this order: apply the UE's model updates whose compute time has passed
+    (LightTune: an update made when period k closes takes effect at the first occasion after its
+    compute time), measure and choose the CQI (with the predictor's weights in force, and CQI-Tune
+    if configured), then close the previous period: its observed BLER goes to
+    ``predictor.observe``, whose update starts a job on the adaptation path.
 
-    ``sinr_error_db`` = (bias, std): the UE measures the SNR off by bias + std * N(0, 1) dB
-    (drawn from ``error_rng`` at each occasion); the CQI and the BLER features use the measured
-    value, the PDSCH keeps the true channel.
-
-    ``csi`` (a ``CsiFeedback``): the report message also carries the UE's compressed CSI, which
-    the gNB decodes when the message arrives.
+    The UE measures the SNR off by ``sinr_error_bias_db + sinr_error_std_db * N(0, 1)`` (drawn from
+    ``error_rng`` at each occasion); the CQI and the BLER features use the measured value, the
+    PDSCH keeps the true channel. With neural CSI feedback (``ctx.csi``) the report message also
+    carries the compressed CSI, and the period's row is written once the gNB has decoded it.
     """
+    env = run.env
     prev: _Occasion | None = None
     period = 0
-    while env.now < duration_us:
-        bias, std = sinr_error_db
-        err_db = bias + std * float(error_rng.standard_normal()) if std else bias
-        occ = _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor,
-                       backoff, subcarrier_spacing_hz, num_rbs, num_dmrs_symbols, explore_max_offset, rng, err_db,
-                       csi)
+    while env.now < run.duration_us:
+        yield from _apply_local_updates(run, ctx)
+        std = setup.sinr_error_std_db
+        err_db = setup.sinr_error_bias_db + (std * float(error_rng.standard_normal()) if std else 0.0)
+        occ = _measure(run, ctx, setup, period, explore_rng, err_db)
         if prev is not None:
-            _close(prev, env.now, ue, link, rec, predictor)
+            _close(run, ctx, prev)
         prev = occ
         period += 1
-        yield env.timeout(min(occ.t0 + period_us, duration_us) - occ.t0)
+        yield env.timeout(min(occ.t0 + setup.period_us, run.duration_us) - occ.t0)
     if prev is not None:
-        _close(prev, env.now, ue, link, rec, predictor)
+        _close(run, ctx, prev)
 
 
-def _measure(env, ue, link, feedback, period, slot_us, report_bits, report_delay_us, trace, predictor, backoff,
-             scs_hz, num_rbs, num_dmrs, explore_max_offset, rng, err_db: float, csi=None) -> _Occasion:
+def _apply_local_updates(run: RunContext, ctx: UeContext):
+    store = ctx.model_updates
+    while store is not None and store.items:
+        job = yield store.get()
+        run.adaptation.apply(job)
+
+
+def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, explore_rng, err_db: float) -> _Occasion:
+    env, ue, link, predictor = run.env, ctx.ue, ctx.link, ctx.predictor
     t0 = env.now
-    slot = t0 // slot_us
+    slot = t0 // run.slot_us
     snr_db = float(ue.snr_db[slot])
     measured_db = snr_db + err_db                                   # what the UE believes
     cqi_table, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(ue.channel.gain_slot(slot), measured_db))
     cqi, features, bler_pred = cqi_table, None, math.nan
-    if explore_max_offset:
+    if setup.explore_max_offset:
         # data collection: a random CQI around the table's (the features keep the reported one)
-        cqi = int(np.clip(cqi_table + rng.integers(-explore_max_offset, explore_max_offset + 1), 1, 15))
-    if predictor is not None or explore_max_offset:
+        k = setup.explore_max_offset
+        cqi = int(np.clip(cqi_table + explore_rng.integers(-k, k + 1), 1, 15))
+    if predictor is not None or setup.explore_max_offset:
         nxt = min(slot + 1, len(ue.snr_db) - 1)
-        features = bler_features(ue.channel.cfr_slot(slot), ue.channel.cfr_slot(nxt), measured_db, slot_us * 1e-6,
-                                 scs_hz, link.pdsch_sinr_db, cqi, num_rbs, num_dmrs)
+        features = bler_features(ue.channel.cfr_slot(slot), ue.channel.cfr_slot(nxt), measured_db,
+                                 run.slot_us * 1e-6, setup.subcarrier_spacing_hz, link.pdsch_sinr_db, cqi,
+                                 setup.num_rbs, setup.num_dmrs_symbols)
     if predictor is not None:
+        backoff = setup.backoff
         if backoff is not None and backoff.kind == "cqi_tune":
             cqi, _ = cqi_tune(cqi, lambda c: float(predictor.predict(features, np.array([c]))[0]),
                               backoff.tau_bler, backoff.cqi_min)
         bler_pred = float(predictor.predict(features, np.array([cqi]))[0])
-    report = Message("cqi", ue.id, report_bits, cqi, created_us=t0)
-    csi_report = None
-    if csi is not None:
-        csi_report = csi.on_occasion(float(ue.mobility.distance_m([t0 * 1e-6])[0]))
-        report.bits += csi_report.bits
-        report.on_arrival = lambda m, r=csi_report: csi.on_report_arrival(r, m.arrival_us)
-    if trace is not None:
-        trace.append((t0, "csi_rs", ue.id, period, cqi))
-    if report_delay_us:
-        env.timeout(report_delay_us).callbacks.append(lambda _ev, m=report: _send(feedback, m, trace))
-    else:
-        _send(feedback, report, trace)
-    return _Occasion(t0, period, snr_db, sinr_eff_db, err_db, cqi_table, cqi, report, features, bler_pred, csi_report)
+    distance_m = float(ue.mobility.distance_m([t0 * 1e-6])[0])
+    csi_report = ctx.csi.on_occasion(distance_m) if ctx.csi is not None else None
+    bits = setup.report_bits + (csi_report.bits if csi_report is not None else 0)
+    msg = Message("report", ue.id, bits, Report(cqi, csi_report, env.event()), created_us=t0)
+    if run.trace is not None:
+        run.trace.append((t0, "csi_rs", ue.id, period, cqi))
+    env.process(_send_after(run, ctx, msg, setup.report_delay_us))
+    return _Occasion(t0, period, snr_db, sinr_eff_db, err_db, cqi_table, cqi, msg, features, bler_pred, distance_m)
 
 
-def _close(occ: _Occasion, t_end: int, ue, link, rec, predictor) -> None:
+def _send_after(run: RunContext, ctx: UeContext, msg: Message, delay_us: int):
+    if delay_us:
+        yield run.env.timeout(delay_us)
+    if run.trace is not None:
+        run.trace.append((run.env.now, "report_sent", msg.ue, msg.kind, msg.payload.cqi))
+    ctx.uplink.send(msg)
+
+
+def _close(run: RunContext, ctx: UeContext, occ: _Occasion) -> None:
+    link, predictor = ctx.link, ctx.predictor
+    t_end = run.env.now
     n_ack, n_nack = link.close_period()
     n = n_ack + n_nack
     bler_obs = n_nack / n if n else math.nan
     fine_tuned = False
     if predictor is not None and n:
-        t_wall = time.perf_counter_ns()
         upd = predictor.observe(occ.features, occ.cqi, bler_obs, occ.bler_predicted)
         if upd is not None:
             fine_tuned = True
-            compute_us = max(upd.compute_us, (time.perf_counter_ns() - t_wall) // 1000)
-            rec.append("updates", {
-                "t_us": t_end, "ue": ue.id, "model": upd.model, "trigger": upd.trigger,
-                "trigger_value": upd.trigger_value, "compute_us": compute_us, "state_bytes": upd.state_bytes,
-                "update_bits": upd.update_bits, "applied_t_us": t_end + compute_us,
-                "loss_before": upd.loss_before, "loss_after": upd.loss_after,
-            })
+            run.adaptation.start(ctx.id, upd, local=ctx.model_updates)
+    report: Report = occ.msg.payload
     row = {
-        "t_us": occ.t0, "t_end_us": t_end, "ue": ue.id, "period": occ.period, "snr_db": occ.snr_db,
-        "sinr_eff_db": occ.sinr_eff_db, "sinr_error_db": occ.sinr_error_db, "cqi_table": occ.cqi_table, "cqi_reported": occ.cqi,
-        "report_arrival_t_us": occ.report.arrival_us, "bler_predicted": occ.bler_predicted,
+        "t_us": occ.t0, "t_end_us": t_end, "ue": ctx.id, "period": occ.period, "snr_db": occ.snr_db,
+        "sinr_eff_db": occ.sinr_eff_db, "sinr_error_db": occ.sinr_error_db, "cqi_table": occ.cqi_table,
+        "cqi_reported": occ.cqi, "report_arrival_t_us": occ.msg.arrival_us, "bler_predicted": occ.bler_predicted,
         "bler_observed": bler_obs, "n_ack": n_ack, "n_nack": n_nack, "fine_tuned": fine_tuned,
-        **_csi_columns(occ),
-        "distance_m": float(ue.mobility.distance_m([occ.t0 * 1e-6])[0]),
+        **_csi_columns(occ, report),
+        "distance_m": occ.distance_m,
         "features": None if occ.features is None else occ.features.tolist(),
     }
-    if occ.csi is not None and occ.csi.pending:
-        occ.csi.row = row       # still on the link: CsiFeedback writes the row when the gNB has decoded it
+    if report.csi is not None and not report.decoded.triggered:
+        # still queued or on the link: the row is written once the gNB has decoded the report
+        # (or at the end of the run, with NaN NMSE: ``ctx.csi.finish``)
+        ctx.csi.wait_for_decode(row, occ.msg)
     else:
-        rec.append("periods", row)
+        run.rec.append("periods", row)
 
 
-def _csi_columns(occ: _Occasion) -> dict:
-    if occ.csi is None:
-        return {"csi_bits": occ.report.bits, "csi_bits_estimated": float(occ.report.bits), "csi_nmse_db": math.nan}
-    return {"csi_bits": occ.csi.bits, "csi_bits_estimated": occ.csi.bits_estimated, "csi_nmse_db": occ.csi.nmse_db}
-
-
-def _send(feedback, msg: Message, trace) -> None:
-    if trace is not None:
-        trace.append((feedback.env.now, "report_sent", msg.ue, msg.kind, msg.payload))
-    feedback.send(msg)
+def _csi_columns(occ: _Occasion, report: Report) -> dict:
+    csi = report.csi
+    if csi is None:
+        return {"csi_bits": occ.msg.bits, "csi_bits_estimated": float(occ.msg.bits), "csi_nmse_db": math.nan}
+    return {"csi_bits": csi.bits, "csi_bits_estimated": csi.bits_estimated,
+            "csi_nmse_db": report.decoded.value if report.decoded.triggered else math.nan}

@@ -1,18 +1,36 @@
 """pdsch: full-buffer downlink, one transport block per slot per UE, HARQ with K1 feedback delay.
 
-Each slot, in this order: HARQ feedback due now is applied (OLLA, retransmission queue),
-CQI reports that have arrived are taken, then every UE gets one transmission: the oldest
-pending retransmission, else a new transport block on a free HARQ process with the MCS from
-the last CQI and the OLLA offset. ACK/NACK reaches the gNB ``k1_slots`` later.
+Each slot, in this order: HARQ feedback due now is applied (OLLA, retransmission queue), then
+every UE gets one transmission: the oldest pending retransmission, else a new transport block on
+a free HARQ process with the MCS from the last CQI and the OLLA offset. ACK/NACK reaches the gNB
+``k1_slots`` later.
+
+A slot starts after every other event of its instant (``slot_tick``): a CQI report whose last bit
+arrives exactly at a slot boundary is used by that slot, whatever the order the events were
+scheduled in.
 """
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import simpy
 
 from simulator.phy.base import Transmission
+from simulator.processes.context import RunContext, UeContext
+
+# SimPy orders the events of one instant by priority (URGENT 0, NORMAL 1), then by scheduling
+# order; slot ticks come after both.
+_AFTER_NORMAL = 2
+
+
+def slot_tick(env: simpy.Environment, delay_us: int) -> simpy.Event:
+    """A timeout of ``delay_us`` that fires after every other event of the instant it lands on."""
+    ev = simpy.Event(env)
+    ev._ok, ev._value = True, None          # triggered now, processed at now + delay_us
+    env.schedule(ev, _AFTER_NORMAL, delay_us)
+    return ev
 
 
 @dataclass
@@ -27,17 +45,17 @@ class PdschStats:
     transmissions: int = 0
 
 
-def pdsch_process(env: simpy.Environment, ues: list, links: list, phy, *, slot_us: int, k1_slots: int,
-                  num_slots: int, receiver: str, rec, stats: PdschStats, trace: list | None = None,
-                  on_slot=None):
+def pdsch_process(run: RunContext, ues: list[UeContext], phy, *, k1_slots: int, num_slots: int, receiver: str,
+                  stats: PdschStats, on_slot: Callable[[int], None] | None = None):
+    env, slot_us, trace, rec = run.env, run.slot_us, run.trace, run.rec
     pending: deque = deque()           # (feedback_due_us, Transmission, UeLink), in due order
     k1_us = k1_slots * slot_us
     for slot in range(num_slots):
         t = env.now
         while pending and pending[0][0] <= t:
             _feedback(*pending.popleft(), phy, rec, stats, receiver, trace)
-        for ue, link in zip(ues, links):
-            link.apply_reports(t)
+        for ctx in ues:
+            ue, link = ctx.ue, ctx.link
             if link.retx:
                 prev = link.retx.popleft()
                 harq, rnd, mcs = prev.harq_process, prev.tx_round + 1, prev.mcs
@@ -55,11 +73,11 @@ def pdsch_process(env: simpy.Environment, ues: list, links: list, phy, *, slot_u
                 trace.append((t, "pdsch", ue.id, harq, rnd))
         if on_slot is not None:
             on_slot(slot)
-        yield env.timeout(slot_us)
+        yield slot_tick(env, slot_us)
     while pending:                      # feedback of the last k1 slots
         due = pending[0][0]
         if due > env.now:
-            yield env.timeout(due - env.now)
+            yield slot_tick(env, due - env.now)
         _feedback(*pending.popleft(), phy, rec, stats, receiver, trace)
 
 
