@@ -1,5 +1,5 @@
 """Tables and the figure of the DeepRx targeted fine-tuning study (scenarios/experiments/deeprx/,
-seeds/000 Table 1 and Fig. 3), from the CSVs that ``python -m models.deeprx.experiment`` writes.
+seeds/000 Table 1 and Fig. 3), from the CSVs that ``python -m simulator.studies.deeprx_targeted`` writes.
 
 Gap reduction per (seed, target, variant, optimizer): random draws are averaged first, so every
 target counts once; the tables give mean +/- sample std over the targets (all seeds pooled).
@@ -99,7 +99,7 @@ def results_markdown(folder: str | Path, command: str, figure: str | None = None
     cmd = settings.get("command") or command
     parts = ["# DeepRx targeted fine-tuning via influence functions (seeds/000): results\n",
              f"Regenerate: `{cmd}` (tables and figure only, from the CSVs here: add `--tables-only`). "
-             "Code: `models/deeprx/experiment.py` (study), `models/deeprx/targeted.py` (method), "
+             "Code: `simulator/studies/deeprx_targeted.py` (study), `models/deeprx/targeted.py` (method), "
              "`analysis/deeprx.py` (tables, figure).\n",
              "## Setup\n",
              f"Checkpoint `{settings['checkpoint']}`"

@@ -1,21 +1,17 @@
 """Checkpoints: weights in an ``.npz`` (no pickles) next to a JSON config that records their sha256."""
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from models.npz_file import file_sha256, save_npz
+
 
 class CheckpointError(ValueError):
     pass
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def save_checkpoint(json_path: str | Path, config: dict, weights: dict[str, np.ndarray]) -> Path:
@@ -23,10 +19,7 @@ def save_checkpoint(json_path: str | Path, config: dict, weights: dict[str, np.n
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     npz = json_path.with_suffix(".npz")
-    tmp = npz.with_name(npz.stem + ".tmp.npz")
-    np.savez(tmp, **{k: np.asarray(v) for k, v in weights.items()})
-    os.replace(tmp, npz)
-    doc = {"config": config, "weights_file": npz.name, "sha256": _sha256(npz)}
+    doc = {"config": config, "weights_file": npz.name, "sha256": save_npz(npz, weights)}
     json_path.write_text(json.dumps(doc, indent=2, sort_keys=True))
     return json_path
 
@@ -52,7 +45,7 @@ def load_checkpoint(json_path: str | Path) -> tuple[dict, dict[str, np.ndarray]]
     npz = json_path.parent / doc["weights_file"]
     if not npz.exists():
         raise CheckpointError(f"{json_path}: weights file {npz.name} is missing")
-    if _sha256(npz) != doc["sha256"]:
+    if file_sha256(npz) != doc["sha256"]:
         raise CheckpointError(f"{json_path}: sha256 of {npz.name} does not match the checkpoint")
     with np.load(npz, allow_pickle=False) as data:
         weights = {k: data[k] for k in data.files}

@@ -8,20 +8,26 @@ samples (by index) is held out; the training part is the first ``num_samples`` o
 (the issue's 200k / 800k regimes are ``--samples``). The checkpoint records which sample indices
 were trained on, so influence scores can name them.
 
-Held-out metrics: masked BCE and uncoded BER of DeepRx, and, when the data config is given,
-the BER of the chain's LS+LMMSE and genie LMMSE receivers on the same slots.
+Held-out metrics: masked BCE and uncoded BER of DeepRx, and, given ``reference_llrs`` (dataset
+samples -> LLRs of reference receivers; ``airtune train deeprx`` passes the NR chain's LS+LMMSE
+and genie LMMSE, ``simulator.datagen.deeprx.reference_receivers``), their BER on the same slots.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from models.checkpoint import read_checkpoint_config
-from models.deeprx.data import DeepRxDataConfig, reference_llrs, to_batch
+from models.deeprx.data import load_dataset, read_description, subset, to_batch
 from models.deeprx.model import DeepRx, DeepRxConfig, hard_ber
+
+# dataset arrays -> {reference receiver name: LLRs [n, 14, sc, B] float32 on the arrays' bit grid}
+ReferenceLlrs = Callable[[dict], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -73,33 +79,31 @@ def split_rows(num_total: int, cfg: DeepRxTrainConfig) -> tuple[np.ndarray, np.n
     return np.arange(cfg.num_samples or n_avail), np.arange(n_avail, num_total)
 
 
-def evaluate(model: DeepRx, arrays: dict, rows: np.ndarray, data_cfg: DeepRxDataConfig | None = None,
+def evaluate(model: DeepRx, arrays: dict, rows: np.ndarray, reference_llrs: ReferenceLlrs | None = None,
              chunk: int = 64) -> dict[str, float]:
-    """Held-out masked BCE and BER of ``model`` (+ the reference receivers' BER given ``data_cfg``)."""
+    """Held-out masked BCE and BER of ``model`` (+ the reference receivers' BER given ``reference_llrs``)."""
     import tensorflow as tf
 
     loss = model.per_sample_loss("bce")
-    bce, ber, ref = [], [], {"lmmse": [], "genie_lmmse": []}
+    bce, ber, ref = [], [], {}
     width = model.config.max_bits_per_symbol
     for a in range(0, len(rows), chunk):
         r = rows[a:a + chunk]
         batch = to_batch(arrays, width, model.config.dtype, rows=r)
         bce.append(loss(model.params, batch).numpy())
         ber.append(hard_ber(model(batch["x"]), batch["bits"], batch["mask"]).numpy())
-        if data_cfg is not None:
-            sub = {k: (v if k in ("pilots", "data_re") else v[r]) for k, v in arrays.items()}
-            for rx in ref:
-                llr = reference_llrs(data_cfg, sub, rx)
+        if reference_llrs is not None:
+            for rx, llr in reference_llrs(subset(arrays, r)).items():
                 llr = np.pad(llr, [(0, 0)] * 3 + [(0, width - llr.shape[-1])])
-                ref[rx].append(hard_ber(tf.constant(llr, batch["bits"].dtype), batch["bits"], batch["mask"]).numpy())
+                llr = tf.constant(llr, batch["bits"].dtype)
+                ref.setdefault(rx, []).append(hard_ber(llr, batch["bits"], batch["mask"]).numpy())
     out = {"holdout_bce": float(np.mean(np.concatenate(bce))), "holdout_ber": float(np.mean(np.concatenate(ber)))}
     for rx, v in ref.items():
-        if v:
-            out[f"holdout_ber_{rx}"] = float(np.mean(np.concatenate(v)))
+        out[f"holdout_ber_{rx}"] = float(np.mean(np.concatenate(v)))
     return out
 
 
-def train_deeprx(arrays: dict, cfg: DeepRxTrainConfig, data_cfg: DeepRxDataConfig | None = None,
+def train_deeprx(arrays: dict, cfg: DeepRxTrainConfig, reference_llrs: ReferenceLlrs | None = None,
                  model: DeepRx | None = None, log=None) -> tuple[DeepRx, dict]:
     """Train (a new ``cfg.preset`` model unless ``model`` is given); returns (model, metrics)."""
     import tensorflow as tf
@@ -131,33 +135,28 @@ def train_deeprx(arrays: dict, cfg: DeepRxTrainConfig, data_cfg: DeepRxDataConfi
                "train_bce_first": float(np.mean(losses[:max(1, cfg.steps // 10)])),
                "train_index": [int(arrays["index"][train_rows[0]]), int(arrays["index"][train_rows[-1]]) + 1],
                "holdout_index": [int(arrays["index"][hold_rows[0]]), int(arrays["index"][hold_rows[-1]]) + 1]}
-    metrics.update(evaluate(model, arrays, hold_rows, data_cfg))
+    metrics.update(evaluate(model, arrays, hold_rows, reference_llrs))
     return model, metrics
 
 
-def load_and_train(data_dir, cfg: DeepRxTrainConfig, out, command: str = "", log=None, init=None):
+def load_and_train(data_dir, cfg: DeepRxTrainConfig, out, command: str = "", log=None, init=None,
+                   reference_llrs: ReferenceLlrs | None = None):
     """``airtune train deeprx``: train on a dataset folder and write the checkpoint (its "training"
     entry holds the config, the data folder and config, the sample index ranges and the metrics;
     with ``init``, a checkpoint to continue from, also that path and its own "training" entry).
     Returns (checkpoint path, metrics)."""
-    from dataclasses import asdict
-    from pathlib import Path
-
-    from models.deeprx.data import load_dataset, read_description
-
     data_dir = Path(data_dir)
     try:
         data_doc = read_description(data_dir)
     except ValueError as exc:
         raise ValueError(f"--data: {exc}") from None
-    data_cfg = DeepRxDataConfig.model_validate(data_doc["config"])
     model, init_entry = None, {}
     if init is not None:
         model = DeepRx.load(init)
         if model.config.to_dict() != DeepRxConfig.preset(cfg.preset).to_dict():
             raise ValueError(f"--init: {init} is not a {cfg.preset!r} deeprx")
         init_entry = {"init": {"checkpoint": str(init), "training": read_checkpoint_config(init, "deeprx").training}}
-    model, metrics = train_deeprx(load_dataset(data_dir), cfg, data_cfg, model=model, log=log)
+    model, metrics = train_deeprx(load_dataset(data_dir), cfg, reference_llrs, model=model, log=log)
     path = model.save(out, training={**metrics, "config": asdict(cfg), "data": str(data_dir),
                                      "data_config": data_doc["config"], "command": command, **init_entry})
     return path, metrics

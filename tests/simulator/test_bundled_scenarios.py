@@ -47,7 +47,7 @@ def test_bundled_yaml_validates(path, monkeypatch):
 
         assert len(read_sweep(path).points) >= 1
     elif data.get("kind") == "deeprx_data":      # a DeepRx data set config (airtune data deeprx)
-        from models.deeprx.data import load_data_config
+        from simulator.datagen.deeprx import load_data_config
 
         load_data_config(path)
     elif "source" in data:           # a CSI data set config (airtune data csi)

@@ -27,7 +27,7 @@ DOWNLINK_KBPS = 1000.0
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A tiny untrained DeepRx checkpoint and a 12-slot pool on its grid."""
-    from models.deeprx.data import DeepRxDataConfig, generate_dataset
+    from simulator.datagen.deeprx import DeepRxDataConfig, generate_dataset
 
     root = tmp_path_factory.mktemp("rxad")
     grid = {"num_prbs": NUM_PRBS, "num_dmrs_symbols": NUM_DMRS, "subcarrier_spacing_khz": 30}
@@ -125,8 +125,9 @@ def sim_backend_weights(ad, t_us: int):
 def test_slot_records_regenerate_the_received_grids(files):
     """The grids the backend hands the network are those its receivers saw: LS+LMMSE on them
     gives the logged ber_ls, and the neural receiver the logged ber (same weights)."""
-    from models.deeprx.data import DeepRxDataConfig, reference_llrs, to_batch
+    from models.deeprx.data import to_batch
     from models.deeprx.model import hard_ber
+    from simulator.datagen.deeprx import DeepRxDataConfig, reference_llrs
     from simulator.phy.base import Transmission
     from simulator.phy.link_level import LinkLevelBackend
 

@@ -1,152 +1,91 @@
-"""DeepRx training data through the link-level chain's transmitter and the simulator's fading
-channel: bit-to-RE alignment (noiseless samples demap to the stored bits), LS estimate = h on
-the DMRS, per-sample reproducibility, shards + loader + model batch, config errors."""
+"""The DeepRx dataset format (models.deeprx.data): shards and description written and read back,
+the loader reading only the shards it needs and checking their sha256, description errors, the
+coded-bit order round trip and the model batch. Samples here are synthetic; drawing real ones is
+tests/simulator/datagen/test_deeprx.py."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
-import yaml
 
-from models.deeprx.data import (DeepRxDataConfig, draw_samples, generate_dataset, load_data_config, load_dataset,
-                                reference_llrs, to_batch)
-from models.deeprx.model import DeepRx, DeepRxConfig, grid_to_coded, hard_ber, loss_mask, raw_ls_estimate
-from tests.models.deeprx.conftest import TINY_DATA
+from models.deeprx.data import (coded_to_grid, dataset_size, load_dataset, read_description, sample_grid, subset,
+                                to_batch, write_description, write_shard)
+from models.deeprx.model import grid_to_coded
 
-
-
-@pytest.fixture(scope="module")
-def noiseless():
-    cfg = DeepRxDataConfig(**{**TINY_DATA, "snr_db": (80.0, 80.0)})
-    return cfg, draw_samples(cfg, range(4))
+NUM_SC = 6
+CONFIG = {"kind": "deeprx_data"}            # the part of a data config the format itself reads
 
 
-def test_noiseless_samples_carry_the_stored_bits_on_the_data_res(noiseless):
-    from models.deeprx.data import _chain
-
-    cfg, s = noiseless
-    chain = _chain(cfg, 12)
-    bps = chain.num_bits_per_symbol
-    assert bps == 4 and np.all(s["bits_per_symbol"] == 4) and s["bits"].shape == (4, 14, 24, 4)
-    data_re = s["data_re"]
-    assert data_re.sum() == 13 * 24 and not data_re[2].any()          # one DMRS symbol (index 2), no data on it
-    # equalise with the true channel and map the stored bits with the chain's own QAM mapper
-    eq = s["y"][:, 0] / s["h"][:, 0, None, :]                           # [n, 14, sc]
-    sym = chain.mapper(tf.constant(s["bits"][:, data_re, :bps].reshape(4, -1), tf.float32)).numpy()
-    assert np.abs(eq[:, data_re] - sym).max() < 1e-3
-    assert np.all(s["bits"][:, ~data_re] == 0)
-    # raw LS on the DMRS REs is the channel there
-    h_ls = raw_ls_estimate(s["y"], np.broadcast_to(s["pilots"], (4, 14, 24))).numpy()[:, 0, 2]   # [n, sc]
-    on = s["pilots"][2] != 0
-    assert on.sum() == 12 and np.abs(h_ls[:, on] - s["h"][:, 0, on]).max() < 1e-3
+def _samples(first: int, n: int, rng: np.random.Generator) -> dict:
+    """n synthetic samples in the dataset layout (QPSK, one DMRS symbol at index 2)."""
+    data_re = np.ones((14, NUM_SC), bool)
+    data_re[2] = False
+    pilots = np.where(data_re, 0, 1 + 1j).astype(np.complex64)
+    y = rng.standard_normal((n, 1, 14, NUM_SC)) + 1j * rng.standard_normal((n, 1, 14, NUM_SC))
+    return {"index": np.arange(first, first + n), "y": y.astype(np.complex64), "no": np.full(n, 0.1, np.float32),
+            "bits_per_symbol": np.full(n, 2, np.int16),
+            "bits": (rng.integers(0, 2, (n, 14, NUM_SC, 2)) * data_re[..., None]).astype(np.uint8),
+            "pilots": pilots, "data_re": data_re}
 
 
-def test_reference_receivers_on_the_bit_grid(noiseless):
-    """The chain's LS+LMMSE and genie LMMSE LLRs land on the same (RE, bit) grid as the stored bits:
-    noiseless they decide every bit right; at low SNR the genie makes fewer errors than LS."""
-    cfg, s = noiseless
-    mask = loss_mask(np.broadcast_to(s["data_re"], (4, 14, 24)), s["bits_per_symbol"], 4)
-    for rx in ("lmmse", "genie_lmmse"):
-        llr = reference_llrs(cfg, s, rx)
-        assert llr.shape == s["bits"].shape and np.all(llr[:, ~s["data_re"]] == 0)
-        assert np.all(hard_ber(llr, s["bits"], mask).numpy() == 0)
-    low_cfg = DeepRxDataConfig(**{**TINY_DATA, "snr_db": (3.0, 6.0)})
-    low = draw_samples(low_cfg, range(8))
-    mask = loss_mask(np.broadcast_to(low["data_re"], (8, 14, 24)), low["bits_per_symbol"], 4)
-    ber = {rx: hard_ber(reference_llrs(low_cfg, low, rx), low["bits"], mask).numpy() for rx in ("lmmse", "genie_lmmse")}
-    assert 0 < ber["genie_lmmse"].mean() < ber["lmmse"].mean() < 0.5
-    with pytest.raises(ValueError, match="receiver must be"):
-        reference_llrs(cfg, s, "neural")
+@pytest.fixture
+def dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    out = tmp_path / "ds"
+    out.mkdir()
+    parts = [_samples(3 * k, n, rng) for k, n in enumerate((3, 3, 2))]
+    shards = [write_shard(out / f"shard_{k:05d}.npz", p) for k, p in enumerate(parts)]
+    write_description(out, CONFIG, shards, sample_grid(parts[0]))
+    return out
 
 
-def test_coded_order_round_trip_and_the_neural_receiver_on_dataset_samples(noiseless):
-    """grid_to_coded inverts coded_to_grid, and turns the reference LLR grid back into the order the
-    chain's detector produced; DeepRx.receive runs on the dataset's raw arrays."""
-    from models.deeprx.data import _chain, coded_to_grid
-
-    cfg, s = noiseless
-    coded = np.random.default_rng(0).standard_normal((4, 13 * 24 * 4)).astype(np.float32)
-    grid = coded_to_grid(coded, s["data_re"], 4, 6)
-    assert grid.shape == (4, 14, 24, 6) and np.all(grid[..., 4:] == 0)
-    assert np.array_equal(grid_to_coded(grid, s["data_re"], 4).numpy(), coded)
-    chain = _chain(cfg, 12)
-    direct = chain.layer_demapper(chain.detector(
-        tf.constant(s["y"][:, None]), *chain.estimator(tf.constant(s["y"][:, None]), tf.constant(s["no"])),
-        tf.constant(s["no"])))[:, 0].numpy()
-    assert np.allclose(grid_to_coded(reference_llrs(cfg, s, "lmmse"), s["data_re"], 4).numpy(), direct)
-    model = DeepRx(DeepRxConfig.preset("small"))
-    llr = model.receive(s["y"], np.broadcast_to(s["pilots"], (4, 14, 24)), s["no"])
-    assert tuple(llr.shape) == (4, 14, 24, 8)
-    assert tuple(grid_to_coded(llr, s["data_re"], 4).shape) == (4, chain.num_coded_bits)
+def test_written_shards_read_back(dataset):
+    desc = read_description(dataset)
+    assert [s["num_samples"] for s in desc["shards"]] == [3, 3, 2] and dataset_size(desc) == 8
+    assert desc["grid"] == {"num_ofdm_symbols": 14, "num_subcarriers": NUM_SC, "num_rx_ant": 1, "bits_width": 2}
+    data = load_dataset(dataset)
+    assert data["index"].tolist() == list(range(8)) and data["y"].shape == (8, 1, 14, NUM_SC)
+    assert data["pilots"].shape == data["data_re"].shape == (14, NUM_SC)
+    part = subset(data, [1, 6])
+    assert part["index"].tolist() == [1, 6] and part["pilots"] is data["pilots"]
 
 
-def test_samples_are_reproducible_one_by_one_and_draw_the_config_ranges(noiseless):
-    cfg, s = noiseless
-    again = draw_samples(cfg, [2])
-    for k in ("y", "h", "bits", "no", "channel", "delay_spread_ns"):
-        assert np.array_equal(again[k][0], s[k][2]), k
-    assert not np.array_equal(s["h"][0], s["h"][1])
-    other = draw_samples(DeepRxDataConfig(**{**TINY_DATA, "snr_db": (0.0, 10.0)}), range(6))
-    assert np.all((other["snr_db"] >= 0) & (other["snr_db"] <= 10))
-    assert np.allclose(other["no"], 10 ** (-other["snr_db"] / 10), rtol=1e-6)
-    assert np.all((other["delay_spread_ns"] >= 10) & (other["delay_spread_ns"] <= 300))
-    assert set(other["channel"].tolist()) == {0, 1}
+def test_loader_reads_only_the_shards_it_needs_and_checks_them(dataset):
+    with pytest.raises(ValueError, match="has 8 samples, 9 asked for"):
+        load_dataset(dataset, 9)
+    (dataset / "shard_00002.npz").write_bytes(b"corrupt")
+    assert load_dataset(dataset, 5)["index"].tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="shard_00002.npz: sha256 does not match description.json"):
+        load_dataset(dataset)
 
 
-def test_dataset_shards_loader_and_model_batch(tmp_path):
-    cfg = DeepRxDataConfig(**TINY_DATA)
-    desc = generate_dataset(cfg, tmp_path / "ds")
-    doc = json.loads(desc.read_text())
-    assert [s["num_samples"] for s in doc["shards"]] == [3, 2] and doc["grid"]["num_subcarriers"] == 24
-    data = load_dataset(tmp_path / "ds")
-    assert data["index"].tolist() == [0, 1, 2, 3, 4]
-    assert np.array_equal(data["y"][3], draw_samples(cfg, [3])["y"][0])
-    model = DeepRx(DeepRxConfig.preset("small"))
-    batch = to_batch(data, model.config.max_bits_per_symbol, rows=slice(1, 4))
-    assert tuple(batch["x"].shape) == (3, 14, 24, 7) and tuple(batch["mask"].shape) == (3, 14, 24, 8)
-    assert float(tf.reduce_sum(batch["mask"])) == 3 * 13 * 24 * 4
-    assert np.all(model.per_sample_loss()(model.params, batch).numpy() > 0)
-    with pytest.raises(ValueError, match="different config"):
-        generate_dataset(DeepRxDataConfig(**{**TINY_DATA, "seed": 5}), tmp_path / "ds")
-    (tmp_path / "ds" / "shard_00001.npz").write_bytes(b"x")
-    with pytest.raises(ValueError, match="sha256"):
-        load_dataset(tmp_path / "ds")
+def test_description_errors_name_the_folder(tmp_path, dataset):
+    with pytest.raises(ValueError, match="no deeprx dataset at '.*missing' \\(make one with `airtune data deeprx`\\)"):
+        read_description(tmp_path / "missing")
+    desc = json.loads((dataset / "description.json").read_text())
+    (dataset / "description.json").write_text(json.dumps({**desc, "config": {"source": "cdl"}}))
+    with pytest.raises(ValueError, match="cannot read .*description.json: 'kind'"):
+        read_description(dataset)
+    (dataset / "description.json").write_text(json.dumps({**desc, "config": {"kind": "other"}}))
+    with pytest.raises(ValueError, match="is not a deeprx dataset \\(config kind 'other'\\)"):
+        read_description(dataset)
 
 
-@pytest.mark.slow
-def test_worker_processes_write_the_same_shards(tmp_path):
-    """Invariance: shards drawn in 2 spawned processes are the bytes one process writes."""
-    cfg = DeepRxDataConfig(**TINY_DATA)
-    one = json.loads(generate_dataset(cfg, tmp_path / "one").read_text())
-    two = json.loads(generate_dataset(cfg, tmp_path / "two", workers=2).read_text())
-    assert one == two and [s["num_samples"] for s in two["shards"]] == [3, 2]
-    with pytest.raises(ValueError, match="workers must be a positive integer, got 0"):
-        generate_dataset(cfg, tmp_path / "three", workers=0)
+def test_coded_order_round_trip():
+    """coded_to_grid puts the chain's coded bits on the data REs in (symbol, subcarrier) order and
+    model.grid_to_coded takes them back."""
+    data_re = _samples(0, 1, np.random.default_rng(0))["data_re"]
+    coded = np.random.default_rng(1).standard_normal((3, 13 * NUM_SC * 2)).astype(np.float32)
+    grid = coded_to_grid(coded, data_re, 2, 4)
+    assert grid.shape == (3, 14, NUM_SC, 4) and np.all(grid[..., 2:] == 0) and np.all(grid[:, 2] == 0)
+    np.testing.assert_array_equal(grid[0, 0, 1, :2], coded[0, 2:4])
+    np.testing.assert_array_equal(grid_to_coded(grid, data_re, 2).numpy(), coded)
 
 
-def test_config_errors_name_the_field(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("num_prbs: 0\nchannels: ['tdl:Z']\nsnr_db: [10, 0]\nfoo: 1\n")
-    with pytest.raises(ValueError) as err:
-        load_data_config(bad)
-    msg = str(err.value)
-    assert "num_prbs: Input should be greater than or equal to 1" in msg
-    assert "channels: Value error, unknown channel 'tdl:Z'" in msg and "foo: Extra inputs are not permitted" in msg
-    with pytest.raises(ValueError, match="snr_db: lower bound 10.0 > upper bound 0.0"):
-        DeepRxDataConfig(snr_db=(10, 0))
-
-
-def test_cli_writes_a_dataset_and_rejects_a_bad_config(tmp_path, capsys):
-    from simulator.cli import main
-
-    cfg = tmp_path / "d.yaml"
-    cfg.write_text(yaml.safe_dump({**TINY_DATA, "kind": "deeprx_data", "mcs": [12], "channels": ["tdl:B"],
-                                   "num_samples": 2}))
-    assert main(["data", "deeprx", "--config", str(cfg), "--out", str(tmp_path / "d")]) == 0
-    assert "2 DeepRx slots [14 symbols, 24 subcarriers]" in capsys.readouterr().out
-    assert load_dataset(tmp_path / "d")["y"].shape == (2, 1, 14, 24)
-    cfg.write_text("num_prbs: -1\n")
-    assert main(["data", "deeprx", "--config", str(cfg), "--out", str(tmp_path / "e")]) == 2
-    assert "num_prbs: Input should be greater than or equal to 1" in capsys.readouterr().err
+def test_model_batch(dataset):
+    batch = to_batch(load_dataset(dataset), max_bits_per_symbol=4, rows=slice(1, 4))
+    assert tuple(batch["x"].shape) == (3, 14, NUM_SC, 7) and tuple(batch["mask"].shape) == (3, 14, NUM_SC, 4)
+    assert float(np.sum(batch["mask"])) == 3 * 13 * NUM_SC * 2
+    with pytest.raises(ValueError, match="dataset has 2 bits per RE, the model 1"):
+        to_batch(load_dataset(dataset), max_bits_per_symbol=1)

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from models.csi_codec.data import _sha256
-from models.deeprx.model import DeepRx, DeepRxConfig
 from models.deeprx.data import load_dataset as load_pool
+from models.deeprx.model import DeepRx, DeepRxConfig
+from models.npz_file import file_sha256
 from models.deeprx.online import forward_flops, job_flops, receiver_update_coder
 from tests.models.deeprx.conftest import TINY
 
@@ -62,7 +62,7 @@ def _fake_dataset(path, shard_sizes):
         f = path / f"shard_{k:05d}.npz"
         np.savez(f, index=np.arange(start, start + n), no=np.full(n, 0.1, np.float32),
                  pilots=np.ones((14, 6), np.complex64), data_re=np.ones((14, 6), bool))
-        shards.append({"file": f.name, "num_samples": n, "sha256": _sha256(f)})
+        shards.append({"file": f.name, "num_samples": n, "sha256": file_sha256(f)})
         start += n
     (path / "description.json").write_text(json.dumps({"config": {"kind": "deeprx_data"}, "shards": shards}))
 

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from models.deeprx.data import DeepRxDataConfig, generate_dataset, load_dataset
+from models.deeprx.data import load_dataset
 from models.deeprx.model import DeepRx
 from models.deeprx.train import DeepRxTrainConfig, split_rows, train_deeprx
 from simulator.cli import main
+from simulator.datagen.deeprx import DeepRxDataConfig, generate_dataset
 from tests.models.deeprx.conftest import TINY_DATA
 
 
@@ -47,7 +48,7 @@ def test_cli_trains_and_records_the_samples(dataset, tmp_path, capsys):
     model = DeepRx.load(ckpt)
     assert model.config.blocks == DeepRx.Config.preset("small").blocks
     assert main(["train", "deeprx", "--data", str(tmp_path), "--out", str(ckpt)]) == 2
-    assert "not a dataset folder" in capsys.readouterr().err
+    assert "--data: no deeprx dataset at" in capsys.readouterr().err
     assert main(["train", "deeprx", "--data", str(dataset), "--out", str(ckpt), "--samples", "11"]) == 2
 
 
@@ -61,7 +62,7 @@ def test_training_is_deterministic_and_moves_the_weights(dataset):
         assert np.allclose(wa.numpy(), wb.numpy(), rtol=1e-5, atol=1e-7)
     assert any(not np.allclose(wa.numpy(), w0.numpy()) for wa, w0 in zip(a.params, fresh.params))
     assert ma["holdout_bce"] == pytest.approx(mb["holdout_bce"], rel=1e-5)
-    assert "holdout_ber_lmmse" not in ma            # reference receivers need the data config
+    assert "holdout_ber_lmmse" not in ma            # no reference_llrs, no reference receivers
 
 
 def test_cosine_schedule_and_continuing_from_a_checkpoint(dataset, tmp_path):

@@ -2,7 +2,7 @@
 how much of the BER gap to the genie-aided receiver do a few steps on influence-chosen training
 samples close on the worst held-out slots, against random samples and gradient ascent?
 
-    python -m models.deeprx.experiment --checkpoint models/checkpoints/deeprx_small_20k.json \\
+    python -m simulator.studies.deeprx_targeted --checkpoint models/checkpoints/deeprx_small_20k.json \\
         --out scenarios/experiments/deeprx [--seeds 0 1] [--targets 5] [--pool 0] [--noise-draws 8]
 
 Per seed s (``--seeds``):
@@ -46,6 +46,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.deeprx import write_results
+from models.checkpoint import read_checkpoint_config
+from models.deeprx.data import PER_SHARD, load_dataset, read_description, subset, to_batch
+from simulator.datagen.deeprx import DeepRxDataConfig, chain, data_config_of, reference_llrs
+
 # (label, TargetedConfig fields) of the single-target variants; random is drawn --random-draws times
 VARIANTS = [
     ("influence/classic/bce", dict(variant="influence", score="classic", loss="bce")),
@@ -73,15 +78,12 @@ def transmitted_grid(data_cfg, arrays: dict) -> np.ndarray:
     so ``y = h x + sqrt(no) w`` can be drawn again with fresh noise w."""
     import tensorflow as tf
 
-    from models.deeprx.model import grid_to_coded
-    from simulator.phy.link_level import ChainKey, get_chain
+    from models.deeprx.model import grid_to_coded       # lazy (TensorFlow), as in run_study
 
     n, _, num_sym, num_sc = arrays["y"].shape
     x = np.zeros((n, num_sym, num_sc), np.complex64)
     for mcs in np.unique(arrays["mcs"]):
-        ch = get_chain(ChainKey(num_prbs=data_cfg.num_prbs, subcarrier_spacing_khz=data_cfg.subcarrier_spacing_khz,
-                                mcs_table=data_cfg.mcs_table, num_dmrs_symbols=data_cfg.num_dmrs_symbols,
-                                num_ue_ant=data_cfg.num_rx_ant, receiver="lmmse", mcs=int(mcs)))
+        ch = chain(data_cfg, int(mcs))
         rows = np.flatnonzero(arrays["mcs"] == mcs)
         c = grid_to_coded(tf.constant(arrays["bits"][rows], tf.float32), arrays["data_re"], ch.num_bits_per_symbol)
         x[rows] = ch.rg_mapper(ch.layer_mapper(ch.mapper(c[:, None, :]))).numpy()[:, 0, 0]
@@ -93,7 +95,7 @@ def with_fresh_noise(data_cfg, arrays: dict, num_draws: int, seed: int) -> dict:
     w ~ CN(0, 1) from ``default_rng([seed, index])``; everything else copied."""
     x = transmitted_grid(data_cfg, arrays)
     n, a, num_sym, num_sc = arrays["y"].shape
-    out = {k: (v if k in ("pilots", "data_re") else np.repeat(v, num_draws, axis=0)) for k, v in arrays.items()}
+    out = {k: (v if k in PER_SHARD else np.repeat(v, num_draws, axis=0)) for k, v in arrays.items()}
     y = np.zeros((n * num_draws, a, num_sym, num_sc), np.complex64)
     for j in range(n):
         rng = np.random.default_rng([seed, int(arrays["index"][j])])
@@ -105,10 +107,6 @@ def with_fresh_noise(data_cfg, arrays: dict, num_draws: int, seed: int) -> dict:
     return out
 
 
-def subset(arrays: dict, rows) -> dict:
-    return {k: (v if k in ("pilots", "data_re") else v[rows]) for k, v in arrays.items()}
-
-
 def bit_errors(llr: np.ndarray, batch: dict) -> tuple[np.ndarray, np.ndarray]:
     """Per sample (bit errors, bits) of hard decisions llr > 0 over the batch's mask."""
     bits, mask = np.asarray(batch["bits"]) > 0, np.asarray(batch["mask"]) > 0
@@ -118,8 +116,6 @@ def bit_errors(llr: np.ndarray, batch: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def genie_errors(data_cfg, arrays: dict, batch: dict, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Per sample (bit errors, bits) of the chain's genie LMMSE receiver."""
-    from models.deeprx.data import reference_llrs
-
     width = int(batch["bits"].shape[-1])
     e, b = [], []
     n = len(arrays["index"])
@@ -153,8 +149,6 @@ class _Target:
     """One target: its slot batch, its fresh-noise batch and the genie BERs on both."""
 
     def __init__(self, tuner, data_cfg, arrays: dict, row: int, num_draws: int, seed: int, width: int, dtype: str):
-        from models.deeprx.data import to_batch
-
         self.row = row
         one = subset(arrays, [row])
         self.slot = to_batch(one, width, dtype)
@@ -176,21 +170,22 @@ def run_study(checkpoint, out, data_dir=None, seeds=(0, 1), num_targets: int = 5
               learning_rate: float = 0.002, noise_draws: int = 8, random_draws: int = 3, curve_steps: int = 20,
               general_slots: int = 128, min_genie_ber: float = 1e-3, command: str = "") -> dict[str, pd.DataFrame]:
     """Run the study (module docstring) and write its CSVs and settings.json into ``out``."""
-    from models.deeprx.data import DESCRIPTION, DeepRxDataConfig, load_dataset, to_batch
+    # lazy: these import TensorFlow, which --tables-only does not need
     from models.deeprx.influence import InfluenceConfig
     from models.deeprx.model import DeepRx
     from models.deeprx.targeted import TargetedConfig, TargetedFineTuner, relative_ber_gap, select_targets
 
     t_start = time.perf_counter()
     checkpoint = Path(checkpoint)
-    ckpt_doc = json.loads(checkpoint.read_text())
-    training = ckpt_doc["config"].get("training")
+    ckpt = read_checkpoint_config(checkpoint, "deeprx")
+    training = ckpt.training
     if training is None:
         raise ValueError(f"{checkpoint}: no training record (train it with `airtune train deeprx`)")
     data_dir = Path(data_dir or training["data"])
-    if not (data_dir / DESCRIPTION).exists():
-        raise ValueError(f"--data: {data_dir} is not a dataset folder")
-    data_cfg = DeepRxDataConfig.model_validate(json.loads((data_dir / DESCRIPTION).read_text())["config"])
+    try:
+        data_cfg = data_config_of(read_description(data_dir))
+    except ValueError as exc:
+        raise ValueError(f"--data: {exc}") from None
     if data_cfg.model_dump() != DeepRxDataConfig.model_validate(training["data_config"]).model_dump():
         raise ValueError(f"--data: {data_dir} is not the dataset {checkpoint} was trained on")
     model = DeepRx.load(checkpoint)
@@ -208,7 +203,7 @@ def run_study(checkpoint, out, data_dir=None, seeds=(0, 1), num_targets: int = 5
     perm = np.random.default_rng(12345).permutation(hold_rows)
     weights0 = [v.numpy() for v in model.params]
     infl = {**asdict(InfluenceConfig(top_k=top_k)), "seed": "the study seed"}
-    settings = dict(checkpoint=str(checkpoint), checkpoint_sha256=ckpt_doc.get("sha256"),
+    settings = dict(checkpoint=str(checkpoint), checkpoint_sha256=ckpt.weights_sha256,
                     checkpoint_holdout_ber=training.get("holdout_ber"), data=str(data_dir), seeds=seeds, num_targets=num_targets,
                     eval_slots=eval_slots, pool_size=min(pool_size or len(train_rows), len(train_rows)), hessian_subset=hessian_subset,
                     num_samples=num_samples, steps=steps, learning_rate=learning_rate, noise_draws=noise_draws,
@@ -343,7 +338,7 @@ def tf_gather(v, rows):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.deeprx.experiment", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m simulator.studies.deeprx_targeted", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a DeepRx checkpoint from `airtune train deeprx`")
     p.add_argument("--data", help="its dataset folder (default: the one recorded in the checkpoint)")
@@ -366,15 +361,13 @@ def main(argv=None) -> int:
     p.add_argument("--min-genie-ber", type=float, default=1e-3, help="targets need at least this genie BER (paper: 1e-3)")
     p.add_argument("--tables-only", action="store_true", help="do not run; rebuild RESULTS.md and the PNG from the CSVs")
     args = p.parse_args(argv)
-    command = "python -m models.deeprx.experiment " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m simulator.studies.deeprx_targeted " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     try:
         if not args.tables_only:
             run_study(args.checkpoint, out, args.data, args.seeds, args.targets, args.eval_slots, args.pool,
                       args.hessian_subset, args.top_k, args.num_samples, args.steps, args.lr, args.noise_draws,
                       args.random_draws, args.curve_steps, args.general_slots, args.min_genie_ber, command)
-        from analysis.deeprx import write_results
-
         path = write_results(out, command)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,13 +1,13 @@
-"""BER-vs-SNR curves (``python -m models.deeprx.ber_curve``) on a tiny untrained DeepRx."""
+"""BER-vs-SNR curves (``python -m simulator.studies.deeprx_ber_curve``) on a tiny untrained DeepRx."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from models.deeprx.ber_curve import ber_curve, main
-from models.deeprx.data import DeepRxDataConfig, draw_samples, reference_llrs
 from models.deeprx.model import DeepRx, DeepRxConfig, hard_ber, loss_mask
+from simulator.datagen.deeprx import DeepRxDataConfig, draw_samples, reference_llrs
+from simulator.studies.deeprx_ber_curve import ber_curve, main
 from tests.models.deeprx.conftest import TINY_DATA
 
 # 16-QAM (TINY_DATA's MCS 12) needs 4 LLRs per RE
@@ -38,7 +38,7 @@ def test_cli_writes_curves_and_plot(checkpoint, tmp_path, capsys):
 
 
 def test_curves_are_the_chain_receivers_ber_on_held_out_slots(checkpoint):
-    """Known answer: the LS+LMMSE point equals hard_ber of data.reference_llrs on the same samples
+    """Known answer: the LS+LMMSE point equals hard_ber of reference_llrs on the same samples
     (one MCS, equal bits per sample, so the bit-weighted and per-sample means agree)."""
     model = DeepRx.load(checkpoint)
     cfg = DeepRxDataConfig(**TINY_DATA)

@@ -1,15 +1,15 @@
 """Uncoded BER vs SNR of DeepRx, LS+LMMSE and genie LMMSE on held-out channels of the link-level chain.
 
-    python -m models.deeprx.ber_curve --checkpoint rx.json --out ber.csv [--png ber.png]
+    python -m simulator.studies.deeprx_ber_curve --checkpoint rx.json --out ber.csv [--png ber.png]
         [--snr-db -5 0 5 10 15 20 25] [--samples 64] [--data-config scenarios/training/deeprx_tiny.yaml]
 
-Slots come from ``data.draw_samples`` (the chain's transmitter, the simulator's TDL/CDL
+Slots come from ``simulator.datagen.deeprx.draw_samples`` (the chain's transmitter, the simulator's TDL/CDL
 channel, ``y = h x + sqrt(no) w``) with the data config of the checkpoint's training (its
 ``training.data_config``) unless ``--data-config`` is given, the SNR range replaced by each
 point. Held out: the sample indices start at ``--first-index`` (default 10^9), far beyond any
 training set, and the same indices are used at every SNR, so each point sees the same
 channels, MCS and noise draw (scaled). LS+LMMSE and genie LMMSE are the chain's own receivers
-on the same received grids (``data.reference_llrs``).
+on the same received grids (``simulator.datagen.deeprx.reference_llrs``).
 
 Output (CSV): one row per (snr_db, mcs, receiver) with ``ber`` = bit errors / bits over the
 data REs and the valid bits of each sample's modulation, ``num_bits``, ``num_samples``; rows
@@ -18,7 +18,6 @@ with ``mcs = -1`` pool all MCS (bit-weighted). ``--png`` plots the pooled rows.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,9 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from models.checkpoint import read_checkpoint_config
+from simulator.datagen.deeprx import DeepRxDataConfig, draw_samples, load_data_config, reference_llrs
 
 RECEIVERS = ("deeprx", "lmmse", "genie_lmmse")
 HELD_OUT_FIRST_INDEX = 10 ** 9
@@ -41,8 +43,7 @@ def ber_curve(model, data_cfg, snr_db: Sequence[float], num_samples: int = 64,
               first_index: int = HELD_OUT_FIRST_INDEX, chunk: int = 32) -> pd.DataFrame:
     """BER of ``model`` (a DeepRx) and of the chain's LS+LMMSE and genie LMMSE receivers at each SNR
     (see the module docstring for the rows)."""
-    from models.deeprx.data import draw_samples, reference_llrs
-    from models.deeprx.model import loss_mask
+    from models.deeprx.model import loss_mask          # lazy (TensorFlow), as in main
 
     width = model.config.max_bits_per_symbol
     indices = np.arange(first_index, first_index + num_samples)
@@ -104,21 +105,18 @@ def plot_ber_curve(df: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def data_config_of(checkpoint: str | Path, data_config: str | Path | None = None):
+def curve_data_config(checkpoint: str | Path, data_config: str | Path | None = None):
     """The data config the curves are drawn with: ``data_config`` (a YAML) or the checkpoint's training one."""
-    from models.deeprx.data import DeepRxDataConfig, load_data_config
-
     if data_config is not None:
         return load_data_config(data_config)
-    doc = json.loads(Path(checkpoint).read_text())["config"]
-    data = (doc.get("training") or {}).get("data_config")
+    data = (read_checkpoint_config(checkpoint, "deeprx").training or {}).get("data_config")
     if data is None:
         raise ValueError(f"{checkpoint} records no training data config; pass --data-config")
     return DeepRxDataConfig.model_validate(data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m models.deeprx.ber_curve", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m simulator.studies.deeprx_ber_curve", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, help="deeprx checkpoint JSON")
     p.add_argument("--out", required=True, help="CSV of the curves")
     p.add_argument("--png", help="plot of the pooled curves")
@@ -129,10 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.samples < 1:
         p.error(f"--samples must be >= 1, got {args.samples}")
-    from models.deeprx.model import DeepRx
+    from models.deeprx.model import DeepRx             # lazy: TensorFlow only after the arguments are checked
 
     try:
-        data_cfg = data_config_of(args.checkpoint, args.data_config)
+        data_cfg = curve_data_config(args.checkpoint, args.data_config)
         model = DeepRx.load(args.checkpoint)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.deeprx.data import DeepRxDataConfig, generate_dataset, load_dataset
-from models.deeprx.experiment import main, transmitted_grid, with_fresh_noise
+from models.deeprx.data import load_dataset, subset
 from simulator.cli import main as airtune
+from simulator.datagen.deeprx import DeepRxDataConfig, generate_dataset
+from simulator.studies.deeprx_targeted import main, transmitted_grid, with_fresh_noise
 from tests.models.deeprx.conftest import TINY_DATA
 
 DATA = {**TINY_DATA, "snr_db": (0.0, 8.0), "num_samples": 24, "shard_size": 24}
@@ -44,7 +45,7 @@ def test_transmitted_grid_explains_the_received_grid(dataset):
 def test_fresh_noise_keeps_channel_and_bits(dataset):
     arrays = load_dataset(dataset)
     cfg = DeepRxDataConfig(**DATA)
-    one = {k: (v if k in ("pilots", "data_re") else v[[3, 5]]) for k, v in arrays.items()}
+    one = subset(arrays, [3, 5])
     fresh = with_fresh_noise(cfg, one, 4, seed=0)
     assert fresh["y"].shape == (8, *one["y"].shape[1:])
     assert np.array_equal(fresh["bits"][:4], np.repeat(one["bits"][:1], 4, 0))
