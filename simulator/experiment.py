@@ -3,7 +3,7 @@
 An experiment is a folder of sweep files under ``scenarios/experiments/NAME/`` and a function
 of ``analysis`` that turns their sweep folders into a markdown document. All sweeps run on one
 Dask LocalCluster (or ``--scheduler``), so workers import TensorFlow once; re-running resumes
-(complete points are skipped, see simulator/sweep.py).
+(complete points are skipped, see simulator/sweep/runner.py).
 """
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def add_experiment_parser(sub) -> None:
 def cmd_experiment(args) -> int:
     """Exit 0 all points complete, 1 some failed, 2 invalid input, 130 interrupted."""
     from simulator.loader import ConfigError
-    from simulator.sweep import SweepError, dask_client, read_sweep, run_sweep
+    from simulator.sweep.runner import dask_client, run_sweep
+    from simulator.sweep.spec import SweepError, read_sweep
 
     exp = EXPERIMENTS[args.name]
     root = Path(args.out or exp.results)

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from simulator.schema import FieldError, Scenario
+from models.config import FieldError
+from simulator.schema import Scenario
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -100,10 +101,27 @@ def _format_validation_error(err: ValidationError, model_cls: type[BaseModel], r
             msg = e["msg"].removeprefix("Value error, ")
             if "input" in e and e["type"] not in ("model_type",) and not isinstance(e["input"], (dict, list)):
                 msg += f" (got {e['input']!r})"
-        path = ".".join(str(p) for p in loc) or "<root>"
-        yline = _yaml_lines(root, tuple(int(p) if isinstance(p, str) and p.isdigit() else p for p in loc))
-        lines.append(f"{path}: {msg}" + (f" (line {yline})" if yline else ""))
+        lines.append(_error_line(loc, msg, root))
     return lines
+
+
+def _error_line(loc: tuple, msg: str, root: yaml.Node | None) -> str:
+    """``path.to.field: message (line N)``; the line when ``root`` (the composed YAML) has the field."""
+    path = ".".join(str(p) for p in loc) or "<root>"
+    yline = _yaml_lines(root, tuple(int(p) if isinstance(p, str) and p.isdigit() else p for p in loc))
+    return f"{path}: {msg}" + (f" (line {yline})" if yline else "")
+
+
+def field_errors(errors: list[FieldError], source: str | Path = "", what: str = "scenario") -> ConfigError:
+    """A ConfigError of ``path: message (line N)`` lines, one per FieldError (a check outside the
+    schema); the lines are looked up in ``source`` when it is a readable YAML file."""
+    root = None
+    if source and Path(source).is_file():
+        try:
+            root = yaml.compose(Path(source).read_text())
+        except yaml.YAMLError:
+            pass
+    return ConfigError([_error_line(tuple(e.path.split(".")), e.message, root) for e in errors], str(source), what)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.base import BLER_FEATURES
 from simulator.loader import ConfigError, apply_overrides, load_yaml_config, validate_data
+from simulator.validation import check_files
 
 
 class BlerDataConfig(BaseModel):
@@ -41,7 +42,7 @@ def collect_bler_dataset(cfg: BlerDataConfig, progress=None) -> pd.DataFrame:
         for k, (snr, seed) in enumerate(points):
             data = apply_overrides(copy.deepcopy(cfg.scenario),
                                    [f"snr={{model: fixed, snr_db: {snr}}}", f"seed={seed}"])
-            sc = validate_data(data)
+            sc = check_files(validate_data(data))
             if sc.link_adaptation.cqi_exploration.max_offset == 0:
                 raise ConfigError(["scenario.link_adaptation.cqi_exploration.max_offset: must be > 0 for "
                                      "training data (labels would all sit at the OLLA target)"])

@@ -40,14 +40,15 @@ def _set(d: dict, dotted: str, value) -> None:
 
 @pytest.fixture
 def make_scenario():
-    """make_scenario(**{"dotted.key": value}) -> validated Scenario based on TINY."""
+    """make_scenario(**{"dotted.key": value}) -> validated Scenario based on TINY (schema and files)."""
     from simulator.loader import validate_data
+    from simulator.validation import check_files
 
     def make(overrides: dict | None = None, base: dict | None = None):
         data = copy.deepcopy(base or TINY)
         for k, v in (overrides or {}).items():
             _set(data, k, v)
-        return validate_data(data)
+        return check_files(validate_data(data))
 
     return make
 

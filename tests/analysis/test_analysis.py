@@ -43,7 +43,8 @@ def sweep_dir(tmp_path_factory):
     """channel.profile x seed on an in-process Dask client (threads: quick; the CLI uses processes)."""
     from dask.distributed import Client
 
-    from simulator.sweep import read_sweep, run_sweep
+    from simulator.sweep.runner import run_sweep
+    from simulator.sweep.spec import read_sweep
 
     tmp = tmp_path_factory.mktemp("sweep")
     (tmp / "base.yaml").write_text(yaml.safe_dump(TINY))

@@ -34,7 +34,8 @@ import yaml
 
 from simulator.engine import Simulation
 from simulator.loader import scenario_to_dict
-from simulator.sweep import dask_client, read_sweep, run_point, run_sweep
+from simulator.sweep.runner import dask_client, run_point, run_sweep
+from simulator.sweep.spec import read_sweep
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.benchmark
@@ -43,7 +44,7 @@ REPEATS = 2
 SEQUENTIAL = """
 import sys
 from simulator.engine import Simulation
-from simulator.sweep import read_sweep
+from simulator.sweep.spec import read_sweep
 for p in read_sweep(sys.argv[1], sys.argv[2]).points:
     Simulation(p.scenario, p.out_dir).run()
 """

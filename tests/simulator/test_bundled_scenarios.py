@@ -1,7 +1,7 @@
 """Every YAML shipped under scenarios/ is valid: scenarios, sweeps (every point), BLER training data
 configs (their scenario too) and CSI data set configs. A file that names generated data (``data/``,
 git-ignored, made by ``airtune data``) is skipped where that data has not been made, so a clean
-clone passes; the schema still refuses a missing dataset when a user runs it."""
+clone passes; the validation step still refuses a missing dataset when a user runs it."""
 from __future__ import annotations
 
 import pytest
@@ -43,7 +43,7 @@ def test_bundled_yaml_validates(path, monkeypatch):
     if missing:
         pytest.skip(f"needs generated data {', '.join(missing)} (see the header of the file or its base)")
     if "base" in data:
-        from simulator.sweep import read_sweep
+        from simulator.sweep.spec import read_sweep
 
         assert len(read_sweep(path).points) >= 1
     elif data.get("kind") == "deeprx_data":      # a DeepRx data set config (airtune data deeprx)
@@ -57,9 +57,11 @@ def test_bundled_yaml_validates(path, monkeypatch):
     elif "scenario" in data:
         from simulator.loader import validate_data
         from simulator.training_data import load_data_config
+        from simulator.validation import check_files
 
-        validate_data(load_data_config(path).scenario)
+        check_files(validate_data(load_data_config(path).scenario))
     else:
         from simulator.loader import load_scenario
+        from simulator.validation import check_files
 
-        load_scenario(path)
+        check_files(load_scenario(path), path)

@@ -17,6 +17,7 @@ import tensorflow as tf
 from models.deeprx.model import DeepRx, DeepRxConfig, grid_to_coded
 from simulator.link_adaptation.tables import NUM_OFDM_SYMBOLS, bler_table
 from simulator.loader import ConfigError, validate_data
+from simulator.validation import check_files
 from simulator.phy.base import Transmission
 from simulator.phy.link_level import ChainKey, LinkLevelBackend, get_chain
 
@@ -172,7 +173,7 @@ def test_validation_errors_name_the_field(tmp_path, change, field, message):
             section, name = key.split(".")
             doc[section][name] = value
     with pytest.raises(ConfigError) as exc:
-        validate_data(doc)
+        check_files(validate_data(doc))
     assert len(exc.value.errors) == 1
     assert exc.value.errors[0].startswith(field + ":") and message in exc.value.errors[0], exc.value.errors
 
@@ -184,7 +185,7 @@ def test_checkpoint_field_errors(tmp_path):
             "phy": {"backend": "link_level", "receiver": "neural", "num_dmrs_symbols": NUM_DMRS}, "ues": [{"id": 0}]}
     for path, message in ((tmp_path / "missing.json", "no such checkpoint file"), (other, "not a deeprx checkpoint")):
         with pytest.raises(ConfigError) as exc:
-            validate_data({**base, "models": {"receiver": {"checkpoint": str(path)}}})
+            check_files(validate_data({**base, "models": {"receiver": {"checkpoint": str(path)}}}))
         assert exc.value.errors[0].startswith("models.receiver.checkpoint:") and message in exc.value.errors[0]
 
 

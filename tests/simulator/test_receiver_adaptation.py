@@ -15,6 +15,7 @@ import pytest
 from models.deeprx.model import DeepRx, DeepRxConfig
 from simulator.feedback import serialisation_us
 from simulator.loader import ConfigError, validate_data
+from simulator.validation import check_files
 
 NUM_PRBS = 4
 NUM_DMRS = 1
@@ -212,7 +213,7 @@ def test_adaptation_errors_name_the_field(files, change, field, message):
     if change.get("pool") == "pool2":
         change = {**change, "pool": files["pool2"]}
     with pytest.raises(ConfigError) as exc:
-        validate_data(_doc(files, _adaptation(files, **change)))
+        check_files(validate_data(_doc(files, _adaptation(files, **change))))
     assert len(exc.value.errors) == 1
     assert exc.value.errors[0].startswith(field + ":") and message in exc.value.errors[0], exc.value.errors
 

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from simulator.engine import Simulation
-from simulator.sweep import SweepError, point_names, point_state, read_sweep, run_sweep
+from simulator.sweep.runner import point_state, run_sweep
+from simulator.sweep.spec import SweepError, point_names, read_sweep
 from tests.conftest import REPO, TINY
 
 TABLES = ("slots", "periods", "updates")

@@ -1,0 +1,139 @@
+"""The checks of a scenario that open files: the checkpoints, the CSI track and the receiver's
+training pool it names exist and fit the scenario (its grid, its UEs' travel).
+
+The schema (``simulator.schema``) never opens a file; ``airtune validate``, ``airtune run`` and
+the sweeps call :func:`check_files` after it, so every problem still names its field.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.checkpoint import read_checkpoint_config
+from models.config import FieldError
+from models.csi_codec.data import read_description as read_csi_description
+from models.deeprx.data import dataset_size
+from models.deeprx.data import read_description as read_deeprx_description
+from models.deeprx.receiver import checkpoint_grid
+from simulator.loader import field_errors
+from simulator.schema import CsiCodecConfig, ReceiverAdaptationConfig, Scenario, StaticMobility, WaypointMobility
+
+
+def validate_files(scenario: Scenario) -> list[FieldError]:
+    """Every problem with the files ``scenario`` names (at most one per model slot), each naming
+    its field (``models.receiver.checkpoint``); [] when they are all there and fit."""
+    errors = []
+    bler = scenario.models.bler_predictor
+    if bler is not None and bler.checkpoint is not None and not Path(bler.checkpoint).is_file():
+        errors.append(FieldError("models.bler_predictor.checkpoint", f"no such checkpoint file {bler.checkpoint!r}"))
+    for check in (_check_csi_codec, _check_receiver):
+        try:
+            check(scenario)
+        except FieldError as exc:
+            errors.append(exc)
+    return errors
+
+
+def check_files(scenario: Scenario, source: str | Path = "") -> Scenario:
+    """``scenario`` if :func:`validate_files` finds nothing, else a ConfigError with its
+    ``field: message (line N)`` lines (the lines from ``source``, the scenario YAML, when given)."""
+    errors = validate_files(scenario)
+    if errors:
+        raise field_errors(errors, source)
+    return scenario
+
+
+def _checkpoint_exists(path: str, field: str) -> None:
+    if not Path(path).is_file():
+        raise FieldError(field, f"no such checkpoint file {path!r}")
+
+
+def _check_csi_codec(scenario: Scenario) -> None:
+    """The checkpoint exists; the track is a CSI track of the checkpoint's shape, long enough for every UE."""
+    codec: CsiCodecConfig | None = scenario.models.csi_codec
+    if codec is None:
+        return
+    field = "models.csi_codec.track"
+    _checkpoint_exists(codec.checkpoint, "models.csi_codec.checkpoint")
+    try:
+        desc = read_csi_description(codec.track)
+    except ValueError as exc:
+        raise FieldError(field, str(exc)) from None
+    try:
+        ckpt = read_checkpoint_config(codec.checkpoint, "conv_csi").config
+    except ValueError as exc:
+        raise FieldError("models.csi_codec.checkpoint", str(exc)) from None
+    track = desc.get("track")
+    if not isinstance(track, dict):
+        raise FieldError(field, f"{codec.track!r} is not a track (its source samples an area or i.i.d. "
+                                f"channels); use a dataset made with a track source")
+    shape = tuple(desc.get("shape", ())[:2])
+    if shape != (ckpt.get("num_ant"), ckpt.get("num_sc")):
+        raise FieldError(field, f"CSI shape {list(shape)} does not match the checkpoint's "
+                                f"[{ckpt.get('num_ant')}, {ckpt.get('num_sc')}]")
+    length = float(track["length_m"])
+    for k, ue in enumerate(scenario.ues):
+        travel = _max_travel_m(ue.mobility, scenario.duration_s)
+        if travel > length + 1e-9:
+            raise FieldError(field, f"the track is {length:g} m long but UE {ue.id} (ues.{k}.mobility) travels "
+                                    f"{travel:g} m in duration_s {scenario.duration_s:g}")
+
+
+def _check_receiver(scenario: Scenario) -> None:
+    """The deeprx checkpoint exists and its grid fits the scenario's; so does the adaptation pool's."""
+    rx = scenario.models.receiver
+    if rx is None:
+        return
+    field = "models.receiver.checkpoint"
+    _checkpoint_exists(rx.checkpoint, field)
+    try:
+        grid = checkpoint_grid(rx.checkpoint)
+    except ValueError as exc:
+        raise FieldError(field, str(exc)) from None
+    bits = 8 if scenario.phy.mcs_table == 2 else 6
+    for name, have, want in _grid_pairs(scenario, grid):
+        if have is not None and have != want:
+            raise FieldError(field, f"the checkpoint's grid has {have} {name}, the scenario {want}")
+    if grid["max_bits_per_symbol"] < bits:
+        raise FieldError(field, f"the checkpoint gives {grid['max_bits_per_symbol']} LLRs per RE; "
+                                f"MCS table {scenario.phy.mcs_table} needs {bits}")
+    if rx.adaptation is not None:
+        _check_pool(scenario, rx.adaptation)
+
+
+def _grid_pairs(scenario: Scenario, grid: dict) -> list[tuple[str, int | None, int]]:
+    """(what, the file's value, the scenario's) for a checkpoint's or a dataset's grid."""
+    return [("receive antennas", grid.get("num_rx_ant"), scenario.phy.num_ue_antennas),
+            ("PRBs", grid.get("num_prbs"), scenario.carrier.num_prbs),
+            ("DMRS symbols", grid.get("num_dmrs_symbols"), scenario.phy.num_dmrs_symbols),
+            ("subcarrier spacing (kHz)", grid.get("subcarrier_spacing_khz"), scenario.carrier.subcarrier_spacing_khz)]
+
+
+def _check_pool(scenario: Scenario, ad: ReceiverAdaptationConfig) -> None:
+    """The adaptation pool is a deeprx dataset on the scenario's grid, large enough for its settings."""
+    field = "models.receiver.adaptation"
+    try:
+        desc = read_deeprx_description(ad.pool)
+    except ValueError as exc:
+        raise FieldError(f"{field}.pool", str(exc)) from None
+    for name, have, want in _grid_pairs(scenario, desc["config"]):
+        if have != want:
+            raise FieldError(f"{field}.pool", f"the pool's grid has {have} {name}, the scenario {want}")
+    total = dataset_size(desc)
+    if ad.pool_size is not None and ad.pool_size > total:
+        raise FieldError(f"{field}.pool_size", f"the pool has {total} samples (got {ad.pool_size})")
+    size = ad.pool_size or total
+    for name in ("hessian_subset", "samples"):
+        if getattr(ad, name) > size:
+            raise FieldError(f"{field}.{name}", f"must be <= the pool's {size} samples (got {getattr(ad, name)})")
+
+
+def _max_travel_m(mobility, duration_s: float) -> float:
+    """Distance a UE covers in ``duration_s`` (waypoint paths end at their last point)."""
+    if isinstance(mobility, StaticMobility):
+        return 0.0
+    travel = mobility.speed_kmh / 3.6 * duration_s
+    if isinstance(mobility, WaypointMobility):
+        pts = [tuple(p) for p in mobility.waypoints_m]
+        path = sum(sum((a - b) ** 2 for a, b in zip(p, q)) ** 0.5 for p, q in zip(pts, pts[1:]))
+        travel = min(travel, path)
+    return travel
