@@ -111,6 +111,35 @@ class CsiDecoderSide(Protocol):
     def decode(self, report: Any) -> float: ...
 
 
+class NeuralReceiver(Protocol):
+    """UE-side neural receiver (e.g. DeepRx): resource grid in, LLRs out. The link-level chain traces
+    ``llr_grid`` into its compiled call with the weights as arguments, so new weights do not recompile.
+
+    llr_grid:  y [batch, num_rx_ant, num_ofdm_symbols, num_subcarriers] complex64 (received grid, signal
+               power 1 per RE), pilots [batch, num_ofdm_symbols, num_subcarriers] complex64 (the DMRS
+               pilot grid, zero off the pilot REs), no [batch] float32 (noise variance per RE, linear),
+               params (tensors shaped like ``weights()``, in that order)
+               -> llr [batch, num_ofdm_symbols, num_subcarriers, max_bits_per_symbol] float32 in nats,
+               Sionna's sign convention ln P(b=1) / P(b=0); only the data REs and the first
+               bits_per_symbol channels of the MCS are read
+    weights:   -> the current weights, list of numpy arrays in ``params`` order
+    load:      checkpoint path -> receiver
+    ``num_rx_ant``, ``max_bits_per_symbol``: the grid it fits; ``graph_key``: hashable, equal for
+    receivers whose ``llr_grid`` traces to the same graph (they share compiled chains).
+    """
+
+    num_rx_ant: int
+    max_bits_per_symbol: int
+    graph_key: Any
+
+    def llr_grid(self, y: Any, pilots: Any, no: Any, params: Sequence[Any]) -> Any: ...
+
+    def weights(self) -> list[np.ndarray]: ...
+
+    @classmethod
+    def load(cls, checkpoint: str) -> "NeuralReceiver": ...
+
+
 class ReceiverAdapter(Protocol):
     """Network-side fine-tuning of a UE's neural receiver (targeted fine-tuning, seeds/000).
 

@@ -1,17 +1,15 @@
 """DeepRx-style neural receiver (seeds/000, 001) and influence functions for targeted fine-tuning.
 
-model.py      the fully convolutional receiver (registered as ``deeprx``), its input features,
-              loss masks and per-sample losses (masked BCE, soft BER)
+model.py      the fully convolutional receiver (registered as ``deeprx``; the neural receiver
+              slot, ``models.base.NeuralReceiver``, that the link-level chain traces into its
+              compiled call), its input features, loss masks and per-sample losses (masked BCE, soft BER)
 influence.py  Hessian-vector products on a fixed Hessian subset, Arnoldi iteration distilled to
               the top-k eigenpairs, and classic / theta-relative / l-relative / self-influence
               scores with cached projected training gradients
-data.py       training slots from the link-level chain's transmitter and the simulator's fading
-              channel (``airtune data deeprx``), reproducible per sample index, and the chain's
-              LS+LMMSE / genie LMMSE LLRs on the same bit grid for comparison
-receiver.py   DeepRx as the link-level chain's neural receiver (``phy.receiver: neural``), traced
-              into the chain's compiled call; the grid a checkpoint fits (read by the schema)
-ber_curve.py  uncoded BER vs SNR of DeepRx, LS+LMMSE and genie LMMSE on held-out slots
-              (``python -m models.deeprx.ber_curve``)
+data.py       the dataset format (shards, description) and the model batch of its samples; the
+              generator, which needs the simulator's NR chain and channel, is
+              ``simulator/datagen/deeprx.py`` (``airtune data deeprx``)
+receiver.py   the grid a checkpoint fits, without TensorFlow (read by the scenario schema)
 
 Speed (tests/benchmarks/bench_influence.py, small preset, 14 x 72 grid, Hessian subset 16, on
 2 shared CPU cores, three runs): 3.1-4.6 HVP/s (double backprop was faster in two runs of

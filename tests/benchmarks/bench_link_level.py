@@ -48,7 +48,7 @@ def _bare_chain(sc, mcs: int, h: np.ndarray):
     import tensorflow as tf
     from sionna.phy.nr import PUSCHReceiver, PUSCHTransmitter
 
-    from simulator.phy.link_level import ChainKey, pusch_config
+    from simulator.phy.nr_chain import ChainKey, pusch_config
 
     pc = pusch_config(ChainKey(sc.carrier.num_prbs, sc.carrier.subcarrier_spacing_khz, sc.phy.mcs_table,
                                sc.phy.num_dmrs_symbols, sc.phy.num_ue_antennas, sc.phy.receiver, mcs))
@@ -84,7 +84,7 @@ def _time_engine(sc, out):
 
 @pytest.mark.parametrize("receiver", ["genie_lmmse", "lmmse"])
 def test_link_level_engine_vs_bare_chain(tmp_path, receiver):
-    from simulator.phy.link_level import ChainKey, get_chain
+    from simulator.phy.nr_chain import ChainKey, get_chain
 
     sc = _scenario(receiver, NUM_SLOTS)
     Simulation(_scenario(receiver, 40), tmp_path / "warm").run()           # compiles both MCS

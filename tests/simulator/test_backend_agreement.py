@@ -30,7 +30,7 @@ import pytest
 from simulator.channel.fading import FadingChannel
 from simulator.link_adaptation.tables import bler_table
 from simulator.phy.base import per_re_sinr
-from simulator.phy.link_level import ChainKey, get_chain
+from simulator.phy.nr_chain import ChainKey, get_chain
 from simulator.schema import CarrierConfig, ChannelConfig
 
 NUM_PRBS = 12

@@ -19,7 +19,8 @@ from simulator.link_adaptation.tables import NUM_OFDM_SYMBOLS, bler_table
 from simulator.loader import ConfigError, validate_data
 from simulator.validation import check_files
 from simulator.phy.base import Transmission
-from simulator.phy.link_level import ChainKey, LinkLevelBackend, get_chain
+from simulator.phy.link_level import LinkLevelBackend
+from simulator.phy.nr_chain import ChainKey, get_chain
 
 NUM_PRBS = 4
 NUM_DMRS = 1
@@ -70,13 +71,21 @@ class LmmseOracle:
 
 
 def test_grid_layout_matches_the_deeprx_data_pipeline():
-    """The chain's pilot grid, data REs and grid -> coded order are those data.py trains on."""
-    from models.deeprx.data import pilot_grid
+    """The chain's pilot grid and data REs (DMRS on symbol 2, port 0 on the even subcarriers, no data on
+    the DMRS symbol) are those the DeepRx training data stores, and its grid -> coded order is the
+    model's ``grid_to_coded``."""
+    from simulator.datagen.deeprx import DeepRxDataConfig, draw_samples
 
     chain = get_chain(ChainKey(NUM_PRBS, 30, 1, NUM_DMRS, 1, "lmmse", QPSK_MCS))
-    pilots, data_re = pilot_grid(chain)
-    np.testing.assert_array_equal(chain.pilots, pilots)
-    np.testing.assert_array_equal(chain.data_re, data_re)
+    pilots, data_re = chain.pilots, chain.data_re
+    assert pilots.shape == data_re.shape == (NUM_OFDM_SYMBOLS, chain.num_subcarriers)
+    np.testing.assert_array_equal(np.flatnonzero(pilots[2]), np.arange(0, chain.num_subcarriers, 2))
+    assert not np.delete(pilots, 2, axis=0).any()
+    np.testing.assert_array_equal(data_re, np.arange(NUM_OFDM_SYMBOLS)[:, None] != 2)
+    cfg = DeepRxDataConfig(num_prbs=NUM_PRBS, num_dmrs_symbols=NUM_DMRS, mcs=(QPSK_MCS,), channels=("tdl:A",))
+    arrays = draw_samples(cfg, [0])
+    np.testing.assert_array_equal(arrays["pilots"], pilots)
+    np.testing.assert_array_equal(arrays["data_re"], data_re)
     grid = tf.constant(np.random.default_rng(0).standard_normal((3, NUM_OFDM_SYMBOLS, chain.num_subcarriers, 6)),
                        tf.float32)
     np.testing.assert_array_equal(chain.grid_to_coded(grid).numpy(),
@@ -193,8 +202,8 @@ def test_checkpoint_field_errors(tmp_path):
 def test_briefly_trained_deeprx_gets_acks_at_high_snr(tmp_path):
     """1,500 Adam steps (~40 s) on 86 QPSK slots of near-flat TDL-A at 10-25 dB: uncoded BER ~0.07
     at 25 dB, far above LS+LMMSE's, yet its LLRs decode the lowest MCS (table 1, QPSK) every time."""
-    from models.deeprx.data import DeepRxDataConfig, draw_samples
     from models.deeprx.train import DeepRxTrainConfig, train_deeprx
+    from simulator.datagen.deeprx import DeepRxDataConfig, draw_samples
     from simulator.engine import Simulation
 
     data = DeepRxDataConfig(num_prbs=NUM_PRBS, num_dmrs_symbols=NUM_DMRS, mcs=(QPSK_MCS,), channels=("tdl:A",),

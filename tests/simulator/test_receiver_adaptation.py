@@ -146,17 +146,17 @@ def test_slot_records_regenerate_the_received_grids(files):
     backend.resolve(txs[0])
     recs = list(backend.history[0])
     assert [r.slot for r in recs] == [0, 1]
-    arrays = backend.slot_arrays(recs, 6)
+    arrays = backend.history.slot_arrays(recs, 6)
     data_cfg = DeepRxDataConfig(num_prbs=NUM_PRBS, num_dmrs_symbols=NUM_DMRS, mcs=(table_mcs,))
     ls = reference_llrs(data_cfg, arrays, "lmmse")
     batch = to_batch(arrays, 6)
     np.testing.assert_allclose(hard_ber(ls, batch["bits"], batch["mask"]).numpy(), [tx.ber_ls for tx in txs],
                                rtol=0, atol=2.5e-3)        # eager vs XLA LMMSE: at most a bit or two of 1,248
-    model = backend.neural.model
+    model = backend.neural
     llr = model.forward(batch["x"], backend.neural_weights)
     np.testing.assert_allclose(hard_ber(llr, batch["bits"], batch["mask"]).numpy(), [tx.ber for tx in txs],
                                rtol=0, atol=2.5e-3)        # ~1 bit in 400: XLA vs eager float rounding
-    again = backend.evaluate_records(recs, backend.neural_weights)
+    again = backend.history.evaluate_records(recs, backend.neural_weights)
     np.testing.assert_array_equal(again.ber, [tx.ber for tx in txs])
     np.testing.assert_array_equal(again.ber_genie, [tx.ber_genie for tx in txs])
 

@@ -22,10 +22,10 @@ def test_forward_flops_are_two_per_conv_weight_and_re(config):
     model = DeepRx(config)
     kernels = sum(int(np.prod(v.shape)) for n, v in zip(model.param_names, model.params)
                   if not n.endswith(("bias", "bias1", "bias2", "gamma", "beta")))
-    assert forward_flops(config, 48) == 2 * kernels * 14 * 48
+    assert forward_flops(config, 14, 48) == 2 * kernels * 14 * 48
     if config == DeepRxConfig(**TINY):
         # by hand: input 9*7*3; block 3->3: 2 (9*3 + 3*3); block 3->4: 9*3 + 3*4 + 9*4 + 4*4 + skip 3*4; out 4*2
-        assert forward_flops(config, 6, num_symbols=4) == 2 * (189 + 72 + 103 + 8) * 4 * 6
+        assert forward_flops(config, 4, 6) == 2 * (189 + 72 + 103 + 8) * 4 * 6
 
 
 def test_job_flops():
@@ -110,7 +110,7 @@ def test_network_fine_tuner_job(tmp_path, variant):
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(w0, tuner.model.params))
     assert any(not np.array_equal(a, b) for a, b in zip(w0, res.weights))
     assert len(res.chosen_index) == 4 and set(res.chosen_index) <= set(range(100, 110))
-    flops = job_flops(variant, forward_flops(tuner.model.config, 12), num_params=tuner.num_params, top_k=3,
+    flops = job_flops(variant, forward_flops(tuner.model.config, 14, 12), num_params=tuner.num_params, top_k=3,
                       hessian_subset=3, pool_size=10, num_targets=1, samples=4, steps=2)
     assert res.flops == flops and res.compute_us == int(np.ceil(flops / 0.5e9 * 1e6))
     assert np.isfinite(res.loss_before) and np.isfinite(res.loss_after)

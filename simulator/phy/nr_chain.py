@@ -1,0 +1,336 @@
+"""The Sionna NR transport-block chain of the link_level backend, XLA-compiled per MCS.
+
+Sionna 1.2.2 has no PDSCH chain, so the PUSCH components stand in for it: CP-OFDM without
+transform precoding, one layer, one transmit antenna, DMRS mapping type A with
+``phy.num_dmrs_symbols`` single-symbol DMRS (``additional_position = n - 1``) and two CDM
+groups without data, i.e. the DMRS symbols carry no data. That is structurally the PDSCH of
+the abstraction's tables: the transport-block size of every MCS equals
+``simulator.link_adaptation.tables.mcs_entries`` (checked when a chain is built). The chain
+is the one definition of the DMRS pilot grid (``Chain.pilots``) and of the data REs
+(``Chain.data_re``, ``Chain.data_re_index``); training data and neural receivers get them
+from it.
+
+Per transmission, inside one ``tf.function(jit_compile=True)`` per MCS (built lazily, cached
+per process, one trace per padded batch size):
+
+* payload bits from a stateless RNG seeded by (tf_seed, ue, first slot of the transport
+  block), so a retransmission regenerates exactly the same bits and coded bits;
+* ``TBEncoder`` (PUSCH, scrambled) -> QAM ``Mapper`` -> ``LayerMapper`` ->
+  ``ResourceGridMapper`` with the ``PUSCHPilotPattern`` (the sub-blocks of
+  ``PUSCHTransmitter``, composed here so the coded bits are available for the BER);
+* frequency-domain channel: ``y = h x + n`` with ``h = tx.h`` [num_ue_ant, num_subcarriers]
+  held over the 14 symbols, per-RE noise variance ``no = 10**(-snr_db/10)`` (signal power 1),
+  noise from a stateless RNG seeded by (tf_seed, ue, slot, tx_round);
+* receiver ``lmmse``: ``PUSCHLSChannelEstimator`` (LS on the DMRS, linear interpolation, as
+  ``PUSCHReceiver``'s default) + ``LinearDetector("lmmse", maxlog)``; ``genie_lmmse``: the true
+  ``h`` (error variance 0) + the same detector;
+* receiver ``neural``: a neural receiver (``models.base.NeuralReceiver``, e.g. DeepRx) maps the
+  received grid, the DMRS pilot grid and ``no`` to an LLR grid [B, 14, S, bits] inside the same
+  compiled call; its data-RE LLRs are gathered into the coded-bit order (data REs in (symbol,
+  subcarrier) row-major order, as ``ResourceGridMapper`` fills them, the first
+  ``bits_per_symbol`` bits of each) and take the LMMSE receivers' place from here on. The
+  weights are arguments of the compiled function, so changing them does not recompile. On
+  the same received grid (same noise, same channel) the chain also runs LS+LMMSE and genie
+  LMMSE and reports their uncoded BER (``ber_ls``, ``ber_genie``);
+* ``LayerDemapper`` -> Chase combining (the LLRs of this transmission are added to the soft
+  buffer of the transport block) -> ``TBDecoder`` (20 BP iterations); ``ack`` = TB CRC.
+
+Outputs per transmission:
+
+* ``ber``: uncoded BER of THIS transmission alone (hard decisions on its own LLRs, before
+  combining) against the transmitted (scrambled) coded bits;
+* ``sinr_eff_db``: EESM, with the MCS's beta from the Sionna SYS table (the same beta as the
+  abstraction), of this transmission's per-RE post-LMMSE SINR on the data REs,
+  ``sum_rx |h_hat|^2 / (no + err_var)`` (for one stream this is the LMMSE output SINR;
+  with genie CSI it is exactly the abstraction's ``snr * sum_rx |h|^2``). It is not
+  accumulated over retransmissions. With the neural receiver it is the LS+LMMSE value on the
+  same grid (the network gives no SINR);
+* ``ber_genie``, ``ber_ls`` (neural receiver only, NaN otherwise): the uncoded BER of genie
+  LMMSE and LS+LMMSE on this transmission's received grid.
+
+Every random number is drawn per transmission from its own seed, so the results do not depend
+on how transmissions are grouped into calls; ``Chain.received`` regenerates the received grid
+and coded bits of a transmission from the same seeds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from models.base import NeuralReceiver
+from simulator.link_adaptation.tables import NUM_OFDM_SYMBOLS, bler_table
+
+# Salts that separate the payload and noise streams derived from the same per-UE seed.
+_PAYLOAD_SALT, _NOISE_SALT = 1, 2
+RECEIVERS = ("lmmse", "genie_lmmse", "neural")
+
+
+class ChainOutput(NamedTuple):
+    """``Chain.evaluate``: numpy arrays [B] (``llr`` [B, N]); ``ber_genie``/``ber_ls`` NaN
+    unless the receiver is neural."""
+    ack: np.ndarray
+    ber: np.ndarray
+    sinr_eff_db: np.ndarray
+    llr: np.ndarray
+    ber_genie: np.ndarray
+    ber_ls: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChainKey:
+    """Everything a compiled chain depends on (one per MCS)."""
+    num_prbs: int
+    subcarrier_spacing_khz: int
+    mcs_table: int
+    num_dmrs_symbols: int
+    num_ue_ant: int
+    receiver: str            # "lmmse" | "genie_lmmse" | "neural"
+    mcs: int
+
+
+def pusch_config(key: ChainKey):
+    """The Sionna ``PUSCHConfig`` of a chain (full-band allocation, 14 symbols, one layer)."""
+    from sionna.phy.nr import PUSCHConfig
+
+    pc = PUSCHConfig()
+    pc.carrier.subcarrier_spacing = key.subcarrier_spacing_khz
+    pc.carrier.n_size_grid = key.num_prbs
+    pc.n_size_bwp = key.num_prbs
+    pc.mapping_type = "A"
+    pc.symbol_allocation = [0, NUM_OFDM_SYMBOLS]
+    pc.transform_precoding = False
+    pc.dmrs.config_type = 1
+    pc.dmrs.length = 1
+    pc.dmrs.additional_position = key.num_dmrs_symbols - 1
+    pc.dmrs.num_cdm_groups_without_data = 2
+    pc.tb.mcs_table = key.mcs_table
+    pc.tb.mcs_index = key.mcs
+    pc.check_config()
+    return pc
+
+
+class Chain:
+    """One MCS of the transport-block chain, callable on a batch (see the module docstring).
+
+    ``__call__(seeds [B, 6] int64 (tf_seed, ue, slot, tx_round, first_slot, harq_process), h [B, A, S]
+    complex64, no [B] float32, prev_llr [B, N] float32)`` -> numpy ``(ack [B] bool,
+    ber [B] float32, sinr_eff_db [B] float32, llr [B, N] float32)`` where ``llr`` is the
+    combined soft buffer (``prev_llr`` + this transmission's LLRs). ``evaluate`` takes the same
+    arguments (+ the neural receiver's weights) and returns a :class:`ChainOutput`.
+    ``neural``: the receiver of ``key.receiver == "neural"`` (only its graph is used; the
+    weights are passed per call).
+    """
+
+    def __init__(self, key: ChainKey, neural: NeuralReceiver | None = None):
+        import tensorflow as tf
+        from sionna.phy.mapping import Mapper
+        from sionna.phy.mimo import StreamManagement
+        from sionna.phy.nr import (LayerDemapper, LayerMapper, PUSCHLSChannelEstimator, PUSCHPilotPattern,
+                                   TBDecoder, TBEncoder)
+        from sionna.phy.ofdm import LinearDetector, ResourceGrid, ResourceGridMapper
+
+        self.key = key
+        pc = pusch_config(key)
+        self.pusch_config = pc
+        self.tbs_bits = int(pc.tb_size)
+        self.num_coded_bits = int(pc.num_coded_bits)
+        self.num_bits_per_symbol = int(pc.tb.num_bits_per_symbol)
+        self.num_subcarriers = int(pc.num_subcarriers)
+        table = bler_table(key.mcs_table, key.num_prbs, key.num_dmrs_symbols)
+        expected = int(table.tbs_bits[key.mcs])
+        if self.tbs_bits != expected:
+            raise AssertionError(f"PUSCH chain TBS {self.tbs_bits} != tables.py TBS {expected} for {key}")
+        self.beta = float(table.beta[key.mcs])
+        n_id = pc.tb.n_id if pc.tb.n_id is not None else pc.carrier.n_cell_id
+        try:
+            self.tb_encoder = TBEncoder(target_tb_size=self.tbs_bits, num_coded_bits=self.num_coded_bits,
+                                        target_coderate=pc.tb.target_coderate,
+                                        num_bits_per_symbol=self.num_bits_per_symbol, num_layers=1,
+                                        n_rnti=pc.n_rnti, n_id=n_id, channel_type="PUSCH", use_scrambler=True)
+        except ValueError as exc:
+            # Sionna's LDPC5GEncoder has no repetition below its mother code rate 1/5 (MCS 0-1 of
+            # table 1, MCS 0 of table 2); the SYS BLER tables do not cover them either, so link
+            # adaptation never selects them.
+            raise ValueError(f"MCS {key.mcs} of MCS table {key.mcs_table} cannot be simulated at link level: "
+                             f"{exc}") from exc
+        self.mapper = Mapper("qam", self.num_bits_per_symbol)
+        self.layer_mapper = LayerMapper(num_layers=1)
+        self.resource_grid = ResourceGrid(
+            num_ofdm_symbols=NUM_OFDM_SYMBOLS, fft_size=self.num_subcarriers,
+            subcarrier_spacing=key.subcarrier_spacing_khz * 1e3, num_tx=1, num_streams_per_tx=1,
+            cyclic_prefix_length=0, pilot_pattern=PUSCHPilotPattern([pc]))
+        self.rg_mapper = ResourceGridMapper(self.resource_grid)
+        self.estimator = None
+        if key.receiver not in RECEIVERS:
+            raise ValueError(f"unknown receiver {key.receiver!r}; valid: {', '.join(RECEIVERS)}")
+        if (key.receiver == "neural") != (neural is not None):
+            raise ValueError(f"receiver {key.receiver!r} {'needs' if neural is None else 'takes no'} neural receiver")
+        self.neural = neural
+        if key.receiver in ("lmmse", "neural"):
+            self.estimator = PUSCHLSChannelEstimator(self.resource_grid, pc.dmrs.length, pc.dmrs.additional_position,
+                                                     pc.dmrs.num_cdm_groups_without_data, interpolation_type="lin")
+        self.detector = LinearDetector("lmmse", "bit", "maxlog", self.resource_grid,
+                                       StreamManagement(np.ones([1, 1], bool), 1), "qam", self.num_bits_per_symbol)
+        self.layer_demapper = LayerDemapper(self.layer_mapper, num_bits_per_symbol=self.num_bits_per_symbol)
+        self.tb_decoder = TBDecoder(self.tb_encoder)
+        dmrs = set(pc.dmrs_symbol_indices)
+        self.data_symbols = np.array([s for s in range(NUM_OFDM_SYMBOLS) if s not in dmrs], np.int32)
+        # DMRS grid [14, S] (zero elsewhere) and the data REs in the coded-bit order
+        self.pilots = self.rg_mapper(tf.zeros([1, 1, 1, self.resource_grid.num_data_symbols], tf.complex64)
+                                     ).numpy()[0, 0, 0].astype(np.complex64)
+        self.data_re = np.asarray(self.resource_grid.pilot_pattern.mask)[0, 0] == 0
+        self.data_re_index = np.flatnonzero(self.data_re.reshape(-1)).astype(np.int32)
+        if self.data_re_index.size * self.num_bits_per_symbol != self.num_coded_bits:
+            raise AssertionError(f"{self.data_re_index.size} data REs x {self.num_bits_per_symbol} bits != "
+                                 f"{self.num_coded_bits} coded bits for {key}")
+        if neural is not None:
+            if neural.num_rx_ant != key.num_ue_ant:
+                raise ValueError(f"the neural receiver has {neural.num_rx_ant} receive antennas, the chain "
+                                 f"{key.num_ue_ant}")
+            if neural.max_bits_per_symbol < self.num_bits_per_symbol:
+                raise ValueError(f"the neural receiver gives {neural.max_bits_per_symbol} LLRs per RE; MCS "
+                                 f"{key.mcs} needs {self.num_bits_per_symbol}")
+        self._tf = tf
+        # The batch dimension is left open: one trace per MCS (~5 s), one XLA compilation per
+        # batch size actually used (~5-25 s, growing with the bandwidth).
+        signature = [tf.TensorSpec([None, 6], tf.int64),
+                     tf.TensorSpec([None, key.num_ue_ant, self.num_subcarriers], tf.complex64),
+                     tf.TensorSpec([None], tf.float32),
+                     tf.TensorSpec([None, self.num_coded_bits], tf.float32)]
+        if neural is not None:
+            signature.append([tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in neural.weights()])
+        self._fn = tf.function(self._run, jit_compile=True, input_signature=signature)
+        self._received_fn = None    # built on first use (receiver adaptation only)
+        self.calls = 0              # batched calls made by backends (for benchmarks)
+        self.transmissions = 0      # transmissions they carried (padding excluded)
+
+    # -- traced ------------------------------------------------------------------------------
+    def _draw(self, seeds, num_ant: int):
+        """Per-element payload bits [B, tbs] and unit-variance complex noise [B, A, 14, S]."""
+        tf = self._tf
+        fold = tf.random.experimental.stateless_fold_in
+        shape = [2, num_ant, NUM_OFDM_SYMBOLS, self.num_subcarriers]
+
+        def one(s):
+            # payload: (tf_seed, ue, harq, first slot); noise: (tf_seed, ue, harq, slot, round)
+            ue_harq = fold(tf.stack([s[0], s[1]]), s[5])
+            bits = tf.random.stateless_uniform([self.tbs_bits], fold(fold(ue_harq, _PAYLOAD_SALT), s[4]),
+                                               minval=0, maxval=2, dtype=tf.int32)
+            w = tf.random.stateless_normal(shape, fold(fold(fold(ue_harq, _NOISE_SALT), s[2]), s[3]))
+            return tf.cast(bits, tf.float32), tf.complex(w[0], w[1]) * tf.cast(math.sqrt(0.5), tf.complex64)
+
+        return tf.map_fn(one, seeds, fn_output_signature=(tf.float32, tf.complex64))
+
+    def grid_to_coded(self, llr_grid):
+        """llr [B, 14, S, W] -> [B, N] in the coded-bit order (the data REs row-major, the first
+        ``bits_per_symbol`` of each RE's W LLRs); traceable."""
+        tf = self._tf
+        b = tf.shape(llr_grid)[0]
+        flat = tf.reshape(llr_grid, [b, NUM_OFDM_SYMBOLS * self.num_subcarriers, llr_grid.shape[-1]])
+        re = tf.gather(flat, self.data_re_index, axis=1)[..., :self.num_bits_per_symbol]
+        return tf.reshape(tf.cast(re, tf.float32), [b, self.num_coded_bits])
+
+    def _detect(self, y, h_hat, err_var, no):
+        return self.layer_demapper(self.detector(y, h_hat, err_var, no))[:, 0]      # [B, N]
+
+    def _transmit(self, seeds, h, no):
+        """Coded bits c [B, 1, N] and received grid y [B, 1, A, 14, S] of the transmissions ``seeds``."""
+        tf = self._tf
+        bits, w = self._draw(seeds, self.key.num_ue_ant)
+        c = self.tb_encoder(bits[:, None, :])                                  # [B, 1, N]
+        x = self.rg_mapper(self.layer_mapper(self.mapper(c)))                   # [B, 1, 1, 14, S]
+        y = h[:, :, None, :] * x[:, 0, 0][:, None] + tf.cast(tf.sqrt(no), tf.complex64)[:, None, None, None] * w
+        return c, y[:, None]
+
+    def _received(self, seeds, h, no):
+        c, y = self._transmit(seeds, h, no)
+        return y[:, 0], c[:, 0]
+
+    def _run(self, seeds, h, no, prev_llr, params=None):
+        tf = self._tf
+        num_ant = self.key.num_ue_ant
+        c, y = self._transmit(seeds, h, no)
+        batch = tf.shape(h)[0]
+        h_genie = tf.broadcast_to(h[:, None, :, None, None, None, :],
+                                  [batch, 1, num_ant, 1, 1, NUM_OFDM_SYMBOLS, self.num_subcarriers])
+
+        def ber_of(llr):
+            errors = tf.not_equal(tf.cast(llr > 0.0, tf.float32), c[:, 0])
+            return tf.reduce_mean(tf.cast(errors, tf.float32), axis=-1)
+
+        nan = tf.fill([batch], tf.constant(math.nan, tf.float32))
+        ber_genie, ber_ls = nan, nan
+        if self.estimator is None:
+            h_hat, err_var = h_genie, tf.zeros([], tf.float32)
+        else:
+            h_hat, err_var = self.estimator(y, no)
+        if self.neural is None:
+            llr = self._detect(y, h_hat, err_var, no)
+        else:
+            pilots = tf.broadcast_to(tf.constant(self.pilots)[None], [batch, NUM_OFDM_SYMBOLS, self.num_subcarriers])
+            llr = self.grid_to_coded(self.neural.llr_grid(y[:, 0], pilots, no, params))
+            ber_ls = ber_of(self._detect(y, h_hat, err_var, no))
+            ber_genie = ber_of(self._detect(y, h_genie, tf.zeros([], tf.float32), no))
+        ber = ber_of(llr)
+        comb = prev_llr + llr
+        _, crc = self.tb_decoder(comb[:, None, :])
+        # Post-LMMSE SINR per data RE (one stream): sum_rx |h_hat|^2 / (no + err_var)
+        hd = tf.gather(h_hat[:, 0, :, 0, 0], self.data_symbols, axis=2)          # [B, A, Ld, S]
+        ev = tf.broadcast_to(err_var, tf.shape(h_hat))
+        ev = tf.gather(ev[:, 0, :, 0, 0], self.data_symbols, axis=2)
+        sinr = tf.reduce_sum(tf.abs(hd) ** 2 / (no[:, None, None, None] + ev), axis=1)   # [B, Ld, S]
+        sinr = tf.reshape(sinr, [tf.shape(sinr)[0], -1])
+        s_min = tf.reduce_min(sinr, axis=-1, keepdims=True)
+        eesm = s_min[:, 0] - self.beta * tf.math.log(tf.reduce_mean(tf.exp(-(sinr - s_min) / self.beta), axis=-1))
+        eesm_db = 10.0 * tf.math.log(tf.maximum(eesm, 1e-30)) / math.log(10.0)
+        return crc[:, 0], ber, eesm_db, comb, ber_genie, ber_ls
+
+    # -- host --------------------------------------------------------------------------------
+    def evaluate(self, seeds, h, no, prev_llr, weights: Sequence[np.ndarray] | None = None) -> ChainOutput:
+        """One compiled call; ``weights``: the neural receiver's (default: the current weights of the
+        receiver this chain was built with, which may be another receiver of the same graph)."""
+        tf = self._tf
+        args = [tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32),
+                tf.constant(prev_llr, tf.float32)]
+        if self.neural is not None:
+            weights = self.neural.weights() if weights is None else weights
+            args.append([tf.constant(w) for w in weights])
+        return ChainOutput(*(o.numpy() for o in self._fn(*args)))
+
+    def __call__(self, seeds, h, no, prev_llr):
+        return tuple(self.evaluate(seeds, h, no, prev_llr)[:4])
+
+    def received(self, seeds, h, no) -> tuple[np.ndarray, np.ndarray]:
+        """The received grid y [B, A, 14, S] complex64 and the coded bits [B, N] float32 (0/1) of the
+        transmissions ``seeds`` (the arguments of ``evaluate``): the same stateless draws as the
+        chain's own call, compiled the same way, so they are the grids its receivers saw."""
+        tf = self._tf
+        if self._received_fn is None:
+            self._received_fn = tf.function(self._received, jit_compile=True,
+                                             input_signature=self._fn.input_signature[:3])
+        y, c = self._received_fn(tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64),
+                                 tf.constant(no, tf.float32))
+        return y.numpy(), c.numpy()
+
+    def padded_inputs(self, n: int, min_batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Zeroed seeds [b, 6] int64, h [b, A, S] complex64 and no [b] float32 for n transmissions,
+        padded to the batch b = max(min_batch, next power of two >= n): XLA compiles once per batch
+        size, so bucketed sizes keep compilations few. Padding rows: unit channel and noise."""
+        b = max(min_batch, 1 << (n - 1).bit_length())
+        return (np.zeros((b, 6), np.int64), np.ones((b, self.key.num_ue_ant, self.num_subcarriers), np.complex64),
+                np.ones(b, np.float32))
+
+
+def get_chain(key: ChainKey, neural: NeuralReceiver | None = None) -> Chain:
+    """Chains are cached per process so repeated simulations do not recompile; neural chains
+    per ``neural.graph_key`` (receivers with the same graph share one; weights are per call)."""
+    cache_key = (key, None if neural is None else neural.graph_key)
+    if cache_key not in _CHAINS:
+        _CHAINS[cache_key] = Chain(key, neural)
+    return _CHAINS[cache_key]
+
+
+_CHAINS: dict[tuple, Chain] = {}
