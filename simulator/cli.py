@@ -97,12 +97,9 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _cmd_data_shards(args, module: str, summary, **kwargs) -> int:
-    """``airtune data csi|deeprx``: ``module`` has load_data_config and generate_dataset (shards + description);
-    ``kwargs`` go to generate_dataset."""
-    import importlib
-
-    data = importlib.import_module(module)
+def _cmd_data_shards(args, data, summary, **kwargs) -> int:
+    """``airtune data csi|deeprx``: ``data`` (a ``simulator.datagen`` module) has load_data_config and
+    generate_dataset (shards + description); ``kwargs`` go to generate_dataset."""
     try:
         cfg = data.load_data_config(args.config)
         path = data.generate_dataset(cfg, args.out,
@@ -116,12 +113,16 @@ def _cmd_data_shards(args, module: str, summary, **kwargs) -> int:
 
 
 def cmd_data_csi(args) -> int:
-    return _cmd_data_shards(args, "models.csi_codec.data", lambda cfg: (
+    from simulator.datagen import csi
+
+    return _cmd_data_shards(args, csi, lambda cfg: (
         f"{cfg.num_samples} CSI samples [{cfg.num_ant} antennas, {cfg.num_subcarriers} subcarriers]"))
 
 
 def cmd_data_deeprx(args) -> int:
-    return _cmd_data_shards(args, "simulator.datagen.deeprx", lambda cfg: (
+    from simulator.datagen import deeprx
+
+    return _cmd_data_shards(args, deeprx, lambda cfg: (
         f"{cfg.num_samples} DeepRx slots [14 symbols, {12 * cfg.num_prbs} subcarriers]"), workers=args.workers)
 
 

@@ -51,7 +51,7 @@ def test_bundled_yaml_validates(path, monkeypatch):
 
         load_data_config(path)
     elif "source" in data:           # a CSI data set config (airtune data csi)
-        from models.csi_codec.data import load_data_config
+        from simulator.datagen.csi import load_data_config
 
         load_data_config(path)
     elif "scenario" in data:

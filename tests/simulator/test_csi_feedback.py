@@ -17,7 +17,7 @@ CAPACITY_KBPS = 200.0
 @pytest.fixture(scope="module")
 def csi_files(tmp_path_factory):
     """A tiny codec and two 8x8 CSI datasets: a CDL-A drive (40 m, 5 cm) and i.i.d. CDL-C drops."""
-    from models.csi_codec.data import CsiDataConfig, generate_dataset
+    from simulator.datagen.csi import CsiDataConfig, generate_dataset
 
     root = tmp_path_factory.mktemp("csi")
     ckpt = save_tiny_codec(root / "tiny.json")

@@ -4,14 +4,14 @@ model's estimate. The test samples are redrawn from the recorded dataset config 
 and their hash must match the one recorded when the checkpoint was evaluated."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
+from models.checkpoint import read_checkpoint_config
 from models.csi_codec.bitstream import LatentCoder
-from models.csi_codec.data import CsiDataConfig, array_sha256, redraw_shard
+from models.csi_codec.data import array_sha256
 from models.csi_codec.model import ConvCsiCodec, nmse_db
+from simulator.datagen.csi import CsiDataConfig, redraw_shard
 from tests.conftest import REPO
 
 CHECKPOINT = REPO / "models" / "checkpoints" / "csi_conv_cdl_c_32x32.json"
@@ -19,8 +19,7 @@ CHECKPOINT = REPO / "models" / "checkpoints" / "csi_conv_cdl_c_32x32.json"
 
 @pytest.fixture(scope="module")
 def trained():
-    doc = json.loads(CHECKPOINT.read_text())["config"]
-    training = doc["training"]
+    training = read_checkpoint_config(CHECKPOINT, "conv_csi").training
     last = training["test_shards"][-1]                       # one test shard (500 samples) keeps it fast
     x = redraw_shard(CsiDataConfig(**training["dataset_config"]), last["index"])["x"][last["first"]:]
     return ConvCsiCodec.load(CHECKPOINT), x, last, training

@@ -1,144 +1,77 @@
-"""CSI datasets from Sionna 38.901 CDL/UMi: shards + JSON description, splits, tf.data, seeds."""
+"""The CSI dataset format (models.csi_codec.data) on synthetic shards: shards and description written
+and read back, splits across shard boundaries, tf.data streaming the same samples, whole tracks,
+sha256 checks and description errors. Drawing real channels is tests/simulator/datagen/test_csi.py."""
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 
-from models.csi_codec.data import (CsiDataConfig, array_sha256, csi_dataset, generate_dataset, load_data_config,
-                                   load_split, read_description, redraw_shard)
+from models.csi_codec.data import (array_sha256, csi_dataset, iter_split, load_split, load_track, read_description,
+                                   split_ranges, write_description, write_shard)
 
-SMALL = dict(bs_array_rows=2, bs_array_cols=4, num_subcarriers=16)
-
-
-def _adjacent_subcarrier_correlation(x: np.ndarray) -> float:
-    """|E[h_{s+1} h_s^*]| / E[|h_s|^2], averaged over samples, antennas and subcarriers: the
-    frequency correlation at one subcarrier spacing, |sum_l P_l exp(-j 2 pi df tau_l)|."""
-    h = x[..., 0] + 1j * x[..., 1]                                  # [n, ant, sc]
-    return float(np.abs(np.mean(h[:, :, 1:] * np.conj(h[:, :, :-1]))) / np.mean(np.abs(h) ** 2))
+ARRAY = {"rows": 2, "cols": 2, "spacing_wavelengths": 0.5, "polarization": "V", "pattern": "38.901"}
+FREQS = np.linspace(-1e6, 1e6, 3)
 
 
-@pytest.fixture(scope="module")
-def cdl_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cdl")
-    cfg = CsiDataConfig(source="cdl", num_samples=25, shard_size=10, seed=3, **SMALL)
-    generate_dataset(cfg, out)
-    return out, cfg
+def _write(out, sizes, track: bool = False, seed: int = 0) -> np.ndarray:
+    """A dataset of shards with ``sizes`` samples (x [n, 4, 3, 2]); returns all x in order."""
+    rng = np.random.default_rng(seed)
+    out.mkdir()
+    xs, shards, first = [], [], 0
+    for k, n in enumerate(sizes):
+        arrays = {"x": rng.standard_normal((n, 4, 3, 2)).astype(np.float32), "scale": np.ones(n, np.float32)}
+        if track:
+            arrays["distance_m"] = np.arange(first, first + n) * 0.5
+        shards.append(write_shard(out / f"shard_{k:05d}.npz", arrays))
+        xs.append(arrays["x"])
+        first += n
+    total = sum(sizes)
+    write_description(out, {"source": "cdl"}, array=ARRAY, carrier_frequency_hz=3.5e9, frequencies_hz=FREQS,
+                      splits=split_ranges(total, (0.4, 0.4, 0.2)), shards=shards,
+                      track={"spacing_m": 0.5, "length_m": 0.5 * (total - 1), "waypoints_m": []} if track else None)
+    return np.concatenate(xs)
 
 
-def test_cdl_dataset_layout_and_normalisation(cdl_dir):
-    out, cfg = cdl_dir
-    desc = read_description(out)
-    assert [s["num_samples"] for s in desc["shards"]] == [10, 10, 5]
-    assert desc["shape"] == [8, 16, 2] and len(desc["frequencies_hz"]) == 16
-    assert desc["splits"] == {"train": [0, 10], "val": [10, 20], "test": [20, 25]}
-    parts = {s: load_split(out, s) for s in ("train", "val", "test")}
-    assert [len(p) for p in parts.values()] == [10, 10, 5]
-    x = np.concatenate(list(parts.values()))
-    assert x.dtype == np.float32 and x.shape == (25, 8, 16, 2)
-    np.testing.assert_allclose(np.mean(np.sum(x ** 2, axis=-1), axis=(1, 2)), 1.0, rtol=1e-5)
-    assert len({x[i].tobytes() for i in range(25)}) == 25                # independent draws
-    with np.load(out / "shard_00000.npz") as d:
-        assert d["scale"].shape == (10,) and np.all(d["scale"] > 0)
-    with np.load(out / "shard_00002.npz") as d:                         # redrawn from the config alone
-        again = redraw_shard(cfg, 2)
-        assert np.array_equal(again["x"], d["x"]) and array_sha256(again["x"]) == desc["shards"][2]["x_sha256"]
+def test_splits_read_back_across_shards(tmp_path):
+    x = _write(tmp_path / "d", [4, 4, 2])
+    desc = read_description(tmp_path / "d")
+    assert desc["shape"] == [4, 3, 2] and desc["splits"] == {"train": [0, 4], "val": [4, 8], "test": [8, 10]}
+    assert [s["x_sha256"] for s in desc["shards"]] == [array_sha256(x[a:b]) for a, b in ((0, 4), (4, 8), (8, 10))]
+    assert desc["_dir"] == str(tmp_path / "d") and "track" not in desc and "dropped" not in desc
+    for name, (a, b) in desc["splits"].items():
+        assert np.array_equal(load_split(tmp_path / "d", name), x[a:b]), name
+    assert split_ranges(10, (0.25, 0.25, 0.5)) == {"train": (0, 2), "val": (2, 5), "test": (5, 10)}
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        list(iter_split(desc, "dev"))
 
 
-def test_tf_data_streams_the_same_samples(cdl_dir):
-    out, _ = cdl_dir
-    val = load_split(out, "val")
-    got = np.concatenate([b.numpy() for b in csi_dataset(out, "val", batch_size=4)])
+def test_tf_data_streams_the_same_samples(tmp_path):
+    x = _write(tmp_path / "d", [3, 3, 4], seed=1)
+    val = load_split(tmp_path / "d", "val")
+    assert np.array_equal(val, x[4:8])
+    got = np.concatenate([b.numpy() for b in csi_dataset(tmp_path / "d", "val", batch_size=3)])
     assert np.array_equal(got, val)
-    shuffled = np.concatenate([b.numpy() for b in csi_dataset(out, "val", batch_size=4, shuffle_buffer=10)])
-    assert not np.array_equal(shuffled, val)
+    shuffled = np.concatenate([b.numpy() for b in csi_dataset(tmp_path / "d", "val", batch_size=3, shuffle_buffer=4)])
     assert sorted(map(bytes, shuffled)) == sorted(map(bytes, val))
 
 
-def test_same_seed_same_data_other_seed_other_data(cdl_dir, tmp_path):
-    out, cfg = cdl_dir
-    generate_dataset(cfg.model_copy(update={"num_samples": 10}), tmp_path / "again")
-    assert np.array_equal(load_split(tmp_path / "again", "train")[:4], load_split(out, "train")[:4])
-    generate_dataset(cfg.model_copy(update={"num_samples": 10, "seed": 4}), tmp_path / "other")
-    assert not np.array_equal(load_split(tmp_path / "other", "train")[:4], load_split(out, "train")[:4])
+def test_whole_track_in_order(tmp_path):
+    x = _write(tmp_path / "t", [3, 2], track=True)
+    got, dist, spacing = load_track(tmp_path / "t")
+    assert np.array_equal(got, x) and dist.tolist() == [0.0, 0.5, 1.0, 1.5, 2.0] and spacing == 0.5
+    _write(tmp_path / "a", [2])
+    with pytest.raises(ValueError, match="not a track dataset \\(source 'cdl'\\)"):
+        load_track(tmp_path / "a")
 
 
-def test_tampered_shard_and_config_clash_are_refused(cdl_dir, tmp_path):
-    out, cfg = cdl_dir
-    small = cfg.model_copy(update={"num_samples": 4, "shard_size": 4})
-    generate_dataset(small, tmp_path / "t")
-    with pytest.raises(ValueError, match="different config"):
-        generate_dataset(small.model_copy(update={"seed": 9}), tmp_path / "t")
-    shard = tmp_path / "t" / "shard_00000.npz"
-    data = bytearray(shard.read_bytes())
-    data[-20] ^= 0xFF
-    shard.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="sha256"):
-        load_split(tmp_path / "t", "train")
-
-
-def test_larger_delay_spread_decorrelates_subcarriers(tmp_path):
-    corr = {}
-    for ds in (10.0, 1000.0):
-        cfg = CsiDataConfig(source="cdl", cdl_profile="A", delay_spread_ns=ds, num_samples=40, shard_size=40,
-                            split_fractions=(1.0, 0.0, 0.0), **SMALL)
-        generate_dataset(cfg, tmp_path / f"ds{ds:g}")
-        corr[ds] = _adjacent_subcarrier_correlation(load_split(tmp_path / f"ds{ds:g}", "train"))
-    # ns reach Sionna as seconds: 10 ns keeps adjacent subcarriers (3.1 MHz apart) coherent, 1 us does not
-    assert corr[10.0] > 0.98 and corr[1000.0] < 0.8, corr
-
-
-def test_umi_dataset_has_positions(tmp_path):
-    cfg = CsiDataConfig(source="umi", num_samples=6, shard_size=6, split_fractions=(0.5, 0.5, 0.0), **SMALL)
-    generate_dataset(cfg, tmp_path / "umi")
-    with np.load(tmp_path / "umi" / "shard_00000.npz") as d:
-        assert d["x"].shape == (6, 8, 16, 2) and d["position_m"].shape == (6, 3)
-        dist = np.linalg.norm(d["position_m"][:, :2], axis=1)
-        assert np.all(dist > 5) and np.all(dist < 500)                  # a UMi sector
-        assert np.all(d["scale"] > 0)
-    assert len(load_split(tmp_path / "umi", "test")) == 0
-
-
-def test_config_errors_name_the_field(tmp_path):
-    p = tmp_path / "bad.yaml"
-    p.write_text("source: cdl\nnum_samples: 0\nshard_sizes: 3\n")
-    with pytest.raises(ValueError) as err:
-        load_data_config(p)
-    assert "num_samples:" in str(err.value) and "shard_sizes:" in str(err.value)
-    p.write_text("source: cdl\nsplit_fractions: [0.5, 0.5, 0.5]\n")
-    with pytest.raises(ValueError, match="sum to 1"):
-        load_data_config(p)
-    json.loads(CsiDataConfig(source="umi").model_dump_json())          # the config serialises
-
-
-def test_cli_data_csi(tmp_path, capsys):
-    from simulator.cli import main
-
-    cfg = tmp_path / "csi.yaml"
-    cfg.write_text("source: cdl\nbs_array_rows: 2\nbs_array_cols: 2\nnum_subcarriers: 8\nnum_samples: 5\n")
-    assert main(["data", "csi", "--config", str(cfg), "--out", str(tmp_path / "d")]) == 0
-    assert "5 CSI samples [4 antennas, 8 subcarriers]" in capsys.readouterr().out
-    assert load_split(tmp_path / "d", "train").shape == (2, 4, 8, 2)
-    cfg.write_text("source: cdl\nnum_samples: -1\n")
-    assert main(["data", "csi", "--config", str(cfg), "--out", str(tmp_path / "e")]) == 2
-    assert "num_samples:" in capsys.readouterr().err
-
-
-def test_training_command_writes_a_checkpoint_with_test_metrics(tmp_path):
-    from models.csi_codec.model import ConvCsiCodec
-    from models.csi_codec.train import main
-
-    cfg = CsiDataConfig(source="cdl", bs_array_rows=2, bs_array_cols=4, num_subcarriers=8, num_samples=20,
-                        shard_size=10, split_fractions=(0.5, 0.0, 0.5))
-    generate_dataset(cfg, tmp_path / "d")
-    out = tmp_path / "c.json"
-    assert main(["--data", str(tmp_path / "d"), "--out", str(out), "--filters", "4", "--steps", "2",
-                 "--batch", "4"]) == 0
-    doc = json.loads(out.read_text())["config"]
-    test = doc["training"]["test"]
-    assert test["n"] == 10 and np.isfinite(test["nmse_db"])
-    assert test["rate_coded_one_stream"] >= test["rate_estimated"] - 64 / (10 * 64)
-    assert doc["training"]["test_shards"] == [{"index": 1, "first": 0, "num_samples": 10,
-                                               "x_sha256": read_description(tmp_path / "d")["shards"][1]["x_sha256"]}]
-    assert ConvCsiCodec.load(out).config.num_ant == 8
+def test_tampered_shards_and_bad_descriptions_are_refused(tmp_path):
+    _write(tmp_path / "d", [2, 2])
+    (tmp_path / "d" / "shard_00001.npz").write_bytes(b"x")
+    assert load_split(tmp_path / "d", "train").shape == (2, 4, 3, 2)       # shard 0 only
+    with pytest.raises(ValueError, match="shard_00001.npz: sha256 does not match the dataset description"):
+        load_split(tmp_path / "d", "test")
+    with pytest.raises(ValueError, match="no CSI dataset at '.*missing' \\(make one with `airtune data csi`\\)"):
+        read_description(tmp_path / "missing")
+    (tmp_path / "d" / "description.json").write_text("{")
+    with pytest.raises(ValueError, match="cannot read .*description.json"):
+        read_description(tmp_path / "d")

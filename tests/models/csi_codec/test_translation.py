@@ -122,7 +122,7 @@ def test_tm_on_the_committed_codec_in_a_shifted_domain(capsys):
     """The committed CDL-C 32x32 codec (lambda 300) in CDL-A (100 ns): TM fine-tuned on 200
     samples for 200 steps, evaluated on 500 held-out ones against the frozen backbone. Prints the
     numbers (run with -s); ~20 s on 2 cores."""
-    from models.csi_codec.data import CsiDataConfig, draw_shard
+    from simulator.datagen.csi import CsiDataConfig, draw_shard
     from models.csi_codec.train import evaluate
 
     lmbda, n_tune = 300.0, 200

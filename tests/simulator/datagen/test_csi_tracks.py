@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from models.csi_codec.data import (CsiDataConfig, generate_dataset, load_data_config, load_split, load_track,
-                                   read_description)
+from models.csi_codec.data import load_split, load_track, read_description
+from simulator.datagen.csi import CsiDataConfig, generate_dataset, load_data_config
 
 SMALL = dict(bs_array_rows=2, bs_array_cols=2, num_subcarriers=8)
 CANYON = dict(scene="simple_street_canyon", bs_position_m=[-30.0, 0.0, 20.0], max_depth=1, samples_per_src=10_000)

@@ -1,4 +1,5 @@
-"""Ray-traced downlink CSI from Sionna RT 1.2.2 (mitsuba 3.8 / drjit 1.3 on the CPU through LLVM).
+"""Ray-traced downlink CSI from Sionna RT 1.2.2 (mitsuba 3.8 / drjit 1.3 on the CPU through LLVM),
+the ``ray_traced`` source of the CSI datasets (``simulator/datagen/csi.py``).
 
 A BS (Transmitter with a ``PlanarArray``: rows x cols, 0.5-wavelength spacing, vertical
 polarisation, "tr38901" element pattern) in one of Sionna RT's bundled scenes, and single-antenna
@@ -240,11 +241,11 @@ def trace_track(tr: RayTracer, track: TrackConfig, start: int, stop: int,
 
 
 class _Worker:
-    """A child ``python -m models.csi_codec.raytrace`` answering pickled (function name, args) on its stdin
+    """A child ``python -m simulator.datagen.raytrace`` answering pickled (function name, args) on its stdin
     with pickled ("ok", result) / ("error", exception) on its stdout; kept alive for the scene cache."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "models.csi_codec.raytrace"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "simulator.datagen.raytrace"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, cwd=str(Path(__file__).resolve().parents[2]))
 
     def call(self, name: str, *args):
