@@ -60,15 +60,23 @@ class FadingChannel:
         tau_s = tf.reshape(tau, [-1]).numpy().astype(np.float64)                 # [paths]
         freqs_hz = subcarrier_frequencies(carrier.num_subcarriers,
                                           carrier.subcarrier_spacing_khz * 1e3).numpy().astype(np.float64)
-        # Fourier kernel of cir_to_ofdm_channel: H(f) = sum_l a_l exp(-j 2 pi f tau_l)   [paths, sc]
-        self._kernel = np.exp(-2j * np.pi * tau_s[:, None] * freqs_hz[None, :]).astype(np.complex64)
+        # Fourier kernel of cir_to_ofdm_channel: H(f) = sum_l a_l exp(-j 2 pi f tau_l)   [paths, sc] complex128
+        self._kernel = np.exp(-2j * np.pi * tau_s[:, None] * freqs_hz[None, :])
         self.num_ue_ant = num_ue_ant
         self._cache_start = -1
         self._cache = None
         self._gain = None
 
     def _compute(self, samples: np.ndarray) -> np.ndarray:
-        return self._a[samples] @ self._kernel                        # [n, rx_ant, sc]
+        """[n, rx_ant, sc] complex64 for samples [n]: one 2-D product [n * rx_ant, paths] @ [paths, sc]
+        (a stacked [n, rx_ant, paths] @ [paths, sc] makes n small BLAS calls, each a thread wake-up under
+        load). It sums in complex128 and rounds once to complex64, so a slot's value does not depend on
+        its row in the product, on the BLAS or on its thread count (a complex64 GEMM rounds its edge rows
+        differently)."""
+        a = self._a[samples]                                          # [n, rx_ant, paths]
+        n, rx_ant, num_paths = a.shape
+        h = a.reshape(n * rx_ant, num_paths).astype(np.complex128) @ self._kernel
+        return h.astype(np.complex64).reshape(n, rx_ant, -1)
 
     def cfr(self, slots) -> np.ndarray:
         return self._compute(self.sample_of_slot[np.asarray(slots)])

@@ -29,6 +29,23 @@ def test_cfr_equals_sionna_cir_to_ofdm_channel():
     np.testing.assert_allclose(ch.cfr_slot(17), ref[17], atol=2e-5)
 
 
+def test_one_2d_product_equals_the_per_slot_products():
+    """The CFR of a chunk is one [n * ant, paths] @ [paths, sc] product: it equals, slot by slot and
+    antenna by antenna, sum_l a_l exp(-j 2 pi f tau_l) summed in complex128 and rounded to complex64
+    (a mixed-up reshape would swap slots or antennas), whichever rows it is computed with."""
+    ch = FadingChannel(ChannelConfig(model="cdl", profile="C", delay_spread_ns=300), CARRIER, 2, 30 / 3.6,
+                       np.arange(600), seed=2)
+    a = ch._a.astype(np.complex128)                                                  # [time, ant, paths]
+    ref = np.stack([np.einsum("rl,ls->rs", a[t], ch._kernel) for t in range(600)]).astype(np.complex64)
+    assert ref.shape == (600, 2, 144) and not np.allclose(ref[:, 0], ref[:, 1])
+    np.testing.assert_array_equal(ch.cfr(np.arange(600)), ref)
+    np.testing.assert_array_equal(ch.cfr(np.array([599, 3])), ref[[599, 3]])
+    for slot in (0, 511, 512, 599):                                                   # both chunks of 512
+        np.testing.assert_array_equal(ch.cfr_slot(slot), ref[slot])
+        np.testing.assert_allclose(ch.gain_slot(slot), (np.abs(ref[slot].astype(np.complex128)) ** 2).sum(axis=0),
+                                   rtol=1e-12)
+
+
 @pytest.mark.parametrize("model, profile", [("tdl", "B"), ("cdl", "C")])
 def test_fading_is_continuous_with_the_ue_doppler(model, profile):
     speed = 30 / 3.6
