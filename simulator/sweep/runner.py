@@ -21,14 +21,12 @@ from typing import Callable
 from simulator.loader import scenario_to_dict, validate_data
 from simulator.recorder import write_json_atomic
 from simulator.sweep.spec import Point, Sweep, SweepError
+from simulator.threads import thread_env
 from simulator.validation import check_files
 
 SWEEP_FILE = "sweep.json"
 # Worker processes of the LocalCluster: one BLAS/OpenMP/TensorFlow thread each (one worker per core).
-WORKER_ENV = {
-    "TF_CPP_MIN_LOG_LEVEL": "3", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-    "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-}
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", **thread_env(1)}
 
 
 def run_point(scenario: dict, out_dir: str) -> dict:
