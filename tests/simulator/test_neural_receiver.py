@@ -81,7 +81,7 @@ def test_grid_layout_matches_the_deeprx_data_pipeline():
     assert pilots.shape == data_re.shape == (NUM_OFDM_SYMBOLS, chain.num_subcarriers)
     np.testing.assert_array_equal(np.flatnonzero(pilots[2]), np.arange(0, chain.num_subcarriers, 2))
     assert not np.delete(pilots, 2, axis=0).any()
-    np.testing.assert_array_equal(data_re, np.arange(NUM_OFDM_SYMBOLS)[:, None] != 2)
+    np.testing.assert_array_equal(data_re, np.broadcast_to(np.arange(NUM_OFDM_SYMBOLS)[:, None] != 2, data_re.shape))
     cfg = DeepRxDataConfig(num_prbs=NUM_PRBS, num_dmrs_symbols=NUM_DMRS, mcs=(QPSK_MCS,), channels=("tdl:A",))
     arrays = draw_samples(cfg, [0])
     np.testing.assert_array_equal(arrays["pilots"], pilots)
