@@ -25,6 +25,7 @@ run: $(STAMP)
 	$(VENV)/bin/airtune run scenarios/quickstart.yaml --overwrite
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports    # the layer contracts of pyproject.toml; a broken one fails the target
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)
@@ -34,4 +35,4 @@ bench: $(STAMP)
 	$(PY) -m pytest -q -m benchmark -s tests/benchmarks
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache .import_linter_cache
