@@ -93,7 +93,7 @@ def build_bler_predictor(scenario: Scenario, seed: np.random.SeedSequence):
     cfg = scenario.models.bler_predictor
     if cfg is None:
         return None
-    return get_model(cfg.type).load(cfg.checkpoint, cfg.online.model_dump(), np.random.default_rng(seed))
+    return get_model(cfg.type).load(cfg.checkpoint, cfg.online, np.random.default_rng(seed))
 
 
 def build_csi_feedback(scenario: Scenario, run: RunContext, ue: Ue, uplink: Link,
@@ -108,7 +108,7 @@ def build_csi_feedback(scenario: Scenario, run: RunContext, ue: Ue, uplink: Link
     # reports a decoder update serves: the CSI-RS occasions in one fine-tuning interval (eq. 21)
     speed = ue.mobility.speed_mps
     reports = online.interval_m / (speed * scenario.csi_rs.period_ms * 1e-3) if speed > 0 else 1.0
-    codec = codec_type.online(cfg.checkpoint, online.model_dump(), np.random.default_rng(seed), reports)
+    codec = codec_type.online(cfg.checkpoint, online, np.random.default_rng(seed), reports)
     return CsiFeedback(run, ue.id, codec, codec, uplink, x, spacing_m, interval_m=online.interval_m,
                        samples=online.samples)
 
@@ -124,8 +124,8 @@ def build_receiver_adaptation(scenario: Scenario, run: RunContext, ue_ids: list[
     k1 = scenario.harq.k1_slots
     phy.record_slots(ad.window_slots + 2 * k1 + 1)
     rx_type = get_model(rx.type)
-    tuner = rx_type.adapter(rx.checkpoint, ad.model_dump(), scenario.carrier.num_subcarriers)
-    coder = rx_type.update_coder(ad.update.model_dump())
+    tuner = rx_type.adapter(rx.checkpoint, ad, scenario.carrier.num_subcarriers)
+    coder = rx_type.update_coder(ad.update)
     downlink = Link(run.env, "downlink", ad.downlink_kbps * 1e3, int(round(ad.downlink_delay_ms * 1000)), ue_ids,
                     trace=run.trace)
     out = []

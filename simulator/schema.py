@@ -1,9 +1,10 @@
 """The scenario schema: pydantic models, unknown keys forbidden, units in field names.
 
-Every field has a unit in its name (``_ms``, ``_db``, ``_kmh``, ...) and a default where
-one makes sense. Cross-field rules (a period that is not a whole number of slots, a PRB
-count the numerology cannot carry) are checked here too, so every error names a field.
-Nothing here opens a file: the checkpoints, tracks and pools a scenario names are checked by
+Every field has a unit in its name (``_ms``, ``_db``, ``_kmh``, ...) and a default where one
+makes sense. Cross-field rules (a period that is not a whole number of slots, a PRB count the
+numerology cannot carry) are checked here too, so every error names a field. Each model's online
+settings are defined beside the model (``models/<model>/config.py``) and composed here. Nothing
+here opens a file: the checkpoints, tracks and pools a scenario names are checked by
 ``simulator.validation``.
 """
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.config import FieldError
+from models.csi_codec.config import CsiOnlineConfig
+from models.deeprx.config import ReceiverAdaptationConfig
+from models.ff_bler.config import LightTuneConfig
 
 # Maximum transmission bandwidth configuration N_RB per numerology (38.101-1 Table 5.3.2-1
 # for FR1 at 15/30/60 kHz, 38.101-2 Table 5.3.2-1 for FR2 at 120 kHz).
@@ -215,25 +219,10 @@ class LinkAdaptationConfig(_Strict):
     cqi_exploration: CqiExplorationConfig = Field(default_factory=CqiExplorationConfig)
 
 
-class BlerOnlineConfig(_Strict):
-    policy: Literal["none", "lighttune"] = Field("lighttune", description="none: frozen model")
-    delta: float = Field(0.3, gt=0, le=1, description="LightTune: update when |predicted - observed BLER| >= delta")
-    optimizer: Literal["one_step_adam", "adam"] = Field("one_step_adam", description="one_step_adam resets "
-                                                                                  "the moments at every update")
-    learning_rate: float = Field(0.003, gt=0, le=1, description="LightTune step size (the paper's 0.03 "
-                                                                 "overshoots here; scenarios/experiments/"
-                                                                 "lighttune/RESULTS.md)")
-    negatives: Literal["uniform", "hard"] = Field("uniform", description="negative label: uniform over the "
-                                                                      "wrong ones, or the wrong prediction")
-    ue_gflops: float = Field(100.0, gt=0, description="UE compute speed: an update is charged its modelled "
-                                                      "FLOPs (forward pass of the pair, closed-form gradients, "
-                                                      "Adam step per layer) at this rate")
-
-
 class BlerPredictorConfig(_Strict):
     type: str = Field("ff_bler", description="registered model type")
     checkpoint: str | None = Field(None, description="checkpoint JSON; null: untrained weights (tests only)")
-    online: BlerOnlineConfig = Field(default_factory=BlerOnlineConfig)
+    online: LightTuneConfig = Field(default_factory=LightTuneConfig)
 
     @field_validator("type")
     @classmethod
@@ -257,97 +246,12 @@ class BlerPredictorConfig(_Strict):
         return self
 
 
-class UpdateCodingConfig(_Strict):
-    """How a weight update is quantised and range-coded (``models.csi_codec.update_coder``; seeds/002, eq. 12-19)."""
-    bins: int = Field(64, ge=2, le=65536, description="Quantiser levels N (equispaced, width bin_width, 0 included)")
-    bin_width: float = Field(0.005, gt=0, le=1, description="Quantiser bin width t")
-    prior: Literal["spike_slab", "uniform"] = Field("spike_slab", description="Prior the update is coded under")
-    alpha: float = Field(1000.0, ge=0, description="spike_slab: weight of the spike against the slab")
-    sigma_slab: float = Field(0.05, gt=0, description="spike_slab: slab standard deviation")
-
-
-class CsiUpdateConfig(UpdateCodingConfig):
-    """How a full_model decoder update is quantised and coded (seeds/002, eq. 12-19)."""
-    beta: float = Field(1.0, ge=0, description="Weight of the update rate in the fine-tuning loss (eq. 21)")
-    rate_term: bool = Field(True, description="false: fine-tune without the update-rate term (beta ignored)")
-
-
-class CsiOnlineConfig(_Strict):
-    scheme: Literal["none", "encoder_only", "full_model", "genie", "translation"] = Field(
-        "none", description="Fine-tuning scheme (paper Sec. V): none, encoder_only, full_model (decoder update "
-                            "coded and sent on the feedback link), genie (decoder update free), translation")
-    interval_m: float = Field(12.0, gt=0, description="Fine-tune every this many metres travelled")
-    samples: int = Field(100, ge=1, description="Most recent CSI reports the UE keeps and fine-tunes on")
-    steps: int = Field(200, ge=1, le=100000, description="Gradient steps per fine-tuning")
-    batch: int = Field(32, ge=1, description="Mini-batch size")
-    learning_rate: float = Field(1e-4, gt=0, le=1, description="Adam step size (the paper's 1e-4)")
-    lmbda: float | None = Field(None, gt=0, description="RD weight lambda; null: the checkpoint's training lambda")
-    ue_gflops: float = Field(100.0, gt=0, description="UE compute speed: a fine-tuning is charged "
-                                                      "3 x forward FLOPs x batch x steps at this rate")
-    update: CsiUpdateConfig = Field(default_factory=CsiUpdateConfig)
-
-
 class CsiCodecConfig(_Strict):
     type: Literal["conv_csi"] = Field("conv_csi", description="Neural CSI compressor (seeds/002)")
     checkpoint: str = Field(..., description="conv_csi checkpoint JSON (`python -m models.csi_codec.train`)")
     track: str = Field(..., description="CSI track dataset (`airtune data csi` with a track source): the "
                                         "UE's CSI at each CSI-RS occasion is the sample at its distance travelled")
     online: CsiOnlineConfig = Field(default_factory=CsiOnlineConfig)
-
-
-class ReceiverUpdateConfig(UpdateCodingConfig):
-    """How a receiver update (new weights - the UE's weights) is quantised and coded for the downlink."""
-    bin_width: float = Field(1e-5, gt=0, le=1, description="Quantiser bin width t. Sized for the default sgd "
-                                                           "steps (lr 0.002 x 3 moved the small preset's weights "
-                                                           "by 2e-6 median, 2e-4 at most); adam moves every "
-                                                           "weight by about lr a step: ~5e-4 fits it")
-    sigma_slab: float = Field(5e-5, gt=0, description="spike_slab: slab standard deviation")
-
-
-class ReceiverAdaptationConfig(_Strict):
-    """Targeted fine-tuning of the UE's neural receiver on the network side (seeds/000)."""
-    variant: Literal["influence", "random", "gradient_ascent"] = Field(
-        "influence", description="influence: descend on the pool samples most beneficial to the targets; random: "
-                                 "on random pool samples; gradient_ascent: ascend on the most harmful ones")
-    score: Literal["classic", "l_relative", "theta_relative"] = Field(
-        "l_relative", description="Influence score that ranks the pool (influence, gradient_ascent)")
-    loss: Literal["bce", "ber"] = Field("bce", description="Target loss the pool is scored against: bce, or ber "
-                                                           "(soft-BER surrogate); the fine-tuning minimises BCE")
-    optimizer: Literal["sgd", "adam"] = Field("sgd", description="Fine-tuning steps: sgd (the paper's first-order "
-                                                                 "descent) or adam (fresh moments)")
-    window_slots: int = Field(20, ge=1, le=100000, description="The BER gap is watched over the UE's latest this "
-                                                              "many transmissions whose HARQ feedback has arrived "
-                                                              "(and that used the weights in force)")
-    gap_threshold: float = Field(0.1, ge=0, description="Fine-tune when the mean relative BER gap "
-                                                        "(ber - ber_genie) / ber_genie of the window's slots with "
-                                                        "ber_genie >= min_genie_ber reaches this")
-    min_genie_ber: float = Field(1e-3, gt=0, lt=1, description="Slots whose genie BER is below this are neither "
-                                                                "watched nor targeted (their relative gap is noise)")
-    num_targets: int = Field(1, ge=1, le=1000, description="Target slots per fine-tuning: the window's largest "
-                                                           "relative gaps")
-    samples: int = Field(50, ge=1, description="Pool samples fine-tuned on (the paper's top-50)")
-    steps: int = Field(3, ge=1, le=10000, description="Gradient steps per fine-tuning")
-    learning_rate: float = Field(0.002, gt=0, le=1, description="Fine-tuning step size")
-    pool: str = Field(..., description="Network-side training pool: a deeprx dataset folder (`airtune data "
-                                       "deeprx`) on the scenario's grid")
-    pool_size: int | None = Field(None, ge=1, description="Use the pool's first this many samples; null: all")
-    hessian_subset: int = Field(16, ge=1, description="Pool samples the Hessian is estimated on (the first ones)")
-    top_k: int = Field(40, ge=1, description="Eigenpairs of the Arnoldi inverse Hessian (the paper's 40)")
-    network_gflops: float = Field(1000.0, gt=0, description="Network-side compute speed: a fine-tuning is charged "
-                                                            "its modelled FLOPs (HVPs, pool and target gradients, "
-                                                            "training steps) at this rate")
-    downlink_kbps: float = Field(10000.0, gt=0, description="Capacity of the downlink pipe the coded update "
-                                                            "travels on (FIFO, separate from the PDSCH)")
-    downlink_delay_ms: float = Field(0.0, ge=0, description="Delay after serialisation on that pipe")
-    update: ReceiverUpdateConfig = Field(default_factory=ReceiverUpdateConfig)
-
-    @model_validator(mode="after")
-    def _sizes(self):
-        if self.pool_size is not None:
-            for name in ("hessian_subset", "samples"):
-                if getattr(self, name) > self.pool_size:
-                    raise FieldError(name, f"must be <= pool_size ({self.pool_size}) (got {getattr(self, name)})")
-        return self
 
 
 class ReceiverConfig(_Strict):

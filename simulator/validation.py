@@ -11,11 +11,12 @@ from pathlib import Path
 from models.checkpoint import read_checkpoint_config
 from models.config import FieldError
 from models.csi_codec.data import read_description as read_csi_description
+from models.deeprx.config import ReceiverAdaptationConfig
 from models.deeprx.data import dataset_size
 from models.deeprx.data import read_description as read_deeprx_description
 from models.deeprx.receiver import checkpoint_grid
 from simulator.loader import field_errors
-from simulator.schema import CsiCodecConfig, ReceiverAdaptationConfig, Scenario, StaticMobility, WaypointMobility
+from simulator.schema import CsiCodecConfig, Scenario, StaticMobility, WaypointMobility
 
 
 def validate_files(scenario: Scenario) -> list[FieldError]:

@@ -38,15 +38,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from models.base import Update
-
 from models.checkpoint import read_checkpoint_config
-
-SCHEMES = ("none", "encoder_only", "full_model", "genie", "translation")
+from models.csi_codec.config import CsiOnlineConfig
 
 
 def flops_per_report(cfg) -> float:
@@ -82,15 +79,13 @@ class OnlineCsiCodec:
     fine_tune:  x [n, ant, sc, 2] -> Update | None (UE; None for scheme ``none``)
     """
 
-    def __init__(self, checkpoint: str, online: dict[str, Any], rng: np.random.Generator,
+    def __init__(self, checkpoint: str, online: CsiOnlineConfig, rng: np.random.Generator,
                  reports_per_update: float = 1.0):
         from models.csi_codec.model import ConvCsiCodec
         from models.csi_codec.sides import CsiDecoderSide, CsiEncoderSide
 
-        self.online = dict(online)
-        self.scheme = self.online.get("scheme", "none")
-        if self.scheme not in SCHEMES:
-            raise ValueError(f"unknown fine-tuning scheme {self.scheme!r}; valid: {', '.join(SCHEMES)}")
+        self.online = online
+        self.scheme = online.scheme
         self.rng = rng
         if self.scheme == "translation":     # the frozen backbone between T (UE) and R (gNB)
             from models.csi_codec.translation import TranslatedCodec
@@ -103,7 +98,7 @@ class OnlineCsiCodec:
         self.ue = CsiEncoderSide(load())
         self.gnb = CsiDecoderSide(load(), self._update_coder())
         self.config = self.ue.codec.config
-        self.lmbda = float(self.online.get("lmbda") or _checkpoint_lmbda(checkpoint))
+        self.lmbda = float(online.lmbda or _checkpoint_lmbda(checkpoint))
         self.reports_per_update = max(float(reports_per_update), 1.0)
         self._trainer = None
         self.work = None
@@ -158,21 +153,21 @@ class OnlineCsiCodec:
             return None
         from models.csi_codec.update_coder import make_update_coder
 
-        coder = make_update_coder(self.online.get("update", {}))
+        coder = make_update_coder(self.online.update)
         self._quantizer, self._prior = coder.quantizer, coder.prior
         return coder
 
     def _make_trainer(self):
         from models.csi_codec.train import FullModelFineTuner, RdTrainer
 
-        lr = float(self.online.get("learning_rate", 1e-4))
+        lr = self.online.learning_rate
         if self.scheme == "encoder_only":
             return RdTrainer(self.work, self.lmbda, lr, variables=self.work.encoder_side_variables)
         if self.scheme == "genie":
             return RdTrainer(self.work, self.lmbda, lr)
         if self.scheme == "full_model":
-            u = self.online.get("update", {})
-            beta = float(u.get("beta", 1.0)) if u.get("rate_term", True) else 0.0
+            u = self.online.update
+            beta = u.beta if u.rate_term else 0.0
             return FullModelFineTuner(self.work, self._quantizer, self._prior, self.lmbda, beta,
                                       self.reports_per_update, lr)
         from models.csi_codec.translation import TranslationFineTuner
@@ -181,7 +176,7 @@ class OnlineCsiCodec:
 
     def compute_us(self, steps: int, batch: int) -> int:
         flops = 3.0 * flops_per_report(self.config) * steps * batch
-        return int(math.ceil(flops / (float(self.online.get("ue_gflops", 100.0)) * 1e9) * 1e6))
+        return int(math.ceil(flops / (self.online.ue_gflops * 1e9) * 1e6))
 
     def _rd(self, codec, x: np.ndarray) -> float:
         from models.csi_codec.model import rd_loss
@@ -194,7 +189,7 @@ class OnlineCsiCodec:
         if self.scheme == "none":
             return None
         x = np.asarray(x, np.float32)
-        steps, batch = int(self.online.get("steps", 200)), int(self.online.get("batch", 32))
+        steps, batch = self.online.steps, self.online.batch
         before = self._rd(self.ue.codec, x)    # the UE's decoder side equals the gNB's between updates
         if self.scheme == "full_model":
             self._trainer.run(x, self.gnb.decoder_side_weights(), steps, batch, self.rng)

@@ -34,6 +34,7 @@ import tensorflow as tf
 from scipy import special
 
 from models.csi_codec.bitstream import bytes_to_words, categorical, words_to_bytes
+from models.csi_codec.config import UpdateCodingConfig
 from models.csi_codec.entropy import quantize_pmf
 
 LN2 = math.log(2.0)
@@ -256,10 +257,13 @@ class UpdateCoder:
         return out
 
 
-def make_update_coder(update: dict, default_bin_width: float = 0.005) -> UpdateCoder:
-    """An ``UpdateCoder`` from scenario settings (``bins``, ``bin_width``, ``prior`` and, for the
-    spike-and-slab only, ``alpha`` / ``sigma_slab``: the schema fills them whatever the prior)."""
-    q = UpdateQuantizer(int(update.get("bins", 64)), float(update.get("bin_width", default_bin_width)))
-    name = update.get("prior", "spike_slab")
-    kwargs = {k: update[k] for k in ("alpha", "sigma_slab") if update.get(k) is not None} if name == "spike_slab" else {}
-    return UpdateCoder(q, make_prior(name, **kwargs))
+def make_update_coder(update: UpdateCodingConfig) -> UpdateCoder:
+    """An ``UpdateCoder`` with ``update``'s quantiser and prior (``alpha`` and ``sigma_slab`` are
+    the spike-and-slab's; the uniform prior takes none).
+
+    encode: old [weights], new [weights] -> CodedUpdate (sender: bytes, bits, quantised weights)
+    decode: old [weights], bytes -> new weights, float32 (receiver)
+    """
+    q = UpdateQuantizer(update.bins, update.bin_width)
+    kwargs = {"alpha": update.alpha, "sigma_slab": update.sigma_slab} if update.prior == "spike_slab" else {}
+    return UpdateCoder(q, make_prior(update.prior, **kwargs))

@@ -302,10 +302,11 @@ class DeepRx(tf.Module):
 
     @staticmethod
     def update_coder(update):
-        """The downlink coder of its weight updates (``models.deeprx.online.receiver_update_coder``)."""
-        from models.deeprx.online import receiver_update_coder
+        """The downlink coder of its weight updates under ``update`` (a ``ReceiverUpdateConfig``): the
+        CSI decoder updates' ``models.csi_codec.update_coder.make_update_coder``."""
+        from models.csi_codec.update_coder import make_update_coder
 
-        return receiver_update_coder(update)
+        return make_update_coder(update)
 
     # -- forward --------------------------------------------------------------------------------------
     def forward(self, x: tf.Tensor, params: Sequence[tf.Tensor] | None = None) -> tf.Tensor:

@@ -9,10 +9,10 @@ uses two objects from here:
   ``models.deeprx.targeted`` (a new ``TargetedFineTuner`` per job, since the Hessian and the pool
   projections belong to the weights it starts from). It returns the new weights, the pool rows
   chosen, the target loss before and after, and the job's modelled compute time.
-- ``receiver_update_coder``: the weight delta quantised (``bins``, ``bin_width``) and range-coded
-  under a spike-and-slab or uniform prior: ``models.csi_codec.update_coder.UpdateCoder``, the same
-  coder as the CSI decoder updates. The network keeps the quantised weights it encoded as its copy
-  of the UE's; the UE rebuilds them from the bytes alone.
+- the weight delta is quantised (``update.bins``, ``bin_width``) and range-coded under a
+  spike-and-slab or uniform prior by ``models.csi_codec.update_coder.make_update_coder``, the same
+  coder as the CSI decoder updates (``DeepRx.update_coder``). The network keeps the quantised
+  weights it encoded as its copy of the UE's; the UE rebuilds them from the bytes alone.
 
 Compute time is modelled, not measured, so the same seed gives the same logs. With F the forward
 FLOPs of one slot (``forward_flops``: 2 FLOPs a multiply-accumulate of every convolution), a
@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from models.deeprx.config import ReceiverAdaptationConfig
 from models.deeprx.data import load_dataset
-from models.deeprx.targeted import relative_ber_gap, select_targets
 from models.deeprx.model import DeepRxConfig
+from models.deeprx.targeted import relative_ber_gap, select_targets
 
 
 def forward_flops(cfg: DeepRxConfig, num_symbols: int, num_subcarriers: int) -> float:
@@ -83,7 +84,7 @@ class NetworkFineTuner:
 
     run: weights [list, model.params order], targets (dataset-layout arrays of the target slots,
          ``SlotHistory.slot_arrays``), rng -> JobResult
-    ``adaptation``: the ``models.receiver.adaptation`` settings as a dict (the schema's fields).
+    ``adaptation``: the ``models.receiver.adaptation`` settings.
     The compute model's slot has ``num_subcarriers`` and the OFDM symbols of the pool's pilot grid.
     """
 
@@ -91,13 +92,13 @@ class NetworkFineTuner:
     relative_ber_gap = staticmethod(relative_ber_gap)
     select_targets = staticmethod(select_targets)
 
-    def __init__(self, checkpoint: str, adaptation: dict[str, Any], num_subcarriers: int, pool=None):
+    def __init__(self, checkpoint: str, adaptation: ReceiverAdaptationConfig, num_subcarriers: int, pool=None):
         from models.deeprx.model import DeepRx
 
-        self.cfg = dict(adaptation)
+        self.cfg = adaptation
         self.model = DeepRx.load(checkpoint)
         self.width = self.model.config.max_bits_per_symbol
-        self.pool_arrays = pool if pool is not None else load_dataset(self.cfg["pool"], self.cfg.get("pool_size"))
+        self.pool_arrays = pool if pool is not None else load_dataset(self.cfg.pool, self.cfg.pool_size)
         self.pool_size = len(self.pool_arrays["index"])
         self.forward = forward_flops(self.model.config, self.pool_arrays["pilots"].shape[0], num_subcarriers)
         self.num_params = self.model.num_parameters()
@@ -110,7 +111,7 @@ class NetworkFineTuner:
             dtype = self.model.config.dtype
             self._pool_batch = to_batch(self.pool_arrays, self.width, dtype)
             self._subset = to_batch(self.pool_arrays, self.width, dtype,
-                                    rows=slice(0, int(self.cfg.get("hessian_subset", 16))))
+                                    rows=slice(0, self.cfg.hessian_subset))
         return self._pool_batch, self._subset
 
     def targeted_config(self, rng: np.random.Generator):
@@ -118,13 +119,10 @@ class NetworkFineTuner:
         from models.deeprx.targeted import TargetedConfig
 
         c = self.cfg
-        variant = c.get("variant", "influence")
-        top_k = int(c.get("top_k", 40)) if variant != "random" else 1
+        top_k = c.top_k if c.variant != "random" else 1
         influence = InfluenceConfig(top_k=top_k, seed=int(rng.integers(2 ** 31)))
-        return TargetedConfig(variant=variant, score=c.get("score", "l_relative"), loss=c.get("loss", "bce"),
-                              num_samples=int(c.get("samples", 50)), steps=int(c.get("steps", 3)),
-                              learning_rate=float(c.get("learning_rate", 0.002)),
-                              optimizer=c.get("optimizer", "sgd"), influence=influence)
+        return TargetedConfig(variant=c.variant, score=c.score, loss=c.loss, num_samples=c.samples, steps=c.steps,
+                              learning_rate=c.learning_rate, optimizer=c.optimizer, influence=influence)
 
     def run(self, weights: Sequence[np.ndarray], targets: dict[str, np.ndarray], rng: np.random.Generator) -> JobResult:
         from models.deeprx.data import to_batch
@@ -137,24 +135,12 @@ class NetworkFineTuner:
         res = tuner.run(to_batch(targets, self.width, self.model.config.dtype), tcfg, rng)
         c = self.cfg
         flops = job_flops(tcfg.variant, self.forward, num_params=self.num_params, top_k=tcfg.influence.top_k,
-                          hessian_subset=int(c.get("hessian_subset", 16)), pool_size=self.pool_size,
+                          hessian_subset=c.hessian_subset, pool_size=self.pool_size,
                           num_targets=len(targets["index"]), samples=tcfg.num_samples, steps=tcfg.steps)
-        compute_us = int(math.ceil(flops / (float(c.get("network_gflops", 1000.0)) * 1e9) * 1e6))
+        compute_us = int(math.ceil(flops / (c.network_gflops * 1e9) * 1e6))
         wbytes = 4 * self.num_params
         state = 3 * wbytes                                             # weights, gradient, moments or update
         if tcfg.variant != "random":                                   # eigenbasis and projected pool, float64
             state += 8 * tuner.num_eigen * (self.num_params + self.pool_size)
         return JobResult(res.weights, np.asarray(res.chosen_index), res.target_loss_before, res.target_loss_after,
                          compute_us, flops, state)
-
-
-def receiver_update_coder(update: dict[str, Any]):
-    """Downlink update of a receiver: an ``UpdateCoder`` under the ``update`` settings (the CSI
-    decoder updates' coder; bin width 1e-5 by default, sized for 3 sgd steps at lr 0.002).
-
-    encode: old [weights], new [weights] -> CodedUpdate (network: bytes, bits, quantised weights)
-    decode: old [weights], bytes -> new weights, float32 (UE)
-    """
-    from models.csi_codec.update_coder import make_update_coder
-
-    return make_update_coder(update, default_bin_width=1e-5)

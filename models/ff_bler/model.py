@@ -21,22 +21,13 @@ import numpy as np
 from models.base import BLER_FEATURES, Update, compute_us
 from models.checkpoint import load_checkpoint
 from models.feature_scaling import standardize
+from models.ff_bler.config import LightTuneConfig
 from models.ff_bler.ffnet import FFNet, LayerAdam
 from models.registry import register_model
 
 FEATURE_NAMES = BLER_FEATURES
 CQI_INDEX = FEATURE_NAMES.index("cqi")
 FLOAT_TOL = 1e-9
-
-
-@dataclass
-class OnlineConfig:
-    policy: Literal["none", "lighttune"] = "lighttune"
-    delta: float = 0.3
-    optimizer: Literal["one_step_adam", "adam"] = "one_step_adam"
-    learning_rate: float = 0.003
-    negatives: Literal["uniform", "hard"] = "uniform"
-    ue_gflops: float = 100.0
 
 
 @dataclass
@@ -73,10 +64,10 @@ class FFBlerPredictor:
 
     Config = FFBlerConfig
 
-    def __init__(self, config: FFBlerConfig | None = None, online: OnlineConfig | None = None,
+    def __init__(self, config: FFBlerConfig | None = None, online: LightTuneConfig | None = None,
                  rng: np.random.Generator | None = None, net: FFNet | None = None):
         self.config = config or FFBlerConfig()
-        self.online = online or OnlineConfig(policy="none")
+        self.online = online or LightTuneConfig(policy="none")
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.net = net or FFNet(self.config.sizes, self.config.threshold, self.rng,
                                 normalize_hidden=self.config.normalize_hidden, goodness=self.config.goodness)
@@ -96,15 +87,15 @@ class FFBlerPredictor:
                       for W, b in zip(self.net.W, self.net.b)]
 
     @classmethod
-    def load(cls, checkpoint: str | None, online: dict, rng: np.random.Generator) -> "FFBlerPredictor":
+    def load(cls, checkpoint: str | None, online: LightTuneConfig, rng: np.random.Generator) -> "FFBlerPredictor":
         """From a checkpoint (weights + FFBlerConfig), or untrained weights when ``checkpoint`` is None."""
         if checkpoint is None:
-            return cls(online=OnlineConfig(**online), rng=rng)
+            return cls(online=online, rng=rng)
         cfg_dict, weights = load_checkpoint(checkpoint)
         # the checkpoint's config also records how it was trained ("training"); the model needs the rest
         fields = {k: v for k, v in cfg_dict.items() if k in FFBlerConfig.__dataclass_fields__}
         cfg = FFBlerConfig(**{**fields, "sizes": tuple(fields.get("sizes", (13, 32, 32)))})
-        pred = cls(cfg, OnlineConfig(**online), rng=rng)
+        pred = cls(cfg, online, rng=rng)
         pred.net.set_weights(weights)
         pred.work = copy.deepcopy(pred.net)
         return pred

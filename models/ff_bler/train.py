@@ -114,7 +114,7 @@ def train_bler_predictor(features: np.ndarray, bler: np.ndarray, *, epochs: int 
       ffnet.py) learns: held-out MAE 0.145 after 40 epochs ([23, 32, 32], T = 9, lr 0.003).
     The backprop MLP baseline on the same split reaches 0.084 (models/mlp_bler).
     """
-    from models.ff_bler.model import FFBlerConfig, FFBlerPredictor, OnlineConfig
+    from models.ff_bler.model import FFBlerConfig, FFBlerPredictor
 
     split = HoldoutSplit(features, seed, holdout)
     train = split.train
@@ -122,13 +122,13 @@ def train_bler_predictor(features: np.ndarray, bler: np.ndarray, *, epochs: int 
                        **config)
     y = np.clip(np.rint(bler / cfg.bler_step), 0, cfg.num_classes - 1).astype(np.int64)
     x = split.x
-    label_inputs = FFBlerPredictor(cfg, OnlineConfig(policy="none")).label_inputs
+    label_inputs = FFBlerPredictor(cfg).label_inputs
     encode = lambda k: label_inputs[k]  # noqa: E731
     net = FFNet(cfg.sizes, cfg.threshold, np.random.default_rng(seed + 1), normalize_hidden=cfg.normalize_hidden,
                 goodness=cfg.goodness)
     train_ff(net, x[train], y[train], cfg.num_classes, encode, loss=loss, epochs=epochs, lr=lr,
              rng=np.random.default_rng(seed + 2),
              on_epoch=(lambda e, l: log(f"epoch {e + 1}/{epochs}: loss {l:.4f}")) if log else None)
-    pred = FFBlerPredictor(cfg, OnlineConfig(policy="none"), net=net)
+    pred = FFBlerPredictor(cfg, net=net)
     return cfg, net.get_weights(), {**split.metrics(pred.predict, features, bler), "loss": loss, "epochs": epochs,
                                     "lr": lr}

@@ -12,6 +12,7 @@ import numpy as np
 from models.base import BLER_FEATURES, Update
 from models.checkpoint import load_checkpoint
 from models.feature_scaling import standardize
+from models.ff_bler.config import LightTuneConfig
 from models.registry import register_model
 
 CQI_INDEX = BLER_FEATURES.index("cqi")
@@ -46,8 +47,8 @@ class MlpBlerPredictor:
         self._std = np.asarray(self.config.feature_std, np.float32)
 
     @classmethod
-    def load(cls, checkpoint: str | None, online: dict, rng: np.random.Generator) -> "MlpBlerPredictor":
-        if online.get("policy", "none") != "none":
+    def load(cls, checkpoint: str | None, online: LightTuneConfig, rng: np.random.Generator) -> "MlpBlerPredictor":
+        if online.policy != "none":
             raise ValueError("mlp_bler is an offline model: online.policy must be 'none'")
         if checkpoint is None:
             return cls(rng=rng)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.ff_bler.model import FFBlerPredictor, OnlineConfig
+from models.ff_bler.config import LightTuneConfig
+from models.ff_bler.model import FFBlerPredictor
 
 pytestmark = pytest.mark.benchmark
 N = 500
@@ -59,7 +60,7 @@ def test_closed_form_update_vs_gradient_tape():
 
     rng = np.random.default_rng(0)
     # the network the scenarios use: the committed checkpoint ([23, 32, 32], one-hot label, layer goodness)
-    pred = FFBlerPredictor.load(CHECKPOINT, {"policy": "lighttune"}, rng)
+    pred = FFBlerPredictor.load(CHECKPOINT, LightTuneConfig(), rng)
     xs = rng.normal(size=(N, 12)).astype(np.float32)
     pos_in, neg_in = pred.label_inputs[3][None, :], pred.label_inputs[8][None, :]
     step = _tf_step_fn(pred)

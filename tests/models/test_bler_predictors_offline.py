@@ -7,6 +7,7 @@ import pytest
 
 from models.base import BLER_FEATURES
 from models.feature_scaling import fit_scaler, standardize
+from models.ff_bler.config import LightTuneConfig
 
 SNR, CQI, RBS = BLER_FEATURES.index("csi_rs_snr_db"), BLER_FEATURES.index("cqi"), BLER_FEATURES.index("num_rbs")
 
@@ -53,14 +54,14 @@ def test_mlp_predictor_round_trips_its_checkpoint_and_is_offline(rng, tmp_path):
     p = MlpBlerPredictor(MlpBlerConfig(), rng=rng)
     path = save_checkpoint(tmp_path / "m.json", {"sizes": [12, 64, 64, 1], "feature_mean": p.config.feature_mean,
                                                  "feature_std": p.config.feature_std}, p.get_weights())
-    q = MlpBlerPredictor.load(str(path), {"policy": "none"}, rng)
+    q = MlpBlerPredictor.load(str(path), LightTuneConfig(policy="none"), rng)
     f = rng.normal(size=(5, len(BLER_FEATURES))).astype(np.float32)
     out = q.predict(f, np.arange(5) + 3)
     np.testing.assert_array_equal(out, p.predict(f, np.arange(5) + 3))
     assert out.shape == (5,) and ((out > 0) & (out < 1)).all()
     assert q.observe(f[0], 3, 1.0, 0.0) is None
     with pytest.raises(ValueError, match="offline model"):
-        MlpBlerPredictor.load(str(path), {"policy": "lighttune"}, rng)
+        MlpBlerPredictor.load(str(path), LightTuneConfig(policy="lighttune"), rng)
 
 
 def test_offline_model_with_online_policy_names_the_field(make_scenario):

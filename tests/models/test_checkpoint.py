@@ -8,6 +8,7 @@ import pytest
 
 from models.checkpoint import (CheckpointError, load_checkpoint, read_checkpoint_config, save_checkpoint,
                                save_typed_checkpoint)
+from models.ff_bler.config import LightTuneConfig
 from models.ff_bler.model import FFBlerPredictor
 from tests.conftest import REPO
 
@@ -30,7 +31,7 @@ def test_round_trip_and_tamper_detection(tmp_path):
 def test_committed_checkpoint_loads_and_predicts(tmp_path):
     shutil.copy(COMMITTED, tmp_path / COMMITTED.name)
     shutil.copy(COMMITTED.with_suffix(".npz"), tmp_path / COMMITTED.with_suffix(".npz").name)
-    pred = FFBlerPredictor.load(str(tmp_path / COMMITTED.name), {"policy": "lighttune"}, np.random.default_rng(0))
+    pred = FFBlerPredictor.load(str(tmp_path / COMMITTED.name), LightTuneConfig(), np.random.default_rng(0))
     assert pred.config.label_encoding == "onehot" and pred.net.sizes == (23, 32, 32)
     assert pred.config.goodness == "layer"
     f = np.tile(np.asarray(pred.config.feature_mean, np.float32), (5, 1))

@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.ff_bler.model import FEATURE_NAMES, FFBlerPredictor, OnlineConfig
+from models.ff_bler.config import LightTuneConfig
+from models.ff_bler.model import FEATURE_NAMES, FFBlerPredictor
 from models.registry import UnknownModelError, get_model
 
 
 def _predictor(rng, **online):
-    return FFBlerPredictor(online=OnlineConfig(**{"policy": "lighttune", **online}), rng=rng)
+    return FFBlerPredictor(online=LightTuneConfig(**{"policy": "lighttune", **online}), rng=rng)
 
 
 def _features(rng):
@@ -46,7 +47,7 @@ def test_repeated_updates_reach_the_observed_label():
 
 
 def test_frozen_model_never_updates(rng):
-    p = FFBlerPredictor(online=OnlineConfig(policy="none"), rng=rng)
+    p = FFBlerPredictor(online=LightTuneConfig(policy="none"), rng=rng)
     w = [W.copy() for W in p.net.W]
     assert p.observe(_features(rng), 3, 1.0) is None
     assert all(np.array_equal(a, b) for a, b in zip(w, p.net.W))
@@ -65,7 +66,7 @@ def test_onehot_label_encoding_updates_and_checks_its_input_size():
     reached = 0
     for trial in range(10):
         r = np.random.default_rng(trial)
-        p = FFBlerPredictor(cfg, OnlineConfig(policy="lighttune", learning_rate=0.03, negatives="hard"), rng=r)
+        p = FFBlerPredictor(cfg, LightTuneConfig(policy="lighttune", learning_rate=0.03, negatives="hard"), rng=r)
         f = _features(r)
         target = 1.0 if float(p.predict(f, np.array([5]))[0]) < 0.5 else 0.0
         for _ in range(50):
@@ -94,7 +95,7 @@ def test_committed_predictor_moves_towards_the_observed_label(negatives, monkeyp
     lifted, reached, n = 0, 0, 20
     for trial in range(n):
         r = np.random.default_rng(trial)
-        p = FFBlerPredictor.load(CHECKPOINT, {"policy": "lighttune", "learning_rate": 0.003, "negatives": negatives}, r)
+        p = FFBlerPredictor.load(CHECKPOINT, LightTuneConfig(learning_rate=0.003, negatives=negatives), r)
         f = (np.asarray(p.config.feature_mean) + np.asarray(p.config.feature_std) * r.normal(size=12)).astype(np.float32)
         cqi = int(r.integers(1, 16))
         pred = int(p.predict_class(f, np.array([cqi]))[0])

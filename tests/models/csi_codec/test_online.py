@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.csi_codec.config import CsiOnlineConfig, CsiUpdateConfig
 from models.csi_codec.model import ConvCsiConfig
 from models.csi_codec.online import OnlineCsiCodec, flops_per_report
 from tests.models.csi_codec.conftest import few_path_csi, save_tiny_codec
@@ -16,9 +17,9 @@ def tiny_checkpoint(tmp_path_factory):
     return save_tiny_codec(tmp_path_factory.mktemp("ckpt") / "tiny.json")
 
 
-def _online(scheme: str, **kw) -> dict:
-    return {"scheme": scheme, "steps": 30, "batch": 16, "learning_rate": 3e-3, "ue_gflops": 1.0,
-            "update": {"bins": 64, "bin_width": 0.005, "prior": "spike_slab", "beta": 1.0}, **kw}
+def _online(scheme: str, **kw) -> CsiOnlineConfig:
+    return CsiOnlineConfig(**{"scheme": scheme, "steps": 30, "batch": 16, "learning_rate": 3e-3, "ue_gflops": 1.0,
+                              "update": {"bins": 64, "bin_width": 0.005, "prior": "spike_slab", "beta": 1.0}, **kw})
 
 
 def _weights(variables) -> list[np.ndarray]:
@@ -97,7 +98,7 @@ def test_translation_trains_only_its_modules_and_hands_r_to_the_gnb(tiny_checkpo
 
 
 def test_none_never_fine_tunes(tiny_checkpoint):
-    link = OnlineCsiCodec(tiny_checkpoint, {"scheme": "none"}, np.random.default_rng(0))
+    link = OnlineCsiCodec(tiny_checkpoint, CsiOnlineConfig(scheme="none"), np.random.default_rng(0))
     assert link.fine_tune(_shifted(8)) is None and link.work is None
 
 
@@ -106,7 +107,7 @@ def test_a_report_encoded_before_an_update_is_decoded_with_the_decoder_it_was_en
     # the report waits behind the update on the FIFO link (full_model) or is on the link when a free
     # update lands (genie): decoding it with the new decoder and tables would mix two models
     link = OnlineCsiCodec(tiny_checkpoint, _online(scheme), np.random.default_rng(0), reports_per_update=50)
-    ref = OnlineCsiCodec(tiny_checkpoint, {"scheme": "none"}, np.random.default_rng(0))   # the old model, never changed
+    ref = OnlineCsiCodec(tiny_checkpoint, CsiOnlineConfig(scheme="none"), np.random.default_rng(0))   # the old model, never changed
     x = _shifted(64)
     ft = link.fine_tune(x)
     straddling = [link.report(x[i]) for i in range(3)]
@@ -125,10 +126,8 @@ def test_a_report_encoded_before_an_update_is_decoded_with_the_decoder_it_was_en
         link.decode(after)
 
 
-def test_uniform_prior_with_the_schemas_spike_slab_defaults_codes_an_update(tiny_checkpoint):
-    from simulator.schema import CsiUpdateConfig
-
-    update = CsiUpdateConfig(prior="uniform", bins=16).model_dump()        # alpha, sigma_slab filled in
+def test_uniform_prior_with_the_configs_spike_slab_defaults_codes_an_update(tiny_checkpoint):
+    update = CsiUpdateConfig(prior="uniform", bins=16)                     # alpha, sigma_slab filled in
     link = OnlineCsiCodec(tiny_checkpoint, _online("full_model", update=update), np.random.default_rng(0), 50)
     ft = link.fine_tune(_shifted(64))
     assert ft.bits > 0

@@ -8,10 +8,12 @@ import json
 import numpy as np
 import pytest
 
+from models.csi_codec.update_coder import make_update_coder
+from models.deeprx.config import ReceiverAdaptationConfig, ReceiverUpdateConfig
 from models.deeprx.data import load_dataset as load_pool
 from models.deeprx.model import DeepRx, DeepRxConfig
 from models.npz_file import file_sha256
-from models.deeprx.online import forward_flops, job_flops, receiver_update_coder
+from models.deeprx.online import forward_flops, job_flops
 from tests.models.deeprx.conftest import TINY
 
 
@@ -43,8 +45,8 @@ def test_update_bytes_decode_to_the_quantised_weights(prior):
     old = [rng.normal(size=(3, 3, 7, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)]
     new = [o + rng.normal(scale=0.002, size=o.shape).astype(np.float32) for o in old]
     new[1][:] = old[1]                                        # an unchanged tensor costs (almost) nothing
-    coder = receiver_update_coder({"bins": 64, "bin_width": 0.0005, "prior": prior, "alpha": 1000.0,
-                                 "sigma_slab": 0.005})
+    coder = make_update_coder(ReceiverUpdateConfig(bins=64, bin_width=0.0005, prior=prior, alpha=1000.0,
+                                                   sigma_slab=0.005))
     coded = coder.encode(old, new)
     decoded = coder.decode(old, coded.data)
     for d, q, o, n in zip(decoded, coded.quantized, old, new):
@@ -102,8 +104,8 @@ def test_network_fine_tuner_job(tmp_path, variant):
     ckpt = DeepRx(DeepRxConfig(**TINY), seed=0).save(tmp_path / "rx.json")
     rng = np.random.default_rng(3)
     pool = _grid_arrays(rng, 10)
-    cfg = {"variant": variant, "samples": 4, "steps": 2, "learning_rate": 0.01, "hessian_subset": 3, "top_k": 3,
-           "network_gflops": 0.5}
+    cfg = ReceiverAdaptationConfig(variant=variant, samples=4, steps=2, learning_rate=0.01, hessian_subset=3, top_k=3,
+                                   network_gflops=0.5, pool=str(tmp_path))       # the pool arrays below are used
     tuner = NetworkFineTuner(str(ckpt), cfg, num_subcarriers=12, pool=pool)
     w0 = [v.numpy().copy() for v in tuner.model.params]
     res = tuner.run(w0, _grid_arrays(rng, 1), np.random.default_rng(0))
