@@ -12,6 +12,11 @@ import signal
 import sys
 from pathlib import Path
 
+from models.base import BLER_FEATURES
+from models.checkpoint import save_checkpoint
+from models.deeprx.data import read_description
+from models.ff_bler.train import train_bler_predictor
+from models.mlp_bler.train import train_mlp_bler
 from simulator.threads import ENV_VAR, limit_threads, threads_setting
 
 EXIT_INPUT = 2
@@ -148,8 +153,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_train_deeprx(args) -> int:
-    from models.deeprx.data import read_description
-    from models.deeprx.train import DeepRxTrainConfig, load_and_train
+    from models.deeprx.train import DeepRxTrainConfig, load_and_train     # lazy: TensorFlow
     from simulator.datagen.deeprx import data_config_of, reference_receivers
 
     try:
@@ -176,9 +180,6 @@ def cmd_train(args) -> int:
         return cmd_train_deeprx(args)
     import pandas as pd
 
-    from models.base import BLER_FEATURES
-    from models.checkpoint import save_checkpoint
-
     data = Path(args.data)
     if not data.exists():
         _err(f"--data: {data}: no such file (make it with `airtune data ff_bler`)")
@@ -191,13 +192,9 @@ def cmd_train(args) -> int:
     x, y = df[list(BLER_FEATURES)].to_numpy(), df.bler_observed.to_numpy()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if args.model == "mlp_bler":
-        from models.mlp_bler.train import train_mlp_bler
-
         cfg, weights, metrics = train_mlp_bler(x, y, epochs=args.epochs or 250, lr=args.lr or 1e-3, seed=args.seed,
                                                log=log)
     else:
-        from models.ff_bler.train import train_bler_predictor
-
         cfg, weights, metrics = train_bler_predictor(
             x, y, epochs=args.epochs or 30, lr=args.lr or 0.003, loss=args.loss, seed=args.seed,
             sizes=tuple(int(v) for v in args.sizes.split(",")), threshold=args.threshold,
@@ -214,7 +211,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from analysis.report import ReportError, write_report
+    from analysis.report import ReportError, write_report     # lazy: matplotlib costs every command ~2 s
 
     try:
         path = write_report(args.path, args.out)
