@@ -148,8 +148,15 @@ class ReceiverAdapter(Protocol):
             targets (dataset-layout arrays of the target slots: received grid y [n, A, 14, S]
             complex64, pilots, no [n], coded bits), rng -> result with ``weights`` (new, not
             quantised), ``compute_us`` (modelled), ``state_bytes``, ``loss_before``/``loss_after``
+    relative_ber_gap(ber [n], ber_genie [n]) -> [n] (ber - ber_genie) / ber_genie (the trigger's quantity);
+    select_targets(ber [n], ber_genie [n], num_targets, min_genie_ber) -> indices [<= num_targets] int.
     """
 
     width: int
+
+    def relative_ber_gap(self, ber: np.ndarray, ber_genie: np.ndarray) -> np.ndarray: ...
+
+    def select_targets(self, ber: np.ndarray, ber_genie: np.ndarray, num_targets: int,
+                       min_genie_ber: float) -> np.ndarray: ...
 
     def run(self, weights: Sequence[np.ndarray], targets: dict[str, np.ndarray], rng: np.random.Generator) -> Any: ...

@@ -13,6 +13,14 @@ def _predictor(rng, **online):
     return FFBlerPredictor(online=LightTuneConfig(**{"policy": "lighttune", **online}), rng=rng)
 
 
+def _observed(p, *args):
+    """observe, then apply the update (the simulator applies it at the next CSI-RS occasion)."""
+    upd = p.observe(*args)
+    if upd is not None:
+        upd.apply()
+    return upd
+
+
 def _features(rng):
     return rng.normal(size=len(FEATURE_NAMES)).astype(np.float32)
 
@@ -24,9 +32,16 @@ def test_update_fires_exactly_at_delta(rng):
     # observed BLERs at exactly delta, just under and just over (on whichever side is in range)
     sign = 1.0 if pred <= 0.5 else -1.0
     assert p.observe(f, 7, pred + sign * 0.29) is None
+    w = [W.copy() for W in p.net.W]
     upd = p.observe(f, 7, pred + sign * 0.3)
-    assert upd is not None and upd.extra["error"] == pytest.approx(0.3)
-    assert upd.model == "ff_bler" and upd.compute_us >= 0 and upd.extra["state_bytes"] > 0
+    assert upd is not None and upd.trigger_value == pytest.approx(0.3)
+    assert upd.model == "ff_bler" and upd.state_bytes > 0 and upd.update_bits == 0
+    # modelled compute time: the update's FLOPs at ue_gflops, whole microseconds
+    assert upd.compute_us == max(1, int(np.ceil(p.update_flops() / 100e9 * 1e6)))
+    # the weights in force change only when the update is applied
+    assert all(np.array_equal(a, b) for a, b in zip(w, p.net.W))
+    upd.apply()
+    assert not all(np.array_equal(a, b) for a, b in zip(w, p.net.W))
 
 
 def test_repeated_updates_reach_the_observed_label():
@@ -39,7 +54,7 @@ def test_repeated_updates_reach_the_observed_label():
         f = _features(r)
         target = 1.0 if float(p.predict(f, np.array([5]))[0]) < 0.5 else 0.0
         for _ in range(50):
-            if p.observe(f, 5, target) is None:
+            if _observed(p, f, 5, target) is None:
                 break
         assert abs(float(p.predict(f, np.array([5]))[0]) - target) < 0.3
         reached += float(p.predict(f, np.array([5]))[0]) == target
@@ -70,7 +85,7 @@ def test_onehot_label_encoding_updates_and_checks_its_input_size():
         f = _features(r)
         target = 1.0 if float(p.predict(f, np.array([5]))[0]) < 0.5 else 0.0
         for _ in range(50):
-            if p.observe(f, 5, target) is None:
+            if _observed(p, f, 5, target) is None:
                 break
         # Algorithm 1's stopping point: the prediction is within delta of the observation
         reached += abs(float(p.predict(f, np.array([5]))[0]) - target) < 0.3
@@ -101,11 +116,11 @@ def test_committed_predictor_moves_towards_the_observed_label(negatives, monkeyp
         pred = int(p.predict_class(f, np.array([cqi]))[0])
         pos = 10 if pred < 5 else 0
         g0 = p.goodness_table(f, np.array([cqi]))[0]
-        assert p.observe(f, cqi, pos / 10) is not None
+        assert _observed(p, f, cqi, pos / 10) is not None
         g1 = p.goodness_table(f, np.array([cqi]))[0]
         lifted += (g1[pos] - g1[pred]) > (g0[pos] - g0[pred])
         for _ in range(300):
-            if p.observe(f, cqi, pos / 10) is None:
+            if _observed(p, f, cqi, pos / 10) is None:
                 break
         reached += abs(float(p.predict(f, np.array([cqi]))[0]) - pos / 10) < 0.3
     assert reached == n

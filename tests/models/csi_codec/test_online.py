@@ -44,7 +44,7 @@ def test_full_model_gnb_rebuilds_the_ues_decoder_from_the_update_bytes_only(tiny
     x = _shifted(64)
     gnb_before = _weights(link.gnb.codec.decoder_side_variables)
     ft = link.fine_tune(x)
-    assert ft.bits == 8 * len(ft.data) > 0 and 0 < ft.nonzero <= ft.num_weights
+    assert ft.update_bits == 8 * len(ft.payload) > 0 and 0 < ft.update_nonzero <= ft.update_weights
     # until the update arrives, nothing changed on either end: reports still decode exactly as before
     assert _same(_weights(link.gnb.codec.decoder_side_variables), gnb_before)
     rep = link.report(x[0])
@@ -62,7 +62,7 @@ def test_encoder_only_changes_only_the_ue_encoder_and_sends_nothing(tiny_checkpo
     link = OnlineCsiCodec(tiny_checkpoint, _online("encoder_only"), np.random.default_rng(0))
     enc0, dec0 = _weights(link.ue.codec.encoder_side_variables), _weights(link.gnb.codec.decoder_side_variables)
     ft = link.fine_tune(_shifted(64))
-    assert ft.bits == 0 and ft.data == b""
+    assert ft.update_bits == 0 and ft.payload is None
     assert _same(_weights(link.ue.codec.encoder_side_variables), enc0)        # not before it is applied
     ft.apply()
     assert not _same(_weights(link.ue.codec.encoder_side_variables), enc0)
@@ -88,7 +88,7 @@ def test_translation_trains_only_its_modules_and_hands_r_to_the_gnb(tiny_checkpo
     backbone = _weights(link.work.backbone.trainable_variables)
     r0 = _weights(link.gnb.codec.decoder_side_variables)
     ft = link.fine_tune(_shifted(64))
-    assert ft.bits == 0                                          # the paper's lower-bound rate for TM
+    assert ft.update_bits == 0                                          # the paper's lower-bound rate for TM
     assert _same(_weights(link.work.backbone.trainable_variables), backbone)
     assert _same(_weights(link.gnb.codec.decoder_side_variables), r0)
     ft.apply()
@@ -130,8 +130,8 @@ def test_uniform_prior_with_the_configs_spike_slab_defaults_codes_an_update(tiny
     update = CsiUpdateConfig(prior="uniform", bins=16)                     # alpha, sigma_slab filled in
     link = OnlineCsiCodec(tiny_checkpoint, _online("full_model", update=update), np.random.default_rng(0), 50)
     ft = link.fine_tune(_shifted(64))
-    assert ft.bits > 0
+    assert ft.update_bits > 0
     # uniform over 16 bins: every weight costs log2(16) = 4 bits
-    assert ft.bits_estimated == pytest.approx(4.0 * ft.num_weights)
+    assert ft.update_bits_estimated == pytest.approx(4.0 * ft.update_weights)
     ft.apply()
     assert _same(_weights(link.gnb.codec.decoder_side_variables), _weights(link.ue.codec.decoder_side_variables))
