@@ -137,7 +137,7 @@ def cmd_data(args) -> int:
     if args.model == "deeprx":
         return cmd_data_deeprx(args)
     from simulator.loader import ConfigError
-    from simulator.training_data import collect_bler_dataset, load_data_config
+    from simulator.datagen.bler import collect_bler_dataset, load_data_config
 
     try:
         cfg = load_data_config(args.config)

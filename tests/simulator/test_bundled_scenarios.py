@@ -56,7 +56,7 @@ def test_bundled_yaml_validates(path, monkeypatch):
         load_data_config(path)
     elif "scenario" in data:
         from simulator.loader import validate_data
-        from simulator.training_data import load_data_config
+        from simulator.datagen.bler import load_data_config
         from simulator.validation import check_files
 
         check_files(validate_data(load_data_config(path).scenario))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.base import BLER_FEATURES
-from simulator.training_data import BlerDataConfig, collect_bler_dataset
+from simulator.datagen.bler import BlerDataConfig, collect_bler_dataset
 from tests.conftest import TINY
 
 
