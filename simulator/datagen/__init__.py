@@ -1,2 +1,4 @@
-"""Training-data generation that needs the simulator's channels or NR chain (``airtune data``); each
-dataset's format (reader, writer, description) is its model package's."""
+"""Training data made with the simulator (``airtune data``): ``bler.py`` runs scenarios for the BLER
+predictor, ``deeprx.py`` draws slots through the NR chain and the fading channel, ``csi.py`` draws
+Sionna 38.901 channels and ray-traced ones (``raytrace.py``). Each dataset's format (reader,
+writer, description) is its model package's."""
