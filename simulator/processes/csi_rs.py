@@ -82,7 +82,7 @@ def csi_rs_process(run: RunContext, ctx: UeContext, setup: CsiRsSetup, explore_r
     prev: _Occasion | None = None
     period = 0
     while env.now < run.duration_us:
-        yield from _apply_local_updates(run, ctx)
+        _apply_local_updates(run, ctx)
         std = setup.sinr_error_std_db
         err_db = setup.sinr_error_bias_db + (std * float(error_rng.standard_normal()) if std else 0.0)
         occ = _measure(run, ctx, setup, period, explore_rng, err_db)
@@ -95,11 +95,12 @@ def csi_rs_process(run: RunContext, ctx: UeContext, setup: CsiRsSetup, explore_r
         _close(run, ctx, prev)
 
 
-def _apply_local_updates(run: RunContext, ctx: UeContext):
+def _apply_local_updates(run: RunContext, ctx: UeContext) -> None:
+    """Apply the updates waiting in the UE's Store now. Taken without yielding (a get on a
+    non-empty Store is triggered at once), so an occasion stays one step of its instant."""
     store = ctx.model_updates
     while store is not None and store.items:
-        job = yield store.get()
-        run.adaptation.apply(job)
+        run.adaptation.apply(store.get().value)
 
 
 def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, explore_rng, err_db: float) -> _Occasion:
