@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 from models.deeprx.model import DeepRx, DeepRxConfig, grid_to_coded
+from models.registry import get_model
 from simulator.link_adaptation.tables import NUM_OFDM_SYMBOLS, bler_table
 from simulator.loader import ConfigError, validate_data
 from simulator.validation import check_files
@@ -151,6 +152,27 @@ def test_end_to_end_neural_receiver_logs_three_bers(tmp_path):
         assert slots[col].notna().all() and slots[col].between(0, 1).all(), col
     assert slots["ber_genie"].max() < 0.01 and slots["ber_ls"].max() < 0.05      # 20 dB
     assert slots["ber"].mean() > 0.2                                             # an untrained network
+
+
+def test_the_backend_loads_the_receiver_through_the_registry(tmp_path):
+    """``models.receiver`` is loaded as ``get_model(type).load(checkpoint)``; its ``llr_grid`` with the
+    weights as arguments is the model's own forward pass, and receivers of one config share a graph key."""
+    ckpt = _save_tiny(tmp_path / "rx.json")
+    be = LinkLevelBackend(_scenario("neural", {"receiver": {"checkpoint": ckpt}}, link_level_batch=2), {0: 1, 1: 2})
+    assert type(be.neural) is get_model("deeprx")
+    ref = DeepRx.load(ckpt)
+    assert len(be.neural_weights) == len(ref.params)
+    for w, v in zip(be.neural_weights, ref.params):
+        np.testing.assert_array_equal(w, v.numpy())
+    assert be.neural.graph_key == ref.graph_key != DeepRx(DeepRxConfig(**{**TINY_RX, "input_filters": 5})).graph_key
+    rng = np.random.default_rng(1)
+    y = (rng.normal(size=(2, 1, NUM_OFDM_SYMBOLS, 12 * NUM_PRBS))
+         + 1j * rng.normal(size=(2, 1, NUM_OFDM_SYMBOLS, 12 * NUM_PRBS))).astype(np.complex64)
+    pilots = np.broadcast_to(get_chain(ChainKey(NUM_PRBS, 30, 1, NUM_DMRS, 1, "lmmse", QPSK_MCS)).pilots, (2, *y.shape[2:]))
+    no = np.array([0.1, 1.0], np.float32)
+    llr = be.neural.llr_grid(y, pilots, no, [tf.constant(w) for w in be.neural_weights])
+    assert llr.dtype == tf.float32 and llr.shape == (2, NUM_OFDM_SYMBOLS, 12 * NUM_PRBS, TINY_RX["max_bits_per_symbol"])
+    np.testing.assert_allclose(llr.numpy(), ref.receive(y, pilots, no).numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_lmmse_receivers_leave_the_comparison_columns_nan():
