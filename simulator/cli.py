@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="HTML file (default: RUN_OR_SWEEP/report.html; figures next to it)")
     rp.set_defaults(func=cmd_report)
 
-    from simulator.experiment import add_experiment_parser
+    from simulator.studies.experiment import add_experiment_parser
 
     add_experiment_parser(sub)
     return p
