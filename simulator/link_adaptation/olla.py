@@ -3,7 +3,7 @@
 offset -= step_down on ACK, += step_up on NACK, step_down = step_up * target / (1 - target),
 clamped to [offset_min, offset_max]; MCS = highest with TBLER(sinr_eff_db - offset) <= target
 (lowest available if none). Sionna's block costs ~25 ms per eager call; this scalar version
-costs microseconds; ``tests/simulator/test_tables.py`` checks it step by step against Sionna's.
+costs microseconds; ``tests/simulator/link_adaptation/test_tables.py`` checks it step by step against Sionna's.
 """
 from __future__ import annotations
 

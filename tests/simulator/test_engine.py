@@ -14,7 +14,7 @@ import pytest
 
 from simulator.engine import Simulation
 from tests.conftest import REPO
-from tests.simulator.olla_checks import assert_offsets_follow_feedback
+from tests.simulator.link_adaptation.olla_checks import assert_offsets_follow_feedback
 
 
 def run(scenario, out):

@@ -6,7 +6,7 @@ Tolerance: OLLA's offset obeys offset_end - offset_start = step_up * n_nack - st
 The offset moves by at most a few dB over a run (the LS receiver's loss against the tables,
 the CQI's staleness), so with N ~ 2,000 first transmissions and step_up = 0.5 dB a drift of
 5 dB shifts the BLER by 0.0045: +/- 2 % is generous for the control loop. The offsets
-themselves are checked against the logged ACK/NACK sequence (tests/simulator/olla_checks.py).
+themselves are checked against the logged ACK/NACK sequence (tests.simulator.link_adaptation.olla_checks.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from simulator.engine import Simulation
-from tests.simulator.olla_checks import assert_offsets_follow_feedback
+from tests.simulator.link_adaptation.olla_checks import assert_offsets_follow_feedback
 
 pytestmark = pytest.mark.slow
 
