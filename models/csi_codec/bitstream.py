@@ -113,10 +113,6 @@ class LatentCoder:
         self.lo = [int(m) for m in tables.minima]
         self.size = [len(c) - 1 for c in tables.counts]               # in-range alphabet, escape = size
 
-    @property
-    def symbols_per_report(self) -> int:
-        return self.latent_shape[0] * self.latent_shape[1] * self.tables.channels
-
     def _check(self, symbols: np.ndarray) -> np.ndarray:
         symbols = np.asarray(symbols)
         expected = (*self.latent_shape, self.tables.channels)

@@ -69,10 +69,6 @@ class CsiDecoderSide(_Tables):
         super().__init__(codec)
         self.update_coder = update_coder
 
-    @classmethod
-    def from_checkpoint(cls, checkpoint, update_coder: UpdateCoder | None = None) -> "CsiDecoderSide":
-        return cls(ConvCsiCodec.load(checkpoint), update_coder)
-
     def decoder_side_weights(self) -> list[np.ndarray]:
         return [v.numpy() for v in self.codec.decoder_side_variables]
 

@@ -24,7 +24,7 @@ def pair(tmp_path):
     path = ConvCsiCodec(ConvCsiConfig.preset("32x32", filters=8), seed=3).save(tmp_path / "csi.json")
     coder = UpdateCoder(UpdateQuantizer(64, 0.005), SpikeSlabPrior())
     ue = CsiEncoderSide(ConvCsiCodec.load(path), coder)
-    gnb = CsiDecoderSide.from_checkpoint(path, UpdateCoder(UpdateQuantizer(64, 0.005), SpikeSlabPrior()))
+    gnb = CsiDecoderSide(ConvCsiCodec.load(path), UpdateCoder(UpdateQuantizer(64, 0.005), SpikeSlabPrior()))
     return ue, gnb
 
 
