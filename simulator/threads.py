@@ -13,14 +13,14 @@ import sys
 
 ENV_VAR = "AIRTUNE_THREADS"
 # Read by each library when it loads (BLAS, OpenMP) or when TensorFlow creates its thread pools.
-_LIBRARY_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+LIBRARY_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def thread_env(n: int) -> dict[str, str]:
     """Environment variables that limit BLAS, OpenMP and TensorFlow to ``n`` threads in a process
     started with them."""
-    return {key: str(n) for key in _LIBRARY_ENV}
+    return {key: str(n) for key in LIBRARY_ENV}
 
 
 def threads_setting(flag: int | None, default: int) -> int:
