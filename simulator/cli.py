@@ -17,11 +17,9 @@ from models.checkpoint import save_checkpoint
 from models.deeprx.data import read_description
 from models.ff_bler.train import train_bler_predictor
 from models.mlp_bler.train import train_mlp_bler
-from simulator.threads import ENV_VAR, limit_threads, threads_setting
+from simulator.threads import DEFAULT_THREADS, ENV_VAR, limit_threads, threads_setting
 
 EXIT_INPUT = 2
-# `data` and `train` run TensorFlow graphs; see the README's run section for the measurement.
-DATA_TRAIN_THREADS = 1
 
 
 def _quiet_tf() -> None:
@@ -222,11 +220,10 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _threads_argument(p: argparse.ArgumentParser, default: int) -> None:
+def _threads_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help=f"BLAS, OpenMP and TensorFlow threads each (default {default}, or ${ENV_VAR}; "
+                   help=f"BLAS, OpenMP and TensorFlow threads each (default ${ENV_VAR}, else {DEFAULT_THREADS}; "
                         f"0: the libraries' defaults, one per core)")
-    p.set_defaults(default_threads=default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a field, e.g. --set phy.backend=link_level (repeatable)")
     r.add_argument("--overwrite", action="store_true", help="replace a run of a different scenario in --out")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _threads_argument(r, default=1)
+    _threads_argument(r)
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a scenario YAML (exit 0, or 2 with field-path errors)")
@@ -260,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "scenarios/training/deeprx_tiny.yaml)")
     d.add_argument("--out", required=True, help="output Parquet file (ff_bler) or folder of shards (csi, deeprx)")
     d.add_argument("--workers", type=int, default=1, help="deeprx only: processes drawing shards in parallel")
-    _threads_argument(d, default=DATA_TRAIN_THREADS)
+    _threads_argument(d)
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a model offline and write a checkpoint")
@@ -288,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     ff.add_argument("--label-encoding", choices=["scalar", "onehot"], default="onehot")
     ff.add_argument("--goodness", choices=["neuron", "layer"], default="layer")
     ff.add_argument("--normalize-hidden", action=argparse.BooleanOptionalAction, default=False)
-    _threads_argument(t, default=DATA_TRAIN_THREADS)
+    _threads_argument(t)
     t.set_defaults(func=cmd_train)
 
     from simulator.sweep.command import add_sweep_parser
@@ -308,9 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _quiet_tf()
     args = build_parser().parse_args(argv)
-    if hasattr(args, "default_threads"):
+    if hasattr(args, "threads"):
         try:
-            limit_threads(threads_setting(args.threads, args.default_threads))
+            limit_threads(threads_setting(args.threads))
         except ValueError as exc:
             _err(str(exc))
             return EXIT_INPUT

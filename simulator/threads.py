@@ -3,7 +3,7 @@
 At their defaults these libraries start one thread per core and spin while they wait, so a second
 CPU-bound process on the machine slows every small BLAS call or TensorFlow op in the event loop by
 making it wait for a core. ``airtune run``, ``data`` and ``train`` call :func:`limit_threads` with the
-value of ``--threads``, else of ``AIRTUNE_THREADS``, else the command's default; the sweep workers
+value of ``--threads``, else of ``AIRTUNE_THREADS``, else ``DEFAULT_THREADS``; the sweep workers
 start with :func:`thread_env` ``(1)``.
 """
 from __future__ import annotations
@@ -12,6 +12,9 @@ import os
 import sys
 
 ENV_VAR = "AIRTUNE_THREADS"
+# Measured on 2 shared cores: 2 threads made no command faster (quickstart event loop, DeepRx and
+# CSI data, DeepRx/FF/MLP training), and 1 keeps the event loop at speed beside a CPU-bound process.
+DEFAULT_THREADS = 1
 # Read by each library when it loads (BLAS, OpenMP) or when TensorFlow creates its thread pools.
 LIBRARY_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
@@ -23,7 +26,7 @@ def thread_env(n: int) -> dict[str, str]:
     return {key: str(n) for key in LIBRARY_ENV}
 
 
-def threads_setting(flag: int | None, default: int) -> int:
+def threads_setting(flag: int | None, default: int = DEFAULT_THREADS) -> int:
     """``flag`` (``--threads``) if given, else ``AIRTUNE_THREADS`` if set, else ``default``.
     0 means the libraries' own defaults. Raises ValueError for a negative or non-integer value."""
     if flag is not None:
