@@ -6,7 +6,7 @@ units are in the names and docstrings.
 | slot | protocol | who holds it |
 |---|---|---|
 | ``bler_predictor`` | :class:`BlerPredictor` | UE |
-| ``csi_codec`` | :class:`CsiEncoderSide` (UE) and :class:`CsiDecoderSide` (gNB) | both ends of the uplink |
+| ``csi_codec`` | :class:`CsiCodecType` opens :class:`CsiEncoderSide` (UE) and :class:`CsiDecoderSide` (gNB) | both ends of the uplink |
 | ``receiver`` | :class:`NeuralReceiver` (UE) and :class:`ReceiverAdapter` (network side) | both ends of the downlink |
 
 Every online update, whatever the model, is one :class:`Update`: the model says what it costs
@@ -101,6 +101,22 @@ class CsiEncoderSide(Protocol):
     def fine_tune(self, x: np.ndarray) -> Update | None: ...
 
 
+class CsiCodecType(Protocol):
+    """The class registered for a ``csi_codec`` type: how the engine opens both ends and the track.
+
+    online:     checkpoint path, online config, rng, reports_per_update (CSI-RS reports one decoder
+                update serves) -> an object that is both the UE's ``CsiEncoderSide`` and the gNB's
+                ``CsiDecoderSide`` of one UE's feedback link (they share only bytes and versions)
+    read_track: dataset folder -> x [n, ant, sc, 2] float32, distance_m [n] float64, spacing_m float
+    """
+
+    @staticmethod
+    def online(checkpoint: str, online: Any, rng: np.random.Generator, reports_per_update: float = 1.0) -> Any: ...
+
+    @staticmethod
+    def read_track(path: str) -> tuple[np.ndarray, np.ndarray, float]: ...
+
+
 class CsiDecoderSide(Protocol):
     """gNB end of a neural CSI feedback link.
 
@@ -138,6 +154,15 @@ class NeuralReceiver(Protocol):
 
     @classmethod
     def load(cls, checkpoint: str) -> "NeuralReceiver": ...
+
+    @staticmethod
+    def adapter(checkpoint: str, adaptation: Any, num_subcarriers: int) -> "ReceiverAdapter":
+        """The network side's fine-tuning of this receiver type."""
+
+    @staticmethod
+    def update_coder(update: Any) -> Any:
+        """The coder of its weight updates: encode(old, new) -> coded (bits, data, quantized),
+        decode(old, data) -> new weights."""
 
 
 class ReceiverAdapter(Protocol):
