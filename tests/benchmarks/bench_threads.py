@@ -12,14 +12,14 @@ process multiplying 256x256 matrices in numpy at OpenBLAS's defaults (one thread
 unpinned numpy program): of the loads tried (that, the same at one thread, a pure-Python loop) the
 one that slowed the unlimited engine most (to 0.01-0.1 of its idle figure). Its two threads and the
 engine's one share 2 cores, so about 2/3 is the most the ratio can be there; other jobs on the
-machine lower it further. Idle and busy runs alternate ``REPEATS`` times; the medians are compared,
-and the load average before each run is printed (the machine is shared).
+machine lower it further. Idle and busy runs alternate ``REPEATS`` times and the best of each side
+is compared (other jobs on a shared machine only ever slow a run down); the load average before each
+run is printed.
 """
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -75,8 +75,8 @@ def test_event_loop_keeps_half_its_speed_beside_a_cpu_bound_process(tmp_path):
             hog.kill()
             hog.wait()
         print(f"; busy {busy[-1]:8.0f} slots/s (load average {load})", end="")
-    ratio = statistics.median(busy) / statistics.median(idle)
+    ratio = max(busy) / max(idle)
     threads = os.environ.get("AIRTUNE_THREADS", "the run default")
-    print(f"\nquickstart event loop, threads {threads}: idle {statistics.median(idle):.0f} slots/s, beside a "
-          f"numpy matmul process {statistics.median(busy):.0f} slots/s (medians of {REPEATS}): ratio {ratio:.2f}")
+    print(f"\nquickstart event loop, threads {threads}: idle {max(idle):.0f} slots/s, beside a numpy matmul "
+          f"process {max(busy):.0f} slots/s (best of {REPEATS}): ratio {ratio:.2f}")
     assert ratio >= 0.5
