@@ -6,32 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import simpy
 
 from models.base import Update
-from simulator.link import Link
-from simulator.link_adaptation.cqi import CqiMapper
-from simulator.link_adaptation.olla import Olla
-from simulator.link_adaptation.tables import bler_table
-from simulator.mobility import Mobility
-from simulator.processes.adaptation import Adaptation
-from simulator.processes.context import RunContext, UeContext
 from simulator.processes.csi_rs import CsiRsSetup, csi_rs_process
 from simulator.processes.inbox import gnb_inbox_process
-from simulator.schema import StaticMobility
-from simulator.ue import Ue, UeLink
-
-NUM_SC = 12 * 12
-
-
-class _Channel:
-    """Flat unit-gain channel."""
-
-    def gain_slot(self, slot):
-        return np.ones(NUM_SC)
-
-    def cfr_slot(self, slot):
-        return np.ones((1, NUM_SC), np.complex64)
+from tests.simulator.processes.stand_ins import ue_context
 
 
 class _Predictor:
@@ -54,14 +33,9 @@ class _Predictor:
 
 
 def _run(env, log, compute_us, duration_us=35000, period_us=10000):
-    table = bler_table(1, 12, 2)
-    ue = Ue(0, Mobility(StaticMobility(model="static")), _Channel(), np.full(duration_us // 500 + 1, 15.0))
-    link = UeLink(0, Olla(table, 0.1, 0.5), CqiMapper(table, 1), 16, 4)
-    trace = []
-    run = RunContext(env, log, Adaptation(env, log, trace), slot_us=500, duration_us=duration_us, trace=trace)
-    uplink = Link(env, "feedback", 1e6, 0, [0], trace=trace)
     pred = _Predictor(env, compute_us)
-    ctx = UeContext(ue, link, uplink, predictor=pred, model_updates=simpy.Store(env))
+    run, ctx, trace = ue_context(env, log, duration_us=duration_us, predictor=pred)
+    link = ctx.link
     setup = CsiRsSetup(period_us, 2000, 4, 30e3, 12, 2)
 
     def feedback():                     # one ACK and one NACK a ms, as the PDSCH would report

@@ -2,31 +2,11 @@
 and a report arriving exactly at a slot boundary being used by that slot (exact traces)."""
 from __future__ import annotations
 
-import numpy as np
-import simpy
-
-from simulator.link import Link, Message
-from simulator.link_adaptation.cqi import CqiMapper
-from simulator.link_adaptation.olla import Olla
-from simulator.link_adaptation.tables import bler_table
-from simulator.mobility import Mobility
-from simulator.processes.adaptation import Adaptation
-from simulator.processes.context import RunContext, UeContext
+from simulator.link import Message
 from simulator.processes.csi_rs import Report
 from simulator.processes.inbox import gnb_inbox_process
 from simulator.processes.pdsch import PdschStats, pdsch_process
-from simulator.schema import StaticMobility
-from simulator.ue import Ue, UeLink
-
-NUM_SC = 144
-
-
-class _Channel:
-    def gain_slot(self, slot):
-        return np.ones(NUM_SC)
-
-    def cfr_slot(self, slot):
-        return np.ones((1, NUM_SC), np.complex64)
+from tests.simulator.processes.stand_ins import ue_context
 
 
 class _ScriptedPhy:
@@ -47,15 +27,8 @@ class _ScriptedPhy:
 
 
 def _setup(env, log, nacks=(), num_harq=16, num_slots=8):
-    table = bler_table(1, 12, 2)
-    ue = Ue(0, Mobility(StaticMobility(model="static")), _Channel(), np.full(num_slots, 15.0))
-    link = UeLink(0, Olla(table, 0.1, 0.5), CqiMapper(table, 1), num_harq, 4)
-    trace = []
-    run = RunContext(env, log, Adaptation(env, log, trace), slot_us=500, duration_us=num_slots * 500, trace=trace)
-    uplink = Link(env, "feedback", 1e6, 0, [0], trace=trace)
-    ctx = UeContext(ue, link, uplink, model_updates=simpy.Store(env))
-    phy = _ScriptedPhy(nacks)
-    return run, ctx, phy, trace
+    run, ctx, trace = ue_context(env, log, duration_us=num_slots * 500, num_harq=num_harq)
+    return run, ctx, _ScriptedPhy(nacks), trace
 
 
 def test_retransmission_after_nack_and_k1_feedback(env, log):
