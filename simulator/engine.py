@@ -3,7 +3,7 @@ the PHY and the processes, then runs the event loop and writes the logs."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,26 +27,8 @@ from simulator.processes.pdsch import PdschStats, pdsch_process
 from simulator.processes.receiver_adaptation import ReceiverAdaptation
 from simulator.recorder import Recorder
 from simulator.schema import Scenario
+from simulator.summary import RunSummary
 from simulator.ue import Ue, UeLink
-
-
-@dataclass
-class RunSummary:
-    duration_s: float
-    throughput_mbps: float
-    first_tx_bler: float
-    residual_bler: float
-    mean_mcs: float
-    transmissions: int
-    wall_s: float
-    setup_s: float         # channels, tables, PHY build
-    slots_per_s: float     # UE-slots per second of the event loop (setup excluded)
-
-    def format(self) -> str:
-        return (f"throughput {self.throughput_mbps:.2f} Mbit/s per UE | first-tx BLER {self.first_tx_bler:.3f} | "
-                f"residual BLER {self.residual_bler:.4f} | mean MCS {self.mean_mcs:.2f} | "
-                f"{self.transmissions} transmissions in {self.wall_s:.1f} s wall "
-                f"({self.setup_s:.1f} s setup, {self.slots_per_s:.0f} slots/s)")
 
 
 def seeds_for(scenario: Scenario) -> dict[int, dict[str, np.random.SeedSequence]]:
@@ -211,16 +193,7 @@ class Simulation:
         if bar is not None:
             bar.close()
         now = time.monotonic()
-        wall, loop = now - wall0, now - loop0
-        n_ues = len(contexts)
-        return RunSummary(
-            duration_s=sc.duration_s,
-            throughput_mbps=stats.delivered_bits / sc.duration_s / 1e6 / n_ues,
-            first_tx_bler=stats.first_tx_nack / max(stats.first_tx, 1),
-            residual_bler=stats.tbs_failed / max(stats.tbs_finished, 1),
-            mean_mcs=stats.mcs_sum / max(stats.first_tx, 1),
-            transmissions=stats.transmissions, wall_s=wall, setup_s=wall - loop,
-            slots_per_s=sc.num_slots * n_ues / max(loop, 1e-9))
+        return RunSummary.of(stats, sc, len(contexts), wall_s=now - wall0, loop_s=now - loop0)
 
 
 def _progress_bar(total: int):
