@@ -1,0 +1,143 @@
+"""Single-user rank-1 precoding from the channel the gNB holds, and its post-precoding SINR.
+
+The gNB precodes one stream per subband with the dominant eigenvector of the channel it holds
+(the reconstructed or reported h_hat); the abstraction evaluates that precoder on the *true*
+channel h. SNR is defined as in the single-antenna path (``simulator.phy.base.per_re_sinr``,
+``simulator.channel.snr``): ``snr_db`` is the average per-RE SNR of the total transmit power
+over a unit-average-power channel per antenna pair, and the precoder splits that power over the
+gNB antennas (||w|| = 1 per RE). So the post-equalisation (MRC/LMMSE, one stream) SINR is
+snr * ||h w||^2 and, with one UE antenna and ideal CSI on i.i.d. Rayleigh, E||h w||^2 = N_t:
+the array gains 10 log10(N_t) dB of mean SNR over one antenna (more than N_t with several UE
+antennas: E[lambda_max(H^H H)]).
+
+Cost (tests/benchmarks/bench_precoding.py, one thread): ``dominant_precoder`` is one dense
+Hermitian eigenproblem per subband (about 0.5 ms for 13 subbands at 32 antennas), so it belongs
+at CSI arrival, not in every slot; ``precoded_gain`` is the per-slot part (tens of us).
+
+Sionna's ``rzf_precoding_matrix`` / ``cbf_precoding_matrix`` are not used: they precode each
+subcarrier's K x M matrix with one stream per UE antenna (matched filter or regularised ZF, the
+MU-MIMO building blocks), not the rank-1 dominant direction of a subband's summed covariance
+H^H H; with one UE antenna and one subcarrier per subband both reduce to h^H / ||h||, which
+``dominant_precoder`` returns too. They also run in TensorFlow, whose per-call dispatch on
+tensors this small costs more than the numpy work here.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import lapack
+
+from simulator.phy.base import per_re_sinr
+
+
+def _subband_index(subband_of_sc: np.ndarray, num_subcarriers: int) -> np.ndarray:
+    """subband_of_sc [sc] int in 0..S-1 (each subband non-empty) -> idx [S, L] into the
+    subcarriers, L the largest subband; shorter subbands are padded with ``num_subcarriers``
+    (the index of an appended all-zero subcarrier)."""
+    sb = np.asarray(subband_of_sc)
+    if sb.shape != (num_subcarriers,) or not np.issubdtype(sb.dtype, np.integer) or sb.min() < 0:
+        raise ValueError(f"subband_of_sc must be {num_subcarriers} non-negative integers, "
+                         f"got shape {sb.shape} dtype {sb.dtype}")
+    counts = np.bincount(sb)
+    if (counts == 0).any():
+        raise ValueError(f"subband_of_sc leaves subbands {np.flatnonzero(counts == 0).tolist()} empty")
+    order = np.argsort(sb, kind="stable")
+    pos = np.arange(num_subcarriers) - np.repeat(np.cumsum(counts) - counts, counts)
+    idx = np.full((len(counts), counts.max()), num_subcarriers)
+    idx[sb[order], pos] = order
+    return idx
+
+
+def _top_eigenvectors(mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mats [n, d, d] Hermitian -> (largest eigenvalue [n], its unit eigenvector [n, d]).
+
+    LAPACK zheevr asked for the top eigenpair only: about half the time of numpy's batched
+    ``eigh``, which computes all of them."""
+    d = mats.shape[-1]
+    lam = np.empty(len(mats))
+    vec = np.empty((len(mats), d), dtype=np.complex128)
+    for i, m in enumerate(mats):
+        w, z, _, _, info = lapack.zheevr(m, compute_v=1, range="I", il=d, iu=d)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"zheevr failed (info={info}) on subband matrix {i}")
+        lam[i], vec[i] = w[0], z[:, 0]
+    return lam, vec
+
+
+def dominant_precoder(h_hat: np.ndarray, subband_of_sc: np.ndarray) -> np.ndarray:
+    """Per-subband dominant right singular vector of the held channel (rank-1 SU precoder).
+
+    h_hat:         [..., ue_ant, gnb_ant, sc] complex, the channel the gNB holds
+    subband_of_sc: [sc] int, the subband (0..S-1) of each subcarrier; every subband non-empty
+    -> w [..., S, gnb_ant] complex128, ||w|| = 1: the eigenvector of the largest eigenvalue of
+    sum over the subband's subcarriers of H^H H, with its first element real >= 0 (the phase
+    convention that makes the result unique). A subband whose channel is all zero gets w = e_0.
+
+    When the subband has fewer rows (subcarriers x UE antennas) than gNB antennas, the
+    eigenproblem is solved on the smaller Gram matrix A A^H and mapped back (w ~ A^H u).
+    """
+    h_hat = np.asarray(h_hat)
+    *batch, ue_ant, gnb_ant, num_sc = h_hat.shape
+    idx = _subband_index(subband_of_sc, num_sc)
+    num_sb, sb_len = idx.shape
+    padded = np.concatenate([h_hat, np.zeros((*batch, ue_ant, gnb_ant, 1), h_hat.dtype)], axis=-1)
+    rows = np.moveaxis(padded[..., idx], (-4, -3), (-2, -1))               # [..., S, L, ue, gnb]
+    a = rows.reshape(-1, sb_len * ue_ant, gnb_ant).astype(np.complex128)   # [n, L*ue, gnb]
+    a_h = a.conj().transpose(0, 2, 1)
+    if sb_len * ue_ant < gnb_ant:
+        lam, u = _top_eigenvectors(a @ a_h)
+        v = (a_h @ u[..., None])[..., 0]
+        v /= np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), np.finfo(np.float64).tiny)
+    else:
+        lam, v = _top_eigenvectors(a_h @ a)
+    v[lam <= 0] = np.eye(gnb_ant)[0]
+    first = v[:, 0].copy()
+    v *= np.exp(-1j * np.angle(first))[:, None]
+    v[:, 0] = np.abs(first)
+    return v.reshape(*batch, num_sb, gnb_ant)
+
+
+def precoder_of_sc(w: np.ndarray, subband_of_sc: np.ndarray) -> np.ndarray:
+    """w [..., S, gnb_ant] per subband -> [..., gnb_ant, sc] per subcarrier."""
+    return np.swapaxes(w[..., np.asarray(subband_of_sc), :], -1, -2)
+
+
+def precoded_gain(h: np.ndarray, w_of_sc: np.ndarray) -> np.ndarray:
+    """||H w||^2 per RE: h [..., ue_ant, gnb_ant, sc], w_of_sc [..., gnb_ant, sc] -> [..., sc] float64.
+
+    The precoded counterpart of ``Transmission.gain`` (sum over receive antennas of |h|^2)."""
+    hw = (h * w_of_sc[..., None, :, :]).sum(axis=-2)                       # [..., ue, sc]
+    return (hw.real ** 2 + hw.imag ** 2).sum(axis=-2, dtype=np.float64)
+
+
+def post_precoding_sinr(h: np.ndarray, w_of_sc: np.ndarray, snr_db) -> np.ndarray:
+    """Per-RE post-MRC/LMMSE SINR of one precoded stream on the true channel: snr * ||H w||^2.
+
+    h [..., ue_ant, gnb_ant, sc] complex (unit average power per antenna pair), w_of_sc
+    [..., gnb_ant, sc] with ||w|| = 1, snr_db float or [...] average per-RE SNR
+    -> [..., sc] float64 linear."""
+    return per_re_sinr(precoded_gain(h, w_of_sc), np.asarray(snr_db, dtype=np.float64)[..., None])
+
+
+def sgcs(w_true: np.ndarray, w_hat: np.ndarray) -> np.ndarray:
+    """Squared generalised cosine similarity |w_true^H w_hat|^2 / (||w_true||^2 ||w_hat||^2).
+
+    w_true, w_hat [..., S, gnb_ant] -> [..., S] float64 in [0, 1]."""
+    inner = np.sum(w_true.conj() * w_hat, axis=-1)
+    return np.abs(inner) ** 2 / (np.linalg.norm(w_true, axis=-1) ** 2 * np.linalg.norm(w_hat, axis=-1) ** 2)
+
+
+def nmse_db(h: np.ndarray, h_hat: np.ndarray) -> np.ndarray:
+    """||h - h_hat||^2 / ||h||^2 per channel sample: [..., ue_ant, gnb_ant, sc] -> [...] dB."""
+    err = np.sum(np.abs(h - h_hat) ** 2, axis=(-3, -2, -1))
+    return 10.0 * np.log10(err / np.sum(np.abs(h) ** 2, axis=(-3, -2, -1)))
+
+
+def precoding_loss_db(h: np.ndarray, w_of_sc: np.ndarray) -> np.ndarray:
+    """Per-RE loss of w against the per-RE eigen-beamformer: 10 log10(lambda_max(H^H H) / ||H w||^2).
+
+    h [..., ue_ant, gnb_ant, sc], w_of_sc [..., gnb_ant, sc] (||w|| = 1) -> [..., sc] dB >= 0.
+    With one UE antenna (H = h^H a row) lambda_max = ||h||^2 and the linear loss is the inverse
+    of the closed form |h^H w|^2 / ||h||^2."""
+    hs = np.moveaxis(h, -1, -3)                                              # [..., sc, ue, gnb]
+    lam_max = np.linalg.eigvalsh(hs @ np.swapaxes(hs.conj(), -1, -2))[..., -1]
+    return 10.0 * np.log10(lam_max / precoded_gain(h, w_of_sc))
