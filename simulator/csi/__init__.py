@@ -1,0 +1,1 @@
+"""CSI report kinds: what the UE reports and the gNB reconstructs."""
