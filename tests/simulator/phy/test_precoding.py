@@ -76,10 +76,14 @@ def test_ideal_csi_gains_num_tx_over_one_antenna(num_tx):
 def test_dominant_precoder_matches_svd(ue_ant, gnb_ant, sizes):
     rng = np.random.default_rng(1)
     subband_of_sc = np.repeat(np.arange(len(sizes)), sizes)
-    h = rayleigh(rng, (3, ue_ant, gnb_ant, len(subband_of_sc))).astype(np.complex64)
+    h = rayleigh(rng, (3, ue_ant, gnb_ant, len(subband_of_sc)))
     w = dominant_precoder(h, subband_of_sc)
     assert w.shape == (3, len(sizes), gnb_ant) and w.dtype == np.complex128
-    np.testing.assert_allclose(w, svd_reference(h.astype(complex), subband_of_sc), atol=1e-9)
+    np.testing.assert_allclose(w, svd_reference(h, subband_of_sc), atol=1e-9)
+    # complex64 channels (the sources') are multiplied in single precision
+    w64 = dominant_precoder(h.astype(np.complex64), subband_of_sc)
+    assert w64.dtype == np.complex128
+    np.testing.assert_allclose(w64, svd_reference(h.astype(np.complex64).astype(complex), subband_of_sc), atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(w, axis=-1), 1.0, atol=1e-12)
     assert (w[..., 0].imag == 0).all() and (w[..., 0].real >= 0).all()
     # the subcarriers of a subband need not be contiguous
