@@ -12,6 +12,7 @@ import simpy
 from models.registry import get_model
 from simulator.channel.fading import FadingChannel
 from simulator.channel.snr import SnrModel
+from simulator.csi.report import CsiReporter
 from simulator.link import Link
 from simulator.link_adaptation.cqi import CqiMapper
 from simulator.link_adaptation.olla import Olla
@@ -51,7 +52,7 @@ def build_ue(sc: Scenario, ue_cfg, table, snr_model: SnrModel, channel_seed: np.
     sample_of_slot = (np.rint(mob.distance_m(slot_t_s) / step_m).astype(np.int64) if step_m > 0
                       else np.zeros(num_slots, np.int64))
     channel = FadingChannel(sc.channel, sc.carrier, sc.phy.num_ue_antennas, mob.speed_mps, sample_of_slot,
-                            int(channel_seed.generate_state(1)[0]))
+                            int(channel_seed.generate_state(1)[0]), gnb=sc.gnb)
     snr_db = snr_model.snr_db(slot_t_s, mob.position_m(slot_t_s)).astype(np.float64)
     o = sc.link_adaptation.olla
     olla = Olla(table, o.bler_target, o.step_up_db, o.offset_min_db, o.offset_max_db, o.enabled)
@@ -156,13 +157,14 @@ class Simulation:
         uplink = Link(env, "feedback", sc.feedback.capacity_kbps * 1e3, int(round(sc.feedback.delay_ms * 1000)),
                       ue_ids, trace=self.trace)
         setup = CsiRsSetup.of(sc)
+        reporter = CsiReporter(sc.csi_rs.report, sc.gnb, sc.carrier.num_prbs)
         contexts, adaptation_rngs = [], {}
         for ue, link in built:
             model_ss = seeds[ue.id]["model"]
             # children of the model seed, in this order: exploration, measurement error, CSI codec,
             # receiver adaptation
             explore_rng, error_rng = (np.random.default_rng(c) for c in model_ss.spawn(2))
-            ctx = UeContext(ue, link, uplink, predictor=build_bler_predictor(sc, model_ss),
+            ctx = UeContext(ue, link, uplink, reporter, predictor=build_bler_predictor(sc, model_ss),
                             model_updates=simpy.Store(env))
             ctx.csi = build_csi_feedback(sc, run, ue, uplink, model_ss.spawn(1)[0])
             adaptation_rngs[ue.id] = np.random.default_rng(model_ss.spawn(1)[0])

@@ -26,6 +26,7 @@ SLOTS = pa.schema([
     ("ber", pa.float32()),             # uncoded BER of the slot (link_level), NaN otherwise
     ("ber_genie", pa.float32()),       # phy.receiver neural: uncoded BER of genie LMMSE on the same grid, else NaN
     ("ber_ls", pa.float32()),          # phy.receiver neural: uncoded BER of LS+LMMSE on the same grid, else NaN
+    ("precoding_gain_db", pa.float32()),  # mean power of the precoded stream over one gNB antenna's (0: one antenna)
 ])
 
 PERIODS = pa.schema([

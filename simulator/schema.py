@@ -55,15 +55,42 @@ class CarrierConfig(_Strict):
         return 12 * self.num_prbs
 
 
+class CsiReportConfig(_Strict):
+    kind: Literal["ideal", "type1"] = Field(
+        "ideal", description="What the UE reports besides the CQI and the gNB precodes with: ideal (the "
+                             "measured channel, whose per-subband dominant eigenvector the gNB uses; carried "
+                             "free beyond the CQI bits) or type1 (38.214 Type I single-panel PMI, codebookMode "
+                             "1, rank 1; its 38.212 bits on the feedback link). With one gNB antenna both are "
+                             "the CQI alone")
+    subband_prbs: int = Field(4, ge=1, le=32, description="PRBs per precoding subband (the PMI's i2 and the "
+                                                          "ideal precoder are per subband)")
+    subband_pmi: bool = Field(True, description="type1: one i2 per subband (else one wideband i2)")
+
+
 class CsiRsConfig(_Strict):
     period_ms: float = Field(20.0, gt=0, description="CSI-RS periodicity")
     report_delay_ms: float = Field(2.0, ge=0, description="UE processing time from CSI-RS to CQI report")
+    report: CsiReportConfig = Field(default_factory=CsiReportConfig)
     sinr_error_std_db: float = Field(0.0, ge=0, le=20, description="UE measurement error: std of a Gaussian "
                                                                    "error (dB) on the SNR measured at each "
                                                                    "occasion, which drives the CQI and the BLER "
                                                                    "features; 0 = perfect measurement")
     sinr_error_bias_db: float = Field(0.0, ge=-20, le=20, description="Constant part of that error (dB); > 0 "
                                                                        "reports optimistic CQIs")
+
+
+class GnbConfig(_Strict):
+    antenna_rows: int = Field(1, ge=1, le=16, description="Uniform planar array: rows (vertical)")
+    antenna_cols: int = Field(1, ge=1, le=32, description="Uniform planar array: columns (horizontal)")
+    polarization: Literal["single", "dual"] = Field("single", description="single (V) or dual (cross-polarised: "
+                                                                           "two ports per element)")
+    element_spacing_wavelengths: float = Field(0.5, gt=0, le=10, description="Element spacing, both directions")
+
+    @property
+    def num_antennas(self) -> int:
+        """Transmit ports: rows x cols, twice that when dual-polarised (Sionna's order: rows fastest
+        within a polarisation, then the second polarisation; 38.214's port order with N1 = cols, N2 = rows)."""
+        return self.antenna_rows * self.antenna_cols * (2 if self.polarization == "dual" else 1)
 
 
 class HarqConfig(_Strict):
@@ -289,6 +316,7 @@ class Scenario(_Strict):
     carrier: CarrierConfig = Field(default_factory=CarrierConfig)
     csi_rs: CsiRsConfig = Field(default_factory=CsiRsConfig)
     harq: HarqConfig = Field(default_factory=HarqConfig)
+    gnb: GnbConfig = Field(default_factory=GnbConfig)
     phy: PhyConfig = Field(default_factory=PhyConfig)
     channel: ChannelConfig = Field(default_factory=ChannelConfig)
     snr: SnrConfig = Field(default_factory=lambda: FixedSnr(model="fixed"),
@@ -320,9 +348,25 @@ class Scenario(_Strict):
         if self.link_adaptation.backoff.kind == "cqi_tune" and self.models.bler_predictor is None:
             raise FieldError("link_adaptation.backoff.kind", "cqi_tune needs models.bler_predictor")
         self._check_receiver()
+        self._check_report()
         if self.link_adaptation.olla.offset_min_db > self.link_adaptation.olla.offset_max_db:
             raise FieldError("link_adaptation.olla.offset_min_db", "must be <= offset_max_db")
         return self
+
+    def _check_report(self) -> None:
+        g, rep = self.gnb, self.csi_rs.report
+        if rep.kind == "type1" and g.num_antennas > 1:
+            from simulator.csi.type1 import codebook_config
+
+            try:
+                codebook_config(g.antenna_cols, g.antenna_rows, g.polarization == "dual", field="gnb")
+            except ValueError as exc:
+                raise FieldError("gnb", f"{g.antenna_rows} rows x {g.antenna_cols} cols ({g.polarization}) "
+                                        f"has no Type I codebook (csi_rs.report.kind: type1; N1 = antenna_cols, "
+                                        f"N2 = antenna_rows): " + str(exc).removeprefix("gnb: ")) from None
+        if g.num_antennas > 1 and self.models.csi_codec is not None:
+            raise FieldError("models.csi_codec", "the neural CSI codec does not precode yet: it needs a "
+                                                 "1x1 gnb array")
 
     def _check_receiver(self) -> None:
         rx = self.models.receiver

@@ -11,6 +11,7 @@ from simulator.channel.fading import FadingChannel
 from simulator.link_adaptation.cqi import CqiMapper
 from simulator.link_adaptation.olla import Olla
 from simulator.mobility import Mobility
+from simulator.csi.report import Precoder
 
 
 @dataclass
@@ -20,6 +21,14 @@ class Ue:
     mobility: Mobility
     channel: FadingChannel
     snr_db: np.ndarray
+
+    def channel_through(self, slot: int, precoder: Precoder | None) -> tuple[np.ndarray, np.ndarray]:
+        """The slot's channel of one stream precoded with ``precoder`` (None: gNB antenna 0 alone):
+        h [num_ue_ant, sc] complex64 and its gain [sc] float64 (sum over UE antennas of |h|^2)."""
+        if precoder is None:
+            return self.channel.port0_slot(slot)
+        h = self.channel.precoded_slot(slot, precoder.w, precoder.subband_sc)
+        return h, (h.real.astype(np.float64) ** 2 + h.imag.astype(np.float64) ** 2).sum(axis=0)
 
 
 @dataclass
@@ -31,6 +40,7 @@ class UeLink:
     num_harq: int
     max_transmissions: int
     cqi: int = 0                                  # last CQI received (0: none yet)
+    precoder: Precoder | None = None              # from the last report (None: gNB antenna 0 alone)
     sinr_est_db: float | None = None              # SINR the gNB infers from that CQI
     free_harq: deque = field(default_factory=deque)
     retx: deque = field(default_factory=deque)    # NACKed transmissions waiting for a slot
@@ -43,9 +53,10 @@ class UeLink:
     def __post_init__(self):
         self.free_harq.extend(range(self.num_harq))
 
-    def receive_cqi(self, cqi: int) -> None:
-        """A CQI report has reached the gNB."""
+    def receive_cqi(self, cqi: int, precoder: Precoder | None = None) -> None:
+        """A CQI report (and the precoder it implies) has reached the gNB."""
         self.cqi = int(cqi)
+        self.precoder = precoder
         self.sinr_est_db = float(self.cqi_mapper.sinr_db_of_cqi[self.cqi])
 
     def new_tb_mcs(self) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.schema import CarrierConfig, ChannelConfig
+from simulator.schema import CarrierConfig, ChannelConfig, GnbConfig
 
 CHUNK_SLOTS = 512
 
@@ -26,15 +26,17 @@ def _set_sionna_seed(seed: int) -> None:
 
 
 class FadingChannel:
-    """Per-UE channel frequency response per slot.
+    """Per-UE MIMO channel frequency response per slot, from the gNB's array to the UE's antennas.
 
-    cfr(slots [n] int) -> [n, num_ue_ant, num_subcarriers] complex64, average power 1 per
-    antenna (path powers of the 38.901 profile sum to one; no per-realisation normalisation,
-    so small-scale fading is kept).
+    cfr(slots [n] int) -> [n, num_ue_ant, num_gnb_ant, num_subcarriers] complex64, average power 1
+    per antenna pair (path powers of the 38.901 profile sum to one; no per-realisation
+    normalisation, so small-scale fading is kept). TDL: i.i.d. across gNB antennas; CDL: the
+    gNB's uniform planar array (``gnb``: rows x cols, single or cross polarised, 38.901 element
+    pattern) in Sionna's antenna order.
     """
 
     def __init__(self, cfg: ChannelConfig, carrier: CarrierConfig, num_ue_ant: int, speed_mps: float,
-                 sample_of_slot: np.ndarray, seed: int):
+                 sample_of_slot: np.ndarray, seed: int, gnb: GnbConfig | None = None):
         import tensorflow as tf
         from sionna.phy.channel import subcarrier_frequencies
         from sionna.phy.channel.tr38901 import CDL, TDL, AntennaArray
@@ -43,20 +45,26 @@ class FadingChannel:
         num_samples = int(self.sample_of_slot.max()) + 1
         fc_hz = carrier.carrier_frequency_ghz * 1e9
         slot_s = carrier.slot_us * 1e-6
+        gnb = gnb or GnbConfig()
+        self.num_gnb_ant = gnb.num_antennas
         _set_sionna_seed(seed)
         if cfg.model == "tdl":
             model = TDL(cfg.profile, cfg.delay_spread_s, fc_hz, num_sinusoids=cfg.num_sinusoids,
-                        min_speed=speed_mps, max_speed=speed_mps, num_rx_ant=num_ue_ant, num_tx_ant=1)
+                        min_speed=speed_mps, max_speed=speed_mps, num_rx_ant=num_ue_ant, num_tx_ant=self.num_gnb_ant)
         else:
             ut_array = AntennaArray(num_rows=1, num_cols=num_ue_ant, polarization="single",
                                     polarization_type="V", antenna_pattern="omni", carrier_frequency=fc_hz)
-            bs_array = AntennaArray(num_rows=1, num_cols=1, polarization="single",
-                                    polarization_type="V", antenna_pattern="38.901", carrier_frequency=fc_hz)
+            dual = gnb.polarization == "dual"
+            spacing = gnb.element_spacing_wavelengths
+            bs_array = AntennaArray(num_rows=gnb.antenna_rows, num_cols=gnb.antenna_cols,
+                                    polarization="dual" if dual else "single",
+                                    polarization_type="cross" if dual else "V", antenna_pattern="38.901",
+                                    carrier_frequency=fc_hz, vertical_spacing=spacing, horizontal_spacing=spacing)
             model = CDL(cfg.profile, cfg.delay_spread_s, fc_hz, ut_array, bs_array, "downlink",
                         min_speed=speed_mps, max_speed=speed_mps)
         a, tau = model(1, num_samples, 1.0 / slot_s)
-        # a: [1, 1, rx_ant, 1, tx_ant=1, paths, time] -> [time, rx_ant, paths]
-        self._a = np.ascontiguousarray(tf.transpose(a[0, 0, :, 0, 0], [2, 0, 1]).numpy())
+        # a: [1, 1, rx_ant, 1, tx_ant, paths, time] -> [time, rx_ant, tx_ant, paths]
+        self._a = np.ascontiguousarray(tf.transpose(a[0, 0, :, 0], [3, 0, 1, 2]).numpy())
         tau_s = tf.reshape(tau, [-1]).numpy().astype(np.float64)                 # [paths]
         freqs_hz = subcarrier_frequencies(carrier.num_subcarriers,
                                           carrier.subcarrier_spacing_khz * 1e3).numpy().astype(np.float64)
@@ -66,38 +74,74 @@ class FadingChannel:
         self._cache_start = -1
         self._cache = None
         self._gain = None
+        self._kernels: dict[int, np.ndarray] = {}     # subband size -> [subbands, paths, subband_sc]
+        self._gram = None                             # K K^H / num_sc [paths, paths]
 
-    def _compute(self, samples: np.ndarray) -> np.ndarray:
-        """[n, rx_ant, sc] complex64 for samples [n]: one 2-D product [n * rx_ant, paths] @ [paths, sc]
-        (a stacked [n, rx_ant, paths] @ [paths, sc] makes n small BLAS calls, each a thread wake-up under
-        load). It sums in complex128 and rounds once to complex64, so a slot's value does not depend on
-        its row in the product, on the BLAS or on its thread count (a complex64 GEMM rounds its edge rows
-        differently)."""
-        a = self._a[samples]                                          # [n, rx_ant, paths]
-        n, rx_ant, num_paths = a.shape
-        h = a.reshape(n * rx_ant, num_paths).astype(np.complex128) @ self._kernel
-        return h.astype(np.complex64).reshape(n, rx_ant, -1)
+    def _compute(self, samples: np.ndarray, tx: slice = slice(None)) -> np.ndarray:
+        """[n, rx_ant, tx_ant, sc] complex64 for samples [n] (gNB antennas ``tx``): one 2-D product
+        [n * rx * tx, paths] @ [paths, sc] (a stacked product makes n small BLAS calls, each a thread
+        wake-up under load). It sums in complex128 and rounds once to complex64, so a slot's value does not
+        depend on its row in the product, on the BLAS or on its thread count (a complex64 GEMM rounds its
+        edge rows differently)."""
+        a = self._a[samples][:, :, tx]                                # [n, rx_ant, tx_ant, paths]
+        n, rx_ant, tx_ant, num_paths = a.shape
+        h = a.reshape(n * rx_ant * tx_ant, num_paths).astype(np.complex128) @ self._kernel
+        return h.astype(np.complex64).reshape(n, rx_ant, tx_ant, -1)
 
     def cfr(self, slots) -> np.ndarray:
+        """[n, num_ue_ant, num_gnb_ant, num_subcarriers] complex64 of slots [n]."""
         return self._compute(self.sample_of_slot[np.asarray(slots)])
+
+    def cfr_slot(self, slot: int) -> np.ndarray:
+        """[num_ue_ant, num_gnb_ant, num_subcarriers] complex64 of one slot (what the UE measures at CSI-RS)."""
+        return self._compute(self.sample_of_slot[slot:slot + 1])[0]
 
     def _load_chunk(self, slot: int) -> int:
         start = (slot // CHUNK_SLOTS) * CHUNK_SLOTS
         if start != self._cache_start:
             stop = min(start + CHUNK_SLOTS, len(self.sample_of_slot))
-            h = self._compute(self.sample_of_slot[start:stop])
-            self._cache = h
+            h0 = self._compute(self.sample_of_slot[start:stop], slice(0, 1))[:, :, 0]   # [n, rx_ant, sc]
+            self._cache = h0
             # sum over receive antennas of |h|^2: the MRC/LMMSE gain of one stream [n, sc]
-            self._gain = (h.real.astype(np.float64) ** 2 + h.imag.astype(np.float64) ** 2).sum(axis=1)
+            self._gain = (h0.real.astype(np.float64) ** 2 + h0.imag.astype(np.float64) ** 2).sum(axis=1)
             self._cache_start = start
         return start
 
-    def cfr_slot(self, slot: int) -> np.ndarray:
-        """[num_ue_ant, num_subcarriers] complex64 for one slot, from a chunk cache (the hot path)."""
+    def port0_slot(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """The channel from gNB antenna 0 alone, [num_ue_ant, num_subcarriers] complex64, and its gain
+        [num_subcarriers] float64 (sum over UE antennas of |h|^2), from a chunk cache (the hot path with
+        one gNB antenna)."""
         start = self._load_chunk(slot)
-        return self._cache[slot - start]
+        return self._cache[slot - start], self._gain[slot - start]
 
-    def gain_slot(self, slot: int) -> np.ndarray:
-        """[num_subcarriers] float64: sum over UE antennas of |h|^2 for one slot."""
-        start = self._load_chunk(slot)
-        return self._gain[slot - start]
+    def precoded_slot(self, slot: int, w_sb: np.ndarray, subband_sc: int) -> np.ndarray:
+        """One stream precoded per subband: w_sb [num_subbands, num_gnb_ant] (subbands of ``subband_sc``
+        subcarriers, the last one shorter if it must be) -> H w [num_ue_ant, num_subcarriers] complex64.
+
+        Formed from the path gains without the full MIMO response: H w = sum_p K[p, sc] (a[:, :, p] w),
+        the gNB antennas folded into the paths per subband first, so the cost does not grow with the
+        array beyond [rx, tx, paths] @ [tx, subbands]."""
+        a = self._a[self.sample_of_slot[slot]].astype(np.complex128)            # [rx, tx, p]
+        b = np.einsum("rtp,st->srp", a, w_sb)                                     # [S, rx, p]
+        k = self._subband_kernel(subband_sc)                                      # [S, p, L]
+        h = (b @ k).transpose(1, 0, 2).reshape(b.shape[1], -1)[:, :self._kernel.shape[1]]
+        return h.astype(np.complex64)
+
+    def _subband_kernel(self, subband_sc: int) -> np.ndarray:
+        k = self._kernels.get(subband_sc)
+        if k is None:
+            num_paths, num_sc = self._kernel.shape
+            num_sb = -(-num_sc // subband_sc)
+            pad = np.zeros((num_paths, num_sb * subband_sc), np.complex128)
+            pad[:, :num_sc] = self._kernel
+            k = self._kernels[subband_sc] = np.ascontiguousarray(pad.reshape(num_paths, num_sb, subband_sc)
+                                                                  .transpose(1, 0, 2))
+        return k
+
+    def mean_power_per_gnb_antenna(self, slot: int) -> float:
+        """Mean over gNB antennas and subcarriers of sum_rx |H|^2: a (K K^H / num_sc) a^H per antenna pair
+        (a: the pair's path gains as a row), without forming H."""
+        a = self._a[self.sample_of_slot[slot]].reshape(-1, self._kernel.shape[0]).astype(np.complex128)
+        if self._gram is None:
+            self._gram = self._kernel @ self._kernel.conj().T / self._kernel.shape[1]
+        return float(np.einsum("ip,pq,iq->", a, self._gram, a.conj()).real) / self.num_gnb_ant

@@ -104,7 +104,7 @@ def _channel(cfg: DeepRxDataConfig, which: str, delay_spread_ns: float, seed: in
     ch_cfg = ChannelConfig(model=model, profile=profile, **ch_kw)
     carrier = CarrierConfig(subcarrier_spacing_khz=cfg.subcarrier_spacing_khz, num_prbs=cfg.num_prbs,
                             carrier_frequency_ghz=cfg.carrier_frequency_ghz)
-    return FadingChannel(ch_cfg, carrier, cfg.num_rx_ant, 0.0, np.zeros(1, np.int64), seed).cfr_slot(0)
+    return FadingChannel(ch_cfg, carrier, cfg.num_rx_ant, 0.0, np.zeros(1, np.int64), seed).cfr_slot(0)[:, 0]
 
 
 def draw_samples(cfg: DeepRxDataConfig, indices: Sequence[int]) -> dict[str, np.ndarray]:

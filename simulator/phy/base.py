@@ -20,7 +20,8 @@ class Transmission:
     """One PDSCH transport-block transmission (a row of ``slots.parquet`` once resolved).
 
     ``h`` is the channel frequency response [num_ue_ant, num_subcarriers] complex64 of the
-    slot (unit average power); ``snr_db`` the average per-RE SNR; ``noise`` is set by the
+    slot as the stream sees it, i.e. precoded with the precoder the gNB holds (unit average power
+    per antenna pair; the DMRS is precoded like the data); ``snr_db`` the average per-RE SNR; ``noise`` is set by the
     backend. ``ack``/``sinr_eff_db``/``ber`` (and ``ber_genie``/``ber_ls``) are filled in by the backend.
     """
     ue: int
@@ -40,6 +41,7 @@ class Transmission:
     gain: np.ndarray | None = field(default=None, repr=False)   # [num_subcarriers] sum_rx |h|^2
     olla_offset_db: float = 0.0
     cqi_used: int = 0
+    precoding_gain_db: float = 0.0  # mean power of the precoded stream over one gNB antenna's (0 with one)
 
 
 class PhyBackend(Protocol):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from models.base import BlerPredictor
+from simulator.csi.report import CsiReporter
 from simulator.link import Link
 from simulator.processes.adaptation import Adaptation
 from simulator.recorder import Recorder
@@ -25,13 +26,15 @@ class RunContext:
 
 @dataclass(eq=False)
 class UeContext:
-    """One UE, the gNB's view of it (``link``), the links between them, and the UE's models.
+    """One UE, the gNB's view of it (``link``), the links between them, what the UE reports
+    (``reporter``), and the UE's models.
 
     ``model_updates``: the UE's local updates (LightTune) waiting for the next CSI-RS occasion.
     """
     ue: Ue
     link: UeLink
     uplink: Link
+    reporter: CsiReporter
     predictor: BlerPredictor | None = None
     csi: object | None = None             # simulator.processes.csi_feedback.CsiFeedback
     model_updates: simpy.Store | None = field(default=None, repr=False)

@@ -9,6 +9,7 @@ import numpy as np
 import simpy
 
 from simulator.bler_features import bler_features
+from simulator.csi.report import Precoder
 from simulator.link import Message
 from simulator.link_adaptation.backoff import cqi_tune
 from simulator.phy.base import per_re_sinr
@@ -41,11 +42,13 @@ class CsiRsSetup:
 
 @dataclass(eq=False)
 class Report:
-    """The payload of a report message: the CQI and, with neural CSI feedback, the compressed CSI.
-    ``decoded`` succeeds (with the NMSE in dB) when the gNB has decoded the CSI."""
+    """The payload of a report message: the CQI, the precoder it was computed for (None: one gNB
+    antenna) and, with neural CSI feedback, the compressed CSI. ``decoded`` succeeds (with the NMSE
+    in dB) when the gNB has decoded the CSI."""
     cqi: int
     csi: object | None
     decoded: simpy.Event
+    precoder: Precoder | None = None
 
 
 @dataclass(eq=False)
@@ -109,7 +112,9 @@ def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, ex
     slot = t0 // run.slot_us
     snr_db = float(ue.snr_db[slot])
     measured_db = snr_db + err_db                                   # what the UE believes
-    cqi_table, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(ue.channel.gain_slot(slot), measured_db))
+    csi = ctx.reporter.measure(ue.channel, slot, measured_db)        # the precoder the report implies
+    h, gain = ue.channel_through(slot, csi.precoder)
+    cqi_table, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(gain, measured_db))
     cqi, features, bler_pred = cqi_table, None, math.nan
     if setup.explore_max_offset:
         # data collection: a random CQI around the table's (the features keep the reported one)
@@ -117,7 +122,7 @@ def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, ex
         cqi = int(np.clip(cqi_table + explore_rng.integers(-k, k + 1), 1, 15))
     if predictor is not None or setup.explore_max_offset:
         nxt = min(slot + 1, len(ue.snr_db) - 1)
-        features = bler_features(ue.channel.cfr_slot(slot), ue.channel.cfr_slot(nxt), measured_db,
+        features = bler_features(h, ue.channel_through(nxt, csi.precoder)[0], measured_db,
                                  run.slot_us * 1e-6, setup.subcarrier_spacing_hz, link.pdsch_sinr_db, cqi,
                                  setup.num_rbs, setup.num_dmrs_symbols)
     if predictor is not None:
@@ -128,8 +133,8 @@ def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, ex
         bler_pred = float(predictor.predict(features, np.array([cqi]))[0])
     distance_m = float(ue.mobility.distance_m([t0 * 1e-6])[0])
     csi_report = ctx.csi.on_occasion(distance_m) if ctx.csi is not None else None
-    bits = setup.report_bits + (csi_report.bits if csi_report is not None else 0)
-    msg = Message("report", ue.id, bits, Report(cqi, csi_report, env.event()), created_us=t0)
+    bits = setup.report_bits + csi.bits + (csi_report.bits if csi_report is not None else 0)
+    msg = Message("report", ue.id, bits, Report(cqi, csi_report, env.event(), csi.precoder), created_us=t0)
     if run.trace is not None:
         run.trace.append((t0, "csi_rs", ue.id, period, cqi))
     env.process(_send_after(run, ctx, msg, setup.report_delay_us))

@@ -1,7 +1,7 @@
 """The receiving ends of the links: processes that take each message from their inbox Store
 when its last bit has arrived.
 
-- gNB (uplink, one process per UE): a report sets the CQI the scheduler uses and, with neural
+- gNB (uplink, one process per UE): a report sets the CQI and the precoder the scheduler uses and, with neural
   CSI feedback, is decoded with the decoder side of the version it was encoded for; an update
   (a CSI decoder update) is applied.
 - UE (downlink, one process per UE): an update (a receiver update) is applied.
@@ -21,7 +21,7 @@ def gnb_inbox_process(run: RunContext, ctx: UeContext):
         msg = yield inbox.get()
         if msg.kind == "report":
             report = msg.payload
-            ctx.link.receive_cqi(report.cqi)
+            ctx.link.receive_cqi(report.cqi, report.precoder)
             nmse_db = ctx.csi.decode(report.csi) if report.csi is not None else math.nan
             report.decoded.succeed(nmse_db)
         else:

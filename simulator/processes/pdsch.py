@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import simpy
 
 from simulator.phy.base import Transmission
@@ -63,8 +64,10 @@ def pdsch_process(run: RunContext, ues: list[UeContext], phy, *, k1_slots: int, 
                 harq, rnd, mcs = link.free_harq.popleft(), 1, link.new_tb_mcs()
             else:
                 continue                # every HARQ process is waiting for feedback
+            h, gain = ue.channel_through(slot, link.precoder)      # precoded with what the gNB holds
             tx = Transmission(ue.id, slot, t, harq, rnd, mcs, int(link.olla.table.tbs_bits[mcs]),
-                              float(ue.snr_db[slot]), ue.channel.cfr_slot(slot), gain=ue.channel.gain_slot(slot))
+                              float(ue.snr_db[slot]), h, gain=gain)
+            tx.precoding_gain_db = _precoding_gain_db(ue, slot, gain) if link.precoder is not None else 0.0
             tx.olla_offset_db = link.olla.offset_db
             tx.cqi_used = link.cqi
             phy.submit(tx)
@@ -79,6 +82,12 @@ def pdsch_process(run: RunContext, ues: list[UeContext], phy, *, k1_slots: int, 
         if due > env.now:
             yield slot_tick(env, due - env.now)
         _feedback(*pending.popleft(), phy, rec, stats, receiver, trace)
+
+
+def _precoding_gain_db(ue, slot: int, gain) -> float:
+    """Mean received power of the precoded stream over that of one gNB antenna, averaged over them (dB)."""
+    per_antenna = ue.channel.mean_power_per_gnb_antenna(slot)
+    return float(10.0 * np.log10(gain.mean() / per_antenna)) if per_antenna > 0 else 0.0
 
 
 def _feedback(due_us: int, tx: Transmission, link, phy, rec, stats: PdschStats, receiver: str, trace) -> None:
@@ -112,5 +121,5 @@ def _feedback(due_us: int, tx: Transmission, link, phy, rec, stats: PdschStats, 
         "mcs": tx.mcs, "tbs_bits": tx.tbs_bits, "snr_db": tx.snr_db, "sinr_eff_db": tx.sinr_eff_db,
         "olla_offset_db": tx.olla_offset_db, "cqi_used": tx.cqi_used, "ack": ack, "ack_t_us": due_us,
         "delivered_bits": delivered, "receiver": receiver, "ber": tx.ber,
-        "ber_genie": tx.ber_genie, "ber_ls": tx.ber_ls,
+        "ber_genie": tx.ber_genie, "ber_ls": tx.ber_ls, "precoding_gain_db": tx.precoding_gain_db,
     })

@@ -97,7 +97,7 @@ def test_link_level_engine_vs_bare_chain(tmp_path, receiver):
     from simulator.channel.fading import FadingChannel
     from simulator.engine import seeds_for
     ch_seed = int(seeds_for(sc)[0]["channel"].generate_state(1)[0])
-    h = FadingChannel(sc.channel, sc.carrier, sc.phy.num_ue_antennas, 0.0, np.zeros(1, np.int64), ch_seed).cfr_slot(0)
+    h = FadingChannel(sc.channel, sc.carrier, sc.phy.num_ue_antennas, 0.0, np.zeros(1, np.int64), ch_seed).cfr_slot(0)[:, 0]
     bare = _bare_chain(sc, mcs, h)
     bare()                                                                # compile
     calls_per_rep = NUM_SLOTS // BATCH

@@ -166,7 +166,7 @@ def test_killed_run_leaves_readable_partial_log_and_rerun_rules(tmp_path):
 def test_sigterm_marks_interrupted(tmp_path):
     out = tmp_path / "run"
     p = _cli("run", str(REPO / "scenarios" / "quickstart.yaml"), "--out", str(out), "--no-progress",
-             "--set", "duration_s=60", "--set", "output.flush_rows=1000")
+             "--set", "duration_s=200", "--set", "output.flush_rows=1000")   # ~8 s of event loop: killed long before its end
     # generous: on a loaded 2-core machine the TensorFlow import and setup alone can take minutes,
     # and a SIGTERM before the run starts would test nothing
     deadline = time.time() + 400

@@ -38,6 +38,6 @@ def test_doppler_estimate_tracks_the_ue_speed(speed_kmh):
     fd = speed * 3.5e9 / 3e8
     ch = FadingChannel(ChannelConfig(model="tdl", profile="A", delay_spread_ns=30), carrier, 2, speed,
                        np.arange(4000), seed=3)
-    est = [doppler_hz(ch.cfr_slot(s), ch.cfr_slot(s + 1), 0.5e-3) for s in range(0, 3960, 40)]
+    est = [doppler_hz(ch.cfr_slot(s)[:, 0], ch.cfr_slot(s + 1)[:, 0], 0.5e-3) for s in range(0, 3960, 40)]
     assert np.median(est) == pytest.approx(fd, rel=0.3)
-    assert doppler_hz(ch.cfr_slot(5), ch.cfr_slot(5), 0.5e-3) == 0.0
+    assert doppler_hz(ch.cfr_slot(5)[:, 0], ch.cfr_slot(5)[:, 0], 0.5e-3) == 0.0

@@ -25,8 +25,8 @@ def test_cfr_equals_sionna_cir_to_ofdm_channel():
     a, tau = TDL("C", 300e-9, 3.5e9, min_speed=10.0, max_speed=10.0, num_rx_ant=2)(1, 50, 2000.0)
     h = cir_to_ofdm_channel(subcarrier_frequencies(144, 30e3), a, tau, normalize=False)
     ref = tf.transpose(h[0, 0, :, 0, 0], [1, 0, 2]).numpy()          # [time, rx_ant, sc]
-    np.testing.assert_allclose(ch.cfr(np.arange(50)), ref, atol=2e-5)
-    np.testing.assert_allclose(ch.cfr_slot(17), ref[17], atol=2e-5)
+    np.testing.assert_allclose(ch.cfr(np.arange(50))[:, :, 0], ref, atol=2e-5)
+    np.testing.assert_allclose(ch.cfr_slot(17)[:, 0], ref[17], atol=2e-5)
 
 
 def test_one_2d_product_equals_the_per_slot_products():
@@ -35,15 +35,46 @@ def test_one_2d_product_equals_the_per_slot_products():
     (a mixed-up reshape would swap slots or antennas), whichever rows it is computed with."""
     ch = FadingChannel(ChannelConfig(model="cdl", profile="C", delay_spread_ns=300), CARRIER, 2, 30 / 3.6,
                        np.arange(600), seed=2)
-    a = ch._a.astype(np.complex128)                                                  # [time, ant, paths]
+    a = ch._a[:, :, 0].astype(np.complex128)                                         # [time, ant, paths]
     ref = np.stack([np.einsum("rl,ls->rs", a[t], ch._kernel) for t in range(600)]).astype(np.complex64)
     assert ref.shape == (600, 2, 144) and not np.allclose(ref[:, 0], ref[:, 1])
-    np.testing.assert_array_equal(ch.cfr(np.arange(600)), ref)
-    np.testing.assert_array_equal(ch.cfr(np.array([599, 3])), ref[[599, 3]])
+    np.testing.assert_array_equal(ch.cfr(np.arange(600))[:, :, 0], ref)
+    np.testing.assert_array_equal(ch.cfr(np.array([599, 3]))[:, :, 0], ref[[599, 3]])
     for slot in (0, 511, 512, 599):                                                   # both chunks of 512
-        np.testing.assert_array_equal(ch.cfr_slot(slot), ref[slot])
-        np.testing.assert_allclose(ch.gain_slot(slot), (np.abs(ref[slot].astype(np.complex128)) ** 2).sum(axis=0),
-                                   rtol=1e-12)
+        np.testing.assert_array_equal(ch.cfr_slot(slot)[:, 0], ref[slot])
+        h0, gain = ch.port0_slot(slot)
+        np.testing.assert_array_equal(h0, ref[slot])
+        np.testing.assert_allclose(gain, (np.abs(ref[slot].astype(np.complex128)) ** 2).sum(axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", ["tdl", "cdl"])
+def test_gnb_array_channel_and_its_precoded_stream(model):
+    """A 2x4 gNB array: [time, ue_ant, gnb_ant, sc], the same mean power on every gNB antenna (TDL: unit
+    power, i.i.d. across gNB antennas); the per-subband precoded stream formed from the path gains equals H w
+    formed from the full response, also with a shorter last subband; the mean power per gNB antenna
+    equals the one of the full response."""
+    from simulator.schema import GnbConfig
+
+    gnb = GnbConfig(antenna_rows=2, antenna_cols=4)
+    ch = FadingChannel(ChannelConfig(model=model, profile="C" if model == "cdl" else "B", delay_spread_ns=100),
+                       CARRIER, 2, 30 / 3.6, np.arange(400), seed=4, gnb=gnb)
+    h = ch.cfr(np.arange(400))
+    assert h.shape == (400, 2, 8, 144)
+    power = np.mean(np.abs(h.astype(np.complex128)) ** 2, axis=(0, 1, 3))              # per gNB antenna
+    # TDL: unit power; CDL: the 38.901 element pattern's gain towards the clusters, alike on every element
+    expected = 1.0 if model == "tdl" else power.mean()
+    assert np.all(np.abs(power / expected - 1) < 0.5) and not np.allclose(h[:, :, 0], h[:, :, 1])
+    rng = np.random.default_rng(0)
+    for subband_sc in (48, 60):                                                         # 3 subbands; 2.4
+        num_sb = -(-144 // subband_sc)
+        w = rng.normal(size=(num_sb, 8)) + 1j * rng.normal(size=(num_sb, 8))
+        w /= np.linalg.norm(w, axis=1, keepdims=True)
+        w_sc = w[np.arange(144) // subband_sc].T                                        # [gnb, sc]
+        for slot in (0, 399):
+            ref = np.einsum("rts,ts->rs", ch.cfr_slot(slot).astype(np.complex128), w_sc)
+            np.testing.assert_allclose(ch.precoded_slot(slot, w, subband_sc), ref, rtol=0, atol=2e-6)
+            full = np.mean(np.sum(np.abs(ch.cfr_slot(slot).astype(np.complex128)) ** 2, axis=0))
+            assert ch.mean_power_per_gnb_antenna(slot) == pytest.approx(full, rel=1e-5)
 
 
 @pytest.mark.parametrize("model, profile", [("tdl", "B"), ("cdl", "C")])

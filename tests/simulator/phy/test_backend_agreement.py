@@ -55,7 +55,7 @@ def channel_realisations(num: int, seed: int = 1) -> np.ndarray:
     cfg = ChannelConfig(model="tdl", profile="B", delay_spread_ns=100)
     speed_mps = 30 / 3.6
     ch = FadingChannel(cfg, carrier, 1, speed_mps, np.arange(num) * 100, seed)    # 100 slots = 50 ms apart
-    return ch.cfr(np.arange(num))                                                 # [num, 1, S]
+    return ch.cfr(np.arange(num))[:, :, 0]                                        # [num, 1, S]
 
 
 def abstraction_bler(table, h: np.ndarray, mcs: int, snr_db: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import simpy
 
+from simulator.csi.report import CsiReporter
 from simulator.link import Link
 from simulator.link_adaptation.cqi import CqiMapper
 from simulator.link_adaptation.olla import Olla
@@ -11,7 +12,7 @@ from simulator.link_adaptation.tables import bler_table
 from simulator.mobility import Mobility
 from simulator.processes.adaptation import Adaptation
 from simulator.processes.context import RunContext, UeContext
-from simulator.schema import StaticMobility
+from simulator.schema import CsiReportConfig, GnbConfig, StaticMobility
 from simulator.ue import Ue, UeLink
 
 NUM_PRBS = 12
@@ -19,13 +20,13 @@ SLOT_US = 500
 
 
 class FlatChannel:
-    """Unit gain on every subcarrier, one receive antenna."""
+    """Unit gain on every subcarrier, one receive and one transmit antenna."""
 
-    def gain_slot(self, slot):
-        return np.ones(12 * NUM_PRBS)
+    def port0_slot(self, slot):
+        return np.ones((1, 12 * NUM_PRBS), np.complex64), np.ones(12 * NUM_PRBS)
 
     def cfr_slot(self, slot):
-        return np.ones((1, 12 * NUM_PRBS), np.complex64)
+        return np.ones((1, 1, 12 * NUM_PRBS), np.complex64)
 
 
 def ue_context(env, log, *, duration_us: int, num_harq: int = 16, predictor=None) -> tuple[RunContext, UeContext, list]:
@@ -36,4 +37,5 @@ def ue_context(env, log, *, duration_us: int, num_harq: int = 16, predictor=None
     trace: list = []
     run = RunContext(env, log, Adaptation(env, log, trace), slot_us=SLOT_US, duration_us=duration_us, trace=trace)
     uplink = Link(env, "feedback", 1e6, 0, [0], trace=trace)
-    return run, UeContext(ue, link, uplink, predictor=predictor, model_updates=simpy.Store(env)), trace
+    reporter = CsiReporter(CsiReportConfig(), GnbConfig(), NUM_PRBS)
+    return run, UeContext(ue, link, uplink, reporter, predictor=predictor, model_updates=simpy.Store(env)), trace
