@@ -75,7 +75,7 @@ class FadingChannel:
         self._cache = None
         self._gain = None
         self._kernels: dict[int, np.ndarray] = {}     # subband size -> [subbands, paths, subband_sc]
-        self._gram = None                             # K K^H / num_sc [paths, paths]
+        self._gram = self._kernel @ self._kernel.conj().T / freqs_hz.size    # K K^H / num_sc [paths, paths]
 
     def _compute(self, samples: np.ndarray, tx: slice = slice(None)) -> np.ndarray:
         """[n, rx_ant, tx_ant, sc] complex64 for samples [n] (gNB antennas ``tx``): one 2-D product
@@ -139,9 +139,9 @@ class FadingChannel:
         return k
 
     def mean_power_per_gnb_antenna(self, slot: int) -> float:
-        """Mean over gNB antennas and subcarriers of sum_rx |H|^2: a (K K^H / num_sc) a^H per antenna pair
-        (a: the pair's path gains as a row), without forming H."""
+        """Mean over gNB antennas and subcarriers of sum_rx |H|^2: the real part of sum over antenna pairs
+        of a (K K^H / num_sc) a^H (a: the pair's path gains as a row), without forming H: one product
+        [pairs, paths] @ [paths, paths] and one dot product (BLAS; an einsum over the three operands
+        costs ten times more at 32 antennas)."""
         a = self._a[self.sample_of_slot[slot]].reshape(-1, self._kernel.shape[0]).astype(np.complex128)
-        if self._gram is None:
-            self._gram = self._kernel @ self._kernel.conj().T / self._kernel.shape[1]
-        return float(np.einsum("ip,pq,iq->", a, self._gram, a.conj()).real) / self.num_gnb_ant
+        return float(np.vdot(a, a @ self._gram).real) / self.num_gnb_ant
