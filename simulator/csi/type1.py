@@ -42,6 +42,7 @@ UCI CRC and without 38.212's Part 1 / Part 2 split or padding.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -122,13 +123,17 @@ def codebook_config(n1: int, n2: int, dual_polarised: bool = True, field: str = 
     return CodebookConfig(n1=n1, n2=n2, o1=o1, o2=o2, dual_polarised=dual_polarised)
 
 
+@functools.lru_cache(maxsize=32)
 def dft_beams(cfg: CodebookConfig) -> np.ndarray:
-    """Unit-norm v_{l,m}: [N1 O1, N2 O2, N1 N2] complex128, entry [l, m, n1 * N2 + n2]."""
+    """Unit-norm v_{l,m}: [N1 O1, N2 O2, N1 N2] complex128, entry [l, m, n1 * N2 + n2]. Cached per
+    codebook (a CSI report searches them every occasion); read-only."""
     l = np.arange(cfg.n1 * cfg.o1)[:, None] * np.arange(cfg.n1)[None, :] / (cfg.n1 * cfg.o1)
     m = np.arange(cfg.n2 * cfg.o2)[:, None] * np.arange(cfg.n2)[None, :] / (cfg.n2 * cfg.o2)
     a, u = np.exp(2j * np.pi * l), np.exp(2j * np.pi * m)          # [N1O1, N1], [N2O2, N2]
     v = a[:, None, :, None] * u[None, :, None, :]                  # [N1O1, N2O2, N1, N2]
-    return v.reshape(cfg.n1 * cfg.o1, cfg.n2 * cfg.o2, cfg.n1 * cfg.n2) / math.sqrt(cfg.n1 * cfg.n2)
+    v = v.reshape(cfg.n1 * cfg.o1, cfg.n2 * cfg.o2, cfg.n1 * cfg.n2) / math.sqrt(cfg.n1 * cfg.n2)
+    v.flags.writeable = False
+    return v
 
 
 def _cophase(cfg: CodebookConfig, rank: int) -> np.ndarray:
