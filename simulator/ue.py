@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.channel.fading import FadingChannel
+from simulator.channel.fading import FadingChannel, stream_gain
 from simulator.link_adaptation.cqi import CqiMapper
 from simulator.link_adaptation.olla import Olla
 from simulator.mobility import Mobility
@@ -28,7 +28,7 @@ class Ue:
         if precoder is None:
             return self.channel.port0_slot(slot)
         h = self.channel.precoded_slot(slot, precoder.w, precoder.subband_sc)
-        return h, (h.real.astype(np.float64) ** 2 + h.imag.astype(np.float64) ** 2).sum(axis=0)
+        return h, stream_gain(h)
 
 
 @dataclass

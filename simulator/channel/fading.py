@@ -19,6 +19,12 @@ from simulator.schema import CarrierConfig, ChannelConfig, GnbConfig
 CHUNK_SLOTS = 512
 
 
+def stream_gain(h: np.ndarray) -> np.ndarray:
+    """h [..., num_ue_ant, sc] complex -> [..., sc] float64: sum over UE antennas of |h|^2, the
+    MRC/LMMSE gain of one stream (what ``per_re_sinr`` scales by the SNR)."""
+    return (h.real.astype(np.float64) ** 2 + h.imag.astype(np.float64) ** 2).sum(axis=-2)
+
+
 def _set_sionna_seed(seed: int) -> None:
     import sionna.phy
 
@@ -102,8 +108,7 @@ class FadingChannel:
             stop = min(start + CHUNK_SLOTS, len(self.sample_of_slot))
             h0 = self._compute(self.sample_of_slot[start:stop], slice(0, 1))[:, :, 0]   # [n, rx_ant, sc]
             self._cache = h0
-            # sum over receive antennas of |h|^2: the MRC/LMMSE gain of one stream [n, sc]
-            self._gain = (h0.real.astype(np.float64) ** 2 + h0.imag.astype(np.float64) ** 2).sum(axis=1)
+            self._gain = stream_gain(h0)                                                  # [n, sc]
             self._cache_start = start
         return start
 

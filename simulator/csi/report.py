@@ -46,16 +46,15 @@ class CsiReporter:
         self.kind = cfg.kind
         self.subband_sc = 12 * cfg.subband_prbs
         self.num_gnb_ant = gnb.num_antennas
-        num_sc = 12 * num_prbs
-        self.subband_of_sc = np.arange(num_sc) // (12 * cfg.subband_prbs)            # [sc]
+        self.subband_of_sc = np.arange(12 * num_prbs) // self.subband_sc                 # [sc]
         self.num_subbands = int(self.subband_of_sc[-1]) + 1
         self._rows = np.arange(num_prbs) * 12 + 6                                      # one subcarrier a PRB
-        self._subband_of_row = self.subband_of_sc[self._rows]
+        # type1: the i2 subband of each searched row (all 0: one wideband i2)
+        self._subband_of_row = self.subband_of_sc[self._rows] * cfg.subband_pmi
         self.bits = 0
         if self.kind == "type1" and self.num_gnb_ant > 1:
             self.codebook = codebook_config(gnb.antenna_cols, gnb.antenna_rows, gnb.polarization == "dual")
             self.bits = report_bits(self.codebook, 1, 1, self.num_subbands, cfg.subband_pmi).total - WIDEBAND_CQI_BITS
-        self._subband_pmi = cfg.subband_pmi
 
     def measure(self, channel, slot: int, snr_db: float) -> CsiMeasurement:
         if self.num_gnb_ant == 1:
@@ -65,10 +64,7 @@ class CsiReporter:
             w = dominant_precoder(h, self.subband_of_sc)                                      # [S, gnb_ant]
         else:
             rows = np.moveaxis(h[:, :, self._rows], -1, 0)                                    # [R, ue, gnb]
-            if self._subband_pmi:
-                pmi, _ = select_pmi(self.codebook, rows, snr_db, 1, self._subband_of_row)
-                w = precoder(self.codebook, pmi)[:, :, 0]                                     # [S, gnb_ant]
-            else:                                                                             # one wideband i2
-                pmi, _ = select_pmi(self.codebook, rows, snr_db, 1, np.zeros_like(self._subband_of_row))
-                w = np.repeat(precoder(self.codebook, pmi)[:, :, 0], self.num_subbands, axis=0)
+            pmi, _ = select_pmi(self.codebook, rows, snr_db, 1, self._subband_of_row)
+            w = precoder(self.codebook, pmi)[:, :, 0]                                         # [S or 1, gnb_ant]
+            w = np.broadcast_to(w, (self.num_subbands, w.shape[1]))                           # wideband: every subband
         return CsiMeasurement(Precoder(w, self.subband_sc), self.bits)
