@@ -87,9 +87,11 @@ class BlerPredictor(Protocol):
 class CsiEncoderSide(Protocol):
     """UE end of a neural CSI feedback link.
 
-    report:     x [ant, sc, 2] float32 (real/imag of the measured CSI) -> a report whose ``data``
-                (bytes) and ``bits`` travel on the uplink and whose ``version`` names the decoder
-                side it was encoded for
+    report:     x [n, ant, sc, 2] float32 (real/imag of n measured CSI matrices, e.g. one per UE
+                antenna) -> a report whose ``data`` (bytes, one stream) and ``bits`` travel on the
+                uplink, whose ``version`` names the decoder side it was encoded for, and whose
+                ``x_expected`` [n, ant, sc, 2] is what that decoder side reconstructs (the UE
+                holds a copy: the CQI can be computed for the precoder the gNB will derive)
     fine_tune:  x [n, ant, sc, 2] float32 (the UE's recent CSI) -> Update | None (None: frozen).
                 A decoder update's ``payload`` travels on the uplink; ``apply`` switches both ends.
     """
@@ -120,11 +122,11 @@ class CsiCodecType(Protocol):
 class CsiDecoderSide(Protocol):
     """gNB end of a neural CSI feedback link.
 
-    decode: a report (bytes + the version it was encoded for) -> NMSE of the reconstruction in dB,
-            decoded with the decoder side of that version
+    decode: a report (bytes + the version it was encoded for) -> x_hat [n, ant, sc, 2] float32, the
+            reconstruction by the decoder side of that version
     """
 
-    def decode(self, report: Any) -> float: ...
+    def decode(self, report: Any) -> np.ndarray: ...
 
 
 class NeuralReceiver(Protocol):

@@ -12,6 +12,7 @@ import simpy
 from models.registry import get_model
 from simulator.channel.fading import FadingChannel
 from simulator.channel.snr import SnrModel
+from simulator.csi.codec_grid import CodecGrid
 from simulator.csi.report import CsiReporter
 from simulator.link import Link
 from simulator.link_adaptation.cqi import CqiMapper
@@ -86,14 +87,19 @@ def build_csi_feedback(scenario: Scenario, run: RunContext, ue: Ue, uplink: Link
     if cfg is None:
         return None
     codec_type = get_model(cfg.type)
-    x, _distance_m, spacing_m = codec_type.read_track(cfg.track)
     online = cfg.online
     # reports a decoder update serves: the CSI-RS occasions in one fine-tuning interval (eq. 21)
     speed = ue.mobility.speed_mps
     reports = online.interval_m / (speed * scenario.csi_rs.period_ms * 1e-3) if speed > 0 else 1.0
     codec = codec_type.online(cfg.checkpoint, online, np.random.default_rng(seed), reports)
-    return CsiFeedback(run, ue.id, codec, codec, uplink, x, spacing_m, interval_m=online.interval_m,
-                       samples=online.samples)
+    common = dict(interval_m=online.interval_m, samples=online.samples)
+    rep = scenario.csi_rs.report
+    if rep.kind == "neural":         # the UE's own measured channel on the codec's grid
+        grid = CodecGrid(codec.config.num_ant, codec.config.num_sc, scenario.gnb.num_antennas,
+                         scenario.carrier.num_prbs, rep.subband_prbs)
+        return CsiFeedback(run, ue.id, codec, codec, uplink, grid=grid, subband_sc=12 * rep.subband_prbs, **common)
+    x, _distance_m, spacing_m = codec_type.read_track(cfg.track)
+    return CsiFeedback(run, ue.id, codec, codec, uplink, track_x=x, spacing_m=spacing_m, **common)
 
 
 def build_receiver_adaptation(scenario: Scenario, run: RunContext, ue_ids: list[int], phy,
@@ -167,6 +173,8 @@ class Simulation:
             ctx = UeContext(ue, link, uplink, reporter, predictor=build_bler_predictor(sc, model_ss),
                             model_updates=simpy.Store(env))
             ctx.csi = build_csi_feedback(sc, run, ue, uplink, model_ss.spawn(1)[0])
+            if sc.csi_rs.report.kind == "neural":
+                ctx.reporter = ctx.csi
             adaptation_rngs[ue.id] = np.random.default_rng(model_ss.spawn(1)[0])
             env.process(csi_rs_process(run, ctx, setup, explore_rng, error_rng))
             env.process(gnb_inbox_process(run, ctx))

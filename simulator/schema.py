@@ -56,12 +56,14 @@ class CarrierConfig(_Strict):
 
 
 class CsiReportConfig(_Strict):
-    kind: Literal["ideal", "type1"] = Field(
+    kind: Literal["ideal", "type1", "neural"] = Field(
         "ideal", description="What the UE reports besides the CQI and the gNB precodes with: ideal (the "
                              "measured channel, whose per-subband dominant eigenvector the gNB uses; carried "
                              "free beyond the CQI bits) or type1 (38.214 Type I single-panel PMI, codebookMode "
-                             "1, rank 1; its 38.212 bits on the feedback link). With one gNB antenna both are "
-                             "the CQI alone")
+                             "1, rank 1; its 38.212 bits on the feedback link) or neural (models.csi_codec compresses "
+                             "the measured channel, its coded bits on the feedback link; the gNB precodes with "
+                             "the dominant eigenvectors of what it decodes; needs a gNB array). With one gNB "
+                             "antenna ideal and type1 are the CQI alone")
     subband_prbs: int = Field(4, ge=1, le=32, description="PRBs per precoding subband (the PMI's i2 and the "
                                                           "ideal precoder are per subband)")
     subband_pmi: bool = Field(True, description="type1: one i2 per subband (else one wideband i2)")
@@ -276,8 +278,11 @@ class BlerPredictorConfig(_Strict):
 class CsiCodecConfig(_Strict):
     type: Literal["conv_csi"] = Field("conv_csi", description="Neural CSI compressor (seeds/002)")
     checkpoint: str = Field(..., description="conv_csi checkpoint JSON (`python -m models.csi_codec.train`)")
-    track: str = Field(..., description="CSI track dataset (`airtune data csi` with a track source): the "
-                                        "UE's CSI at each CSI-RS occasion is the sample at its distance travelled")
+    track: str | None = Field(None, description="One gNB antenna only (the study mode of seeds/002): a CSI track "
+                                                "dataset (`airtune data csi` with a track source) whose sample at the "
+                                                "UE's distance travelled is compressed at each CSI-RS occasion, scored "
+                                                "and used for nothing else. With csi_rs.report.kind: neural the codec "
+                                                "compresses the UE's measured channel instead: leave it out")
     online: CsiOnlineConfig = Field(default_factory=CsiOnlineConfig)
 
 
@@ -364,9 +369,26 @@ class Scenario(_Strict):
                 raise FieldError("gnb", f"{g.antenna_rows} rows x {g.antenna_cols} cols ({g.polarization}) "
                                         f"has no Type I codebook (csi_rs.report.kind: type1; N1 = antenna_cols, "
                                         f"N2 = antenna_rows): " + str(exc).removeprefix("gnb: ")) from None
-        if g.num_antennas > 1 and self.models.csi_codec is not None:
-            raise FieldError("models.csi_codec", "the neural CSI codec does not precode yet: it needs a "
-                                                 "1x1 gnb array")
+        codec = self.models.csi_codec
+        if rep.kind == "neural":
+            if g.num_antennas == 1:
+                raise FieldError("csi_rs.report.kind", "neural reports need a gNB array (gnb.antenna_rows x "
+                                                       "antenna_cols > 1): with one antenna there is nothing to precode")
+            if codec is None:
+                raise FieldError("csi_rs.report.kind", "neural needs models.csi_codec ({type: conv_csi, "
+                                                       "checkpoint: ...})")
+            if codec.track is not None:
+                raise FieldError("models.csi_codec.track", "neural reports compress the UE's measured channel; "
+                                                           "a track is only for a one-antenna gNB: leave it out")
+        elif codec is not None:
+            if g.num_antennas > 1:
+                raise FieldError("models.csi_codec", f"with a gNB array the codec's reports are the CSI the gNB "
+                                                     f"precodes with: set csi_rs.report.kind: neural (got "
+                                                     f"{rep.kind}) and leave out track")
+            if codec.track is None:
+                raise FieldError("models.csi_codec.track", "required with one gNB antenna (a CSI track dataset); "
+                                                           "for neural reports on the measured channel use a gNB "
+                                                           "array and csi_rs.report.kind: neural")
 
     def _check_receiver(self) -> None:
         rx = self.models.receiver

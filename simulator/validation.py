@@ -15,6 +15,7 @@ from models.deeprx.config import ReceiverAdaptationConfig
 from models.deeprx.data import dataset_size
 from models.deeprx.data import read_description as read_deeprx_description
 from models.deeprx.receiver import checkpoint_grid
+from simulator.csi.codec_grid import grid_misfit
 from simulator.loader import field_errors
 from simulator.schema import CsiCodecConfig, Scenario, StaticMobility, WaypointMobility
 
@@ -49,20 +50,27 @@ def _checkpoint_exists(path: str, field: str) -> None:
 
 
 def _check_csi_codec(scenario: Scenario) -> None:
-    """The checkpoint exists; the track is a CSI track of the checkpoint's shape, long enough for every UE."""
+    """The checkpoint exists; its grid fits the gNB array and the carrier (neural reports), or the
+    track is a CSI track of the checkpoint's shape, long enough for every UE."""
     codec: CsiCodecConfig | None = scenario.models.csi_codec
     if codec is None:
         return
     field = "models.csi_codec.track"
     _checkpoint_exists(codec.checkpoint, "models.csi_codec.checkpoint")
     try:
-        desc = read_csi_description(codec.track)
-    except ValueError as exc:
-        raise FieldError(field, str(exc)) from None
-    try:
         ckpt = read_checkpoint_config(codec.checkpoint, "conv_csi").config
     except ValueError as exc:
         raise FieldError("models.csi_codec.checkpoint", str(exc)) from None
+    if codec.track is None:          # neural reports: the grid must fit the array and the carrier
+        misfit = grid_misfit(ckpt.get("num_ant"), ckpt.get("num_sc"), scenario.gnb.num_antennas,
+                             scenario.carrier.num_prbs, scenario.csi_rs.report.subband_prbs)
+        if misfit is not None:
+            raise FieldError("models.csi_codec.checkpoint", misfit)
+        return
+    try:
+        desc = read_csi_description(codec.track)
+    except ValueError as exc:
+        raise FieldError(field, str(exc)) from None
     track = desc.get("track")
     if not isinstance(track, dict):
         raise FieldError(field, f"{codec.track!r} is not a track (its source samples an area or i.i.d. "

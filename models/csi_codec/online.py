@@ -61,21 +61,25 @@ def flops_per_report(cfg) -> float:
 
 @dataclass
 class CsiReport:
-    """One compressed CSI report: the bytes on the link and what the log needs."""
+    """One compressed CSI report of ``n`` matrices in one range-coded stream: the bytes on the link
+    and what the log needs."""
     data: bytes
     bits: int                       # coded latent bits (8 x bytes)
     bits_estimated: float           # the entropy model's -log2 p of the symbols
-    x: np.ndarray                   # [ant, sc, 2] the CSI it compresses (for the NMSE, not sent)
+    x: np.ndarray                   # [n, ant, sc, 2] the CSI it compresses (for the NMSE, not sent)
+    x_expected: np.ndarray          # [n, ant, sc, 2] what the gNB will reconstruct: the UE's copy of the
+                                    # decoder side of ``version`` applied to the symbols (not sent)
     version: int = 0                # decoder-side version it was encoded for (see the module docstring)
-    nmse_db: float = math.nan       # set when the gNB decodes it
     pending: bool = True            # not decoded yet
 
 
 class OnlineCsiCodec:
     """Both ends of one UE's neural CSI feedback, with online fine-tuning.
 
-    report:     x [ant, sc, 2] -> CsiReport (UE: encode with the active encoder and tables)
-    decode:     CsiReport -> nmse_db (gNB: decode the bytes with the decoder it holds)
+    report:     x [n, ant, sc, 2] -> CsiReport (UE: encode the n matrices with the active encoder and
+                tables into one stream)
+    decode:     CsiReport -> x_hat [n, ant, sc, 2] float32 (gNB: decode the bytes with the decoder
+                side of the report's version)
     fine_tune:  x [n, ant, sc, 2] -> Update | None (UE; None for scheme ``none``)
     """
 
@@ -112,24 +116,26 @@ class OnlineCsiCodec:
     # -- the two ends ------------------------------------------------------------------------------
     def report(self, x: np.ndarray) -> CsiReport:
         x = np.asarray(x, np.float32)
-        (coded,), est = self.ue.report(x[None], per_report=True)
+        if x.ndim != 4:
+            raise ValueError(f"x must be [n, ant, sc, 2], got shape {x.shape}")
+        coded, est, x_expected = self.ue.report(x, reconstruct=True)
         self._undecoded[self.version] = self._undecoded.get(self.version, 0) + 1
-        return CsiReport(coded.data, coded.bits, float(est[0]), x, version=self.version)
+        return CsiReport(coded.data, coded.bits, float(np.sum(est)), x, x_expected, version=self.version)
 
-    def decode(self, report: CsiReport) -> float:
+    def decode(self, report: CsiReport) -> np.ndarray:
         """gNB: decode with the decoder side of the report's version (the current one, or an old
         one kept for reports that straddled an update)."""
         if not report.pending:
             raise ValueError("this report has been decoded already")
-        v = report.version
+        v, n = report.version, len(report.x)
         if v == self.version:
-            x_hat = self.gnb.decode_reports(report.data, 1)[0]
+            x_hat = self.gnb.decode_reports(report.data, n)
         else:
             current = self.gnb.decoder_side_weights()
             _assign(self.gnb.codec.decoder_side_variables, self._old_decoders[v])
             self.gnb.refresh()
             try:
-                x_hat = self.gnb.decode_reports(report.data, 1)[0]
+                x_hat = self.gnb.decode_reports(report.data, n)
             finally:
                 _assign(self.gnb.codec.decoder_side_variables, current)
                 self.gnb.refresh()
@@ -137,9 +143,8 @@ class OnlineCsiCodec:
         if self._undecoded[v] == 0:
             del self._undecoded[v]
             self._old_decoders.pop(v, None)
-        report.nmse_db = float(10 * np.log10(np.sum((report.x - x_hat) ** 2) / np.sum(report.x ** 2)))
         report.pending = False
-        return report.nmse_db
+        return x_hat
 
     def _new_version(self) -> None:
         """The gNB's decoder side is about to change: keep the old one while reports need it."""

@@ -30,7 +30,9 @@ class CsiEncoderSide(_Tables):
     """UE: compresses CSI into bytes; after fine-tuning, codes the decoder update.
 
     report:      x [reports, ant, sc, 2] -> (CodedLatents, or a list of one per report,
-                 model bit estimate [reports] float32)
+                 model bit estimate [reports] float32[, x_expected [reports, ant, sc, 2] float32:
+                 the UE's decoder side applied to the symbols, what a gNB holding the same decoder
+                 side reconstructs])
     make_update: -> CodedUpdate of (current decoder side - the gNB's); the UE's own decoder side
                  becomes the quantised one the gNB will rebuild
     """
@@ -41,9 +43,11 @@ class CsiEncoderSide(_Tables):
         # what the gNB holds (the reference for the next update)
         self.gnb_decoder_side = [v.numpy() for v in codec.decoder_side_variables]
 
-    def report(self, x, per_report: bool = False):
+    def report(self, x, per_report: bool = False, reconstruct: bool = False):
         symbols, est_bits = self.codec.compress(x)
         coded = self.coder.encode_each(symbols) if per_report else self.coder.encode(symbols)
+        if reconstruct:
+            return coded, est_bits, self.codec.decompress(symbols)
         return coded, est_bits
 
     def make_update(self) -> CodedUpdate:

@@ -9,17 +9,26 @@
   its 38.212 PMI/RI bits on top of the CQI's. N1 = ``gnb.antenna_cols``, N2 = ``gnb.antenna_rows``
   (Sionna's antenna order is then 38.214's port order).
 
-With one gNB antenna there is nothing to precode and both kinds are the CQI alone. The CQI is
-computed for the precoder the report implies, on the channel the UE measured.
+- ``neural``: ``models.csi_codec`` compresses the measured channel on its grid
+  (``simulator/csi/codec_grid.py``); the gNB decodes the bytes and precodes each subband with the
+  dominant eigenvector of its reconstruction. Measured by the UE's ``CsiFeedback``
+  (``simulator/processes/csi_feedback.py``), which holds the codec.
+
+With one gNB antenna there is nothing to precode and ideal and type1 are the CQI alone. The CQI is
+computed for the precoder the gNB will use, on the channel the UE measured: the reported PMI's
+codeword, the measured channel's eigenvectors (ideal), or, for neural, those of the reconstruction
+the UE expects the gNB to make (its copy of the decoder side the report was encoded for, which
+gives the gNB's reconstruction bit for bit).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from simulator.csi.type1 import WIDEBAND_CQI_BITS, codebook_config, precoder, report_bits, select_pmi
-from simulator.phy.precoding import dominant_precoder
+from simulator.phy.precoding import dominant_precoder, eigen_gain, precoded_gain, precoder_of_sc, sgcs
 from simulator.schema import CsiReportConfig, GnbConfig
 
 
@@ -33,14 +42,33 @@ class Precoder:
 
 @dataclass(frozen=True)
 class CsiMeasurement:
-    """What one report tells the gNB besides the CQI."""
-    precoder: Precoder | None      # None: one gNB antenna, nothing to precode
-    bits: int                      # report bits beyond the CQI's
+    """What one report tells the gNB besides the CQI, and what the UE measured."""
+    precoder: Precoder | None      # the one the CQI is computed for (None: one gNB antenna, nothing to precode)
+    bits: int                      # report bits beyond the CQI's (a neural report's are its ``csi``'s)
+    csi: object | None = None      # neural: the codec's report (bytes the gNB decodes)
+    h: np.ndarray | None = None    # [ue_ant, gnb_ant, sc] the measured channel (for the log's precoder quality)
+    w_ideal: np.ndarray | None = None   # [num_subbands, gnb_ant] its per-subband dominant eigenvector, if computed
+
+
+def precoder_quality(m: CsiMeasurement) -> tuple[float, float]:
+    """(SGCS, loss in dB) of the measurement's precoder on the channel it was measured on: the mean
+    over subbands of |v^H w|^2 (v: the subband's dominant eigenvector of the measured channel; with
+    one UE antenna and one subcarrier per subband, the closed form |h^H w|^2 / ||h||^2), and
+    10 log10(sum over REs of lambda_max(H^H H) / sum of ||H w||^2), the loss against per-RE
+    eigen-beamforming. (NaN, NaN) with one gNB antenna."""
+    if m.precoder is None:
+        return math.nan, math.nan
+    subband_of_sc = np.arange(m.h.shape[-1]) // m.precoder.subband_sc
+    w_ideal = m.w_ideal if m.w_ideal is not None else dominant_precoder(m.h, subband_of_sc)
+    sg = float(np.mean(sgcs(w_ideal, m.precoder.w)))
+    got = precoded_gain(m.h, precoder_of_sc(m.precoder.w.astype(m.h.dtype), subband_of_sc)).sum()
+    return sg, float(10.0 * np.log10(eigen_gain(m.h).sum() / got))
 
 
 class CsiReporter:
-    """measure: the UE's channel, the CSI-RS slot, snr_db (as the UE measured it) -> CsiMeasurement, from
-    the MIMO response h [ue_ant, gnb_ant, sc] of that slot."""
+    """measure: the UE's channel, the CSI-RS slot, snr_db (as the UE measured it), distance_m (travelled;
+    not used here) -> CsiMeasurement, from the MIMO response h [ue_ant, gnb_ant, sc] of that slot.
+    (``neural`` reports are measured by the UE's ``CsiFeedback``, which holds its codec.)"""
 
     def __init__(self, cfg: CsiReportConfig, gnb: GnbConfig, num_prbs: int):
         self.kind = cfg.kind
@@ -56,15 +84,15 @@ class CsiReporter:
             self.codebook = codebook_config(gnb.antenna_cols, gnb.antenna_rows, gnb.polarization == "dual")
             self.bits = report_bits(self.codebook, 1, 1, self.num_subbands, cfg.subband_pmi).total - WIDEBAND_CQI_BITS
 
-    def measure(self, channel, slot: int, snr_db: float) -> CsiMeasurement:
+    def measure(self, channel, slot: int, snr_db: float, distance_m: float = 0.0) -> CsiMeasurement:
         if self.num_gnb_ant == 1:
             return CsiMeasurement(None, 0)
         h = channel.cfr_slot(slot)                                                            # [ue, gnb, sc]
         if self.kind == "ideal":
             w = dominant_precoder(h, self.subband_of_sc)                                      # [S, gnb_ant]
-        else:
-            rows = np.moveaxis(h[:, :, self._rows], -1, 0)                                    # [R, ue, gnb]
-            pmi, _ = select_pmi(self.codebook, rows, snr_db, 1, self._subband_of_row)
-            w = precoder(self.codebook, pmi)[:, :, 0]                                         # [S or 1, gnb_ant]
-            w = np.broadcast_to(w, (self.num_subbands, w.shape[1]))                           # wideband: every subband
-        return CsiMeasurement(Precoder(w, self.subband_sc), self.bits)
+            return CsiMeasurement(Precoder(w, self.subband_sc), self.bits, h=h, w_ideal=w)
+        rows = np.moveaxis(h[:, :, self._rows], -1, 0)                                        # [R, ue, gnb]
+        pmi, _ = select_pmi(self.codebook, rows, snr_db, 1, self._subband_of_row)
+        w = precoder(self.codebook, pmi)[:, :, 0]                                             # [S or 1, gnb_ant]
+        w = np.broadcast_to(w, (self.num_subbands, w.shape[1]))                               # wideband: every subband
+        return CsiMeasurement(Precoder(w, self.subband_sc), self.bits, h=h)

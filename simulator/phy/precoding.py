@@ -138,12 +138,17 @@ def nmse_db(h: np.ndarray, h_hat: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(err / np.sum(np.abs(h) ** 2, axis=(-3, -2, -1)))
 
 
+def eigen_gain(h: np.ndarray) -> np.ndarray:
+    """The per-RE eigen-beamformer's gain lambda_max(H^H H) = max over unit w of ||H w||^2:
+    h [..., ue_ant, gnb_ant, sc] -> [..., sc] float64 (the eigenvalues of the [ue_ant, ue_ant] H H^H)."""
+    hs = np.moveaxis(h, -1, -3).astype(np.complex128)                       # [..., sc, ue, gnb]
+    return np.linalg.eigvalsh(hs @ np.swapaxes(hs.conj(), -1, -2))[..., -1]
+
+
 def precoding_loss_db(h: np.ndarray, w_of_sc: np.ndarray) -> np.ndarray:
     """Per-RE loss of w against the per-RE eigen-beamformer: 10 log10(lambda_max(H^H H) / ||H w||^2).
 
     h [..., ue_ant, gnb_ant, sc], w_of_sc [..., gnb_ant, sc] (||w|| = 1) -> [..., sc] dB >= 0.
     With one UE antenna (H = h^H a row) lambda_max = ||h||^2 and the linear loss is the inverse
     of the closed form |h^H w|^2 / ||h||^2."""
-    hs = np.moveaxis(h, -1, -3)                                              # [..., sc, ue, gnb]
-    lam_max = np.linalg.eigvalsh(hs @ np.swapaxes(hs.conj(), -1, -2))[..., -1]
-    return 10.0 * np.log10(lam_max / precoded_gain(h, w_of_sc))
+    return 10.0 * np.log10(eigen_gain(h) / precoded_gain(h, w_of_sc))

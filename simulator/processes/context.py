@@ -34,7 +34,7 @@ class UeContext:
     ue: Ue
     link: UeLink
     uplink: Link
-    reporter: CsiReporter
+    reporter: CsiReporter                 # or, for neural reports, the UE's CsiFeedback (same ``measure``)
     predictor: BlerPredictor | None = None
     csi: object | None = None             # simulator.processes.csi_feedback.CsiFeedback
     model_updates: simpy.Store | None = field(default=None, repr=False)

@@ -9,7 +9,7 @@ import numpy as np
 import simpy
 
 from simulator.bler_features import bler_features
-from simulator.csi.report import Precoder
+from simulator.csi.report import Precoder, precoder_quality
 from simulator.link import Message
 from simulator.link_adaptation.backoff import cqi_tune
 from simulator.phy.base import per_re_sinr
@@ -64,6 +64,8 @@ class _Occasion:
     features: np.ndarray | None
     bler_predicted: float
     distance_m: float
+    sgcs: float
+    precoding_loss_db: float
 
 
 def csi_rs_process(run: RunContext, ctx: UeContext, setup: CsiRsSetup, explore_rng: np.random.Generator,
@@ -112,7 +114,8 @@ def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, ex
     slot = t0 // run.slot_us
     snr_db = float(ue.snr_db[slot])
     measured_db = snr_db + err_db                                   # what the UE believes
-    csi = ctx.reporter.measure(ue.channel, slot, measured_db)        # the precoder the report implies
+    distance_m = float(ue.mobility.distance_m([t0 * 1e-6])[0])
+    csi = ctx.reporter.measure(ue.channel, slot, measured_db, distance_m)   # the precoder the gNB will use
     h, gain = ue.channel_through(slot, csi.precoder)
     cqi_table, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(gain, measured_db))
     cqi, features, bler_pred = cqi_table, None, math.nan
@@ -131,14 +134,19 @@ def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, ex
             cqi, _ = cqi_tune(cqi, lambda c: float(predictor.predict(features, np.array([c]))[0]),
                               backoff.tau_bler, backoff.cqi_min)
         bler_pred = float(predictor.predict(features, np.array([cqi]))[0])
-    distance_m = float(ue.mobility.distance_m([t0 * 1e-6])[0])
-    csi_report = ctx.csi.on_occasion(distance_m) if ctx.csi is not None else None
+    csi_report = csi.csi                                             # neural: the codec's report
+    if csi_report is None and ctx.csi is not None:                   # track mode: the track's CSI
+        csi_report = ctx.csi.on_occasion(distance_m)
     bits = setup.report_bits + csi.bits + (csi_report.bits if csi_report is not None else 0)
-    msg = Message("report", ue.id, bits, Report(cqi, csi_report, env.event(), csi.precoder), created_us=t0)
+    # a neural report's precoder is the gNB's to derive from what it decodes (the same one, bit for bit)
+    precoder = csi.precoder if csi.csi is None else None
+    msg = Message("report", ue.id, bits, Report(cqi, csi_report, env.event(), precoder), created_us=t0)
+    sgcs, loss_db = precoder_quality(csi)
     if run.trace is not None:
         run.trace.append((t0, "csi_rs", ue.id, period, cqi))
     env.process(_send_after(run, ctx, msg, setup.report_delay_us))
-    return _Occasion(t0, period, snr_db, sinr_eff_db, err_db, cqi_table, cqi, msg, features, bler_pred, distance_m)
+    return _Occasion(t0, period, snr_db, sinr_eff_db, err_db, cqi_table, cqi, msg, features, bler_pred, distance_m,
+                    sgcs, loss_db)
 
 
 def _send_after(run: RunContext, ctx: UeContext, msg: Message, delay_us: int):
@@ -168,6 +176,7 @@ def _close(run: RunContext, ctx: UeContext, occ: _Occasion) -> None:
         "cqi_reported": occ.cqi, "report_arrival_t_us": occ.msg.arrival_us, "bler_predicted": occ.bler_predicted,
         "bler_observed": bler_obs, "n_ack": n_ack, "n_nack": n_nack, "fine_tuned": fine_tuned,
         **_csi_columns(occ, report),
+        "csi_sgcs": occ.sgcs, "csi_precoding_loss_db": occ.precoding_loss_db,
         "distance_m": occ.distance_m,
         "features": None if occ.features is None else occ.features.tolist(),
     }

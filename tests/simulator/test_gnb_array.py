@@ -45,5 +45,5 @@ def test_bad_arrays_name_the_field(make_scenario):
     with pytest.raises(ConfigError, match=r"gnb: 3 rows x 3 cols \(single\) has no Type I codebook"):
         _array_scenario(make_scenario, "type1", 3, 3)
     _array_scenario(make_scenario, "ideal", 3, 3)                      # ideal CSI precodes any array
-    with pytest.raises(ConfigError, match=r"models.csi_codec: the neural CSI codec does not precode yet"):
+    with pytest.raises(ConfigError, match=r"models.csi_codec: with a gNB array the codec's reports are"):
         make_scenario({"gnb": {"antenna_cols": 4}, "models.csi_codec": {"checkpoint": "x.json", "track": "t"}})

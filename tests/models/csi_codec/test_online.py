@@ -47,14 +47,15 @@ def test_full_model_gnb_rebuilds_the_ues_decoder_from_the_update_bytes_only(tiny
     assert ft.update_bits == 8 * len(ft.payload) > 0 and 0 < ft.update_nonzero <= ft.update_weights
     # until the update arrives, nothing changed on either end: reports still decode exactly as before
     assert _same(_weights(link.gnb.codec.decoder_side_variables), gnb_before)
-    rep = link.report(x[0])
-    assert np.isfinite(link.decode(rep))
+    rep = link.report(x[:1])
+    assert np.isfinite(link.decode(rep)).all()
     ft.apply()
     ue_dec = _weights(link.ue.codec.decoder_side_variables)
     assert _same(_weights(link.gnb.codec.decoder_side_variables), ue_dec)
     assert not _same(ue_dec, gnb_before)
     # and the two ends' latent tables agree, so a report coded after the switch decodes
-    assert np.isfinite(link.decode(link.report(x[1])))
+    rep = link.report(x[1:3])                   # two matrices (two UE antennas) in one stream
+    assert np.array_equal(link.decode(rep), rep.x_expected) and rep.x_expected.shape == x[1:3].shape
     assert ft.compute_us == int(np.ceil(3 * flops_per_report(link.config) * 30 * 16 / 1e9 * 1e6))
 
 
@@ -80,7 +81,7 @@ def test_fine_tuning_on_the_new_environment_lowers_its_held_out_rd_loss(tiny_che
         ft.apply()
         after = link._rd(link.ue.codec, x_test)
         assert after < 0.98 * before, (scheme, before, after)
-        assert np.isfinite(link.decode(link.report(x_test[0])))
+        assert np.isfinite(link.decode(link.report(x_test[:1]))).all()
 
 
 def test_translation_trains_only_its_modules_and_hands_r_to_the_gnb(tiny_checkpoint):
@@ -110,18 +111,20 @@ def test_a_report_encoded_before_an_update_is_decoded_with_the_decoder_it_was_en
     ref = OnlineCsiCodec(tiny_checkpoint, CsiOnlineConfig(scheme="none"), np.random.default_rng(0))   # the old model, never changed
     x = _shifted(64)
     ft = link.fine_tune(x)
-    straddling = [link.report(x[i]) for i in range(3)]
+    straddling = [link.report(x[i:i + 1]) for i in range(3)]
     ft.apply()
-    after = link.report(x[3])
+    after = link.report(x[3:4])
     assert [r.version for r in straddling] == [0, 0, 0] and after.version == 1
     new_dec = _weights(link.gnb.codec.decoder_side_variables)
     for r in straddling:
         old = ref.report(r.x)
         assert old.data == r.data                                   # encoded by the old model
-        assert link.decode(r) == ref.decode(old)                    # and decoded by it, bit for bit
+        x_hat = link.decode(r)
+        assert np.array_equal(x_hat, ref.decode(old))                # and decoded by it, bit for bit
+        assert np.array_equal(x_hat, r.x_expected)                   # which is what the UE expected
     assert _same(_weights(link.gnb.codec.decoder_side_variables), new_dec)   # the gNB is back on the new one
     assert link._old_decoders == {} and link._undecoded == {1: 1}  # nothing kept once no report needs it
-    assert np.isfinite(link.decode(after))
+    assert np.isfinite(link.decode(after)).all()
     with pytest.raises(ValueError, match="decoded already"):
         link.decode(after)
 
