@@ -154,7 +154,7 @@ class Simulation:
         run = RunContext(env, rec, Adaptation(env, rec, self.trace), sc.carrier.slot_us, sc.duration_us, self.trace)
         table = bler_table(sc.phy.mcs_table, sc.carrier.num_prbs, sc.phy.num_dmrs_symbols, sc.phy.bler_tables)
         seeds = seeds_for(sc)
-        snr_model = SnrModel(sc.snr, sc.carrier)
+        snr_model = SnrModel(sc.snr, sc.carrier, sc.gnb)
         built = [build_ue(sc, u, table, snr_model, seeds[u.id]["channel"]) for u in sc.ues]
         phy_rngs = {u: np.random.default_rng(s["phy"]) for u, s in seeds.items()}
         tf_seeds = {u: int(s["phy"].generate_state(1)[0]) for u, s in seeds.items()}

@@ -87,6 +87,9 @@ class GnbConfig(_Strict):
     polarization: Literal["single", "dual"] = Field("single", description="single (V) or dual (cross-polarised: "
                                                                            "two ports per element)")
     element_spacing_wavelengths: float = Field(0.5, gt=0, le=10, description="Element spacing, both directions")
+    position_m: tuple[float, float, float] = Field((0.0, 0.0, 10.0), description="Array position (its height is "
+                                                                                 "the 38.901 BS height)")
+    tx_power_dbm: float = Field(30.0, description="Transmit power over the carrier (snr.model: pathloss)")
 
     @property
     def num_antennas(self) -> int:
@@ -177,9 +180,15 @@ class PathlossSnr(_Strict):
     model: Literal["pathloss"]
     scenario: Literal["umi", "uma"] = Field("umi", description="38.901 pathloss scenario")
     los: bool = Field(True, description="Line of sight (LOS or NLOS pathloss formula)")
-    gnb_position_m: tuple[float, float, float] = Field((0.0, 0.0, 10.0), description="gNB antenna position")
-    tx_power_dbm: float = Field(30.0, description="gNB transmit power over the carrier")
     noise_figure_db: float = Field(7.0, ge=0, description="UE noise figure")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_to_gnb(cls, data):
+        for old, new in (("gnb_position_m", "position_m"), ("tx_power_dbm", "tx_power_dbm")):
+            if isinstance(data, dict) and old in data:
+                raise FieldError(old, f"the gNB's position and power are set under gnb: (gnb.{new})")
+        return data
 
 
 SnrConfig = Annotated[Union[FixedSnr, ScheduleSnr, PathlossSnr], Field(discriminator="model")]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.schema import CarrierConfig, FixedSnr, PathlossSnr, ScheduleSnr, SnrConfig
+from simulator.schema import CarrierConfig, FixedSnr, GnbConfig, PathlossSnr, ScheduleSnr, SnrConfig
 
 BOLTZMANN_DBM_PER_HZ = -174.0
 
@@ -41,11 +41,13 @@ def pathloss_38901_db(scenario: str, los: bool, d_2d_m, h_bs_m: float, h_ut_m, f
 
 
 class SnrModel:
-    """snr_db(t_s [n], position_m [n, 3]) -> [n] average per-RE SNR in dB."""
+    """snr_db(t_s [n], position_m [n, 3]) -> [n] average per-RE SNR in dB (pathloss: from the gNB's
+    position and transmit power, ``gnb``)."""
 
-    def __init__(self, cfg: SnrConfig, carrier: CarrierConfig):
+    def __init__(self, cfg: SnrConfig, carrier: CarrierConfig, gnb: GnbConfig | None = None):
         self.cfg = cfg
         self.carrier = carrier
+        self.gnb = gnb or GnbConfig()
 
     def snr_db(self, t_s, position_m) -> np.ndarray:
         t_s = np.asarray(t_s, dtype=np.float64)
@@ -57,11 +59,11 @@ class SnrModel:
             return np.interp(t_s, pts[:, 0], pts[:, 1])
         if isinstance(cfg, PathlossSnr):
             pos = np.asarray(position_m, dtype=np.float64)
-            gnb = np.asarray(cfg.gnb_position_m)
+            gnb = np.asarray(self.gnb.position_m)
             d_2d = np.linalg.norm(pos[..., :2] - gnb[:2], axis=-1)
             pl = pathloss_38901_db(cfg.scenario, cfg.los, d_2d, gnb[2], pos[..., 2],
                                    self.carrier.carrier_frequency_ghz)
             bw_hz = self.carrier.num_subcarriers * self.carrier.subcarrier_spacing_khz * 1e3
             noise_dbm = BOLTZMANN_DBM_PER_HZ + 10.0 * np.log10(bw_hz) + cfg.noise_figure_db
-            return cfg.tx_power_dbm - pl - noise_dbm
+            return self.gnb.tx_power_dbm - pl - noise_dbm
         raise TypeError(f"unknown snr config {cfg!r}")  # pragma: no cover

@@ -106,7 +106,7 @@ def test_olla_holds_first_transmission_bler_on_20s_tdl(make_scenario, tmp_path):
 
 @pytest.mark.parametrize("overrides", [
     {"snr": {"model": "schedule", "points": [[0, 0], [0.3, 25]]}},
-    {"snr": {"model": "pathloss", "scenario": "uma", "los": False, "gnb_position_m": [0, 0, 25]},
+    {"snr": {"model": "pathloss", "scenario": "uma", "los": False}, "gnb": {"position_m": [0, 0, 25]},
      "ues.0.mobility": {"model": "waypoints", "speed_kmh": 50, "waypoints_m": [[20, 0, 1.5], [120, 0, 1.5]]}},
     {"channel": {"model": "cdl", "profile": "A", "delay_spread_ns": 100}, "phy.num_ue_antennas": 2,
      "ues": [{"id": 0}, {"id": 4, "mobility": {"model": "linear", "speed_kmh": 3}}]},

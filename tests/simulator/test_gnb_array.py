@@ -47,3 +47,11 @@ def test_bad_arrays_name_the_field(make_scenario):
     _array_scenario(make_scenario, "ideal", 3, 3)                      # ideal CSI precodes any array
     with pytest.raises(ConfigError, match=r"models.csi_codec: with a gNB array the codec's reports are"):
         make_scenario({"gnb": {"antenna_cols": 4}, "models.csi_codec": {"checkpoint": "x.json", "track": "t"}})
+
+
+def test_the_gnb_position_and_power_live_under_gnb(make_scenario):
+    with pytest.raises(ConfigError, match=r"snr.gnb_position_m: the gNB's position and power are set under gnb: "
+                                          r"\(gnb.position_m\)"):
+        make_scenario({"snr": {"model": "pathloss", "gnb_position_m": [0, 0, 25]}})
+    near = make_scenario({"snr": {"model": "pathloss"}, "gnb": {"position_m": [0, 0, 25], "tx_power_dbm": 40}})
+    assert near.gnb.position_m == (0, 0, 25) and near.gnb.tx_power_dbm == 40

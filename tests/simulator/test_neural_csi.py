@@ -58,7 +58,7 @@ def test_logged_nmse_sgcs_and_loss_match_the_closed_forms(make_scenario, tiny_co
     Simulation(sc, tmp_path / "run").run()
     periods = pd.read_parquet(tmp_path / "run" / "periods.parquet")
     slots = pd.read_parquet(tmp_path / "run" / "slots.parquet")
-    ue, _ = build_ue(sc, sc.ues[0], bler_table(1, 8, 2), SnrModel(sc.snr, sc.carrier), seeds_for(sc)[0]["channel"])
+    ue, _ = build_ue(sc, sc.ues[0], bler_table(1, 8, 2), SnrModel(sc.snr, sc.carrier, sc.gnb), seeds_for(sc)[0]["channel"])
     codec = OnlineCsiCodec(tiny_codec, CsiOnlineConfig(), np.random.default_rng(0))
     grid = CodecGrid(8, 8, 8, 8, 1)
     precoders = []

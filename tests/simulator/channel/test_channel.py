@@ -8,7 +8,7 @@ from scipy.special import j0
 from simulator.channel.fading import FadingChannel
 from simulator.channel.snr import SnrModel, pathloss_38901_db
 from simulator.mobility import Mobility
-from simulator.schema import CarrierConfig, ChannelConfig, PathlossSnr, ScheduleSnr, WaypointMobility
+from simulator.schema import CarrierConfig, ChannelConfig, GnbConfig, PathlossSnr, ScheduleSnr, WaypointMobility
 
 CARRIER = CarrierConfig(subcarrier_spacing_khz=30, num_prbs=12, carrier_frequency_ghz=3.5)
 
@@ -130,7 +130,7 @@ def test_pathloss_38901_known_values():
         nlos = pathloss_38901_db(sc, False, d, 25.0, 1.5, 3.5)
         assert np.all(nlos >= los) and np.all(np.diff(los) > 0)
     # SNR: 30 dBm over 4.32 MHz, NF 7 dB
-    snr = SnrModel(PathlossSnr(model="pathloss", scenario="umi", los=True, gnb_position_m=(0, 0, 10)), CARRIER)
+    snr = SnrModel(PathlossSnr(model="pathloss", scenario="umi", los=True), CARRIER, GnbConfig(position_m=(0, 0, 10)))
     pl = pathloss_38901_db("umi", True, 100.0, 10.0, 1.5, 3.5)
     expect = 30 - pl - (-174 + 10 * np.log10(144 * 30e3) + 7)
     assert snr.snr_db([0.0], np.array([[100.0, 0.0, 1.5]]))[0] == pytest.approx(expect)
