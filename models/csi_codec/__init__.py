@@ -9,5 +9,6 @@ train.py         RD trainer and full-model fine-tuner
 sides.py         the UE (encoder side) and gNB (decoder side) ends of the feedback link
 translation.py   the TM baseline: translation / retranslation modules around a frozen codec, their fine-tuner
 data.py          the dataset format (shards, description, splits, tf.data, tracks); the generator, which
-                 draws from Sionna's 38.901 models and Sionna RT, is ``simulator/datagen/csi.py``
+                 draws from Sionna's 38.901 models, Sionna RT and a scenario's channel, is
+                 ``simulator/datagen/csi.py``
 """

@@ -1,10 +1,10 @@
 """The CSI dataset format: a folder of npz shards with ``description.json``, written and read here
 (``read_description``, splits in memory or through ``tf.data``, whole tracks). The generator,
-which draws the channels from Sionna's 38.901 models and Sionna RT, is
+which draws the channels from Sionna's 38.901 models, Sionna RT and a scenario's fading channel, is
 ``simulator/datagen/csi.py`` (``airtune data csi``).
 
-A sample is a downlink channel H [num_ant, num_subcarriers] complex from a BS array to a
-single-antenna UE, stored as x [num_ant, num_subcarriers, 2] float32 (real, imag). Each sample
+A sample is a downlink channel H [num_ant, num_subcarriers] complex from a BS array to one
+UE antenna, stored as x [num_ant, num_subcarriers, 2] float32 (real, imag). Each sample
 is divided by its RMS entry, x = H / sqrt(mean |H|^2), so the codec sees unit mean power (NMSE,
 eq. 11, is unchanged by a per-sample scale); the divisor is stored as ``scale`` so H can be
 recovered.
@@ -12,8 +12,9 @@ recovered.
 Layout: ``description.json`` (``config``: the data config the samples were drawn with; shape,
 array, frequencies, normalisation, splits, shards with sha256 of the file and of ``x``) and
 ``shard_00000.npz`` ... (``x`` [n, num_ant, num_sc, 2], ``scale`` [n], and ``position_m`` [n, 3]
-for UMi, tracks and ray tracing, ``distance_m`` [n] for tracks). Splits are contiguous sample
-ranges in shard order. Tracks also put ``track: {spacing_m, length_m, waypoints_m}`` into the
+for UMi, tracks and ray tracing, ``distance_m`` [n] for tracks and scenario sources). Splits are
+contiguous sample ranges in shard order. A dataset drawn from a scenario's channel also holds the
+resolved scenario (``scenario``). Tracks also put ``track: {spacing_m, length_m, waypoints_m}`` into the
 description; their samples are in driving order in the shards, splits cut the track into
 contiguous pieces, and ``load_track`` returns the whole track in order.
 """
@@ -52,15 +53,17 @@ def write_shard(path: Path, arrays: dict[str, np.ndarray], **meta) -> dict:
 
 
 def write_description(out: Path, config: dict, *, array: dict, carrier_frequency_hz: float, frequencies_hz,
-                      splits: dict, shards: list[dict], track: dict | None = None, dropped: dict | None = None) -> Path:
+                      splits: dict, shards: list[dict], track: dict | None = None, dropped: dict | None = None,
+                      scenario: dict | None = None) -> Path:
     """Write ``out``/description.json of the shards drawn with ``config`` (the data config as JSON)
-    from the BS ``array`` {"rows", "cols", ...} on ``frequencies_hz`` [num_subcarriers] (baseband);
-    ``track`` and ``dropped`` for the sources that have them. Returns its path."""
+    from the BS ``array`` {"rows", "cols", "ports", "port_order", ...} on ``frequencies_hz``
+    [num_subcarriers] (baseband); ``track``, ``dropped`` and ``scenario`` for the sources that have
+    them. Returns its path."""
     desc = {
         "kind": "airtune csi dataset",
         "config": config,
-        "shape": [array["rows"] * array["cols"], len(frequencies_hz), 2],
-        "layout": "x [n, num_ant, num_subcarriers, 2] float32 (real, imag); antenna index = UPA row-major",
+        "shape": [array["ports"], len(frequencies_hz), 2],
+        "layout": "x [n, num_ant, num_subcarriers, 2] float32 (real, imag); antenna index in array.port_order",
         "array": array,
         "carrier_frequency_hz": carrier_frequency_hz,
         "frequencies_hz": [float(f) for f in frequencies_hz],
@@ -72,6 +75,8 @@ def write_description(out: Path, config: dict, *, array: dict, carrier_frequency
         desc["track"] = track
     if dropped is not None:
         desc["dropped"] = dropped
+    if scenario is not None:
+        desc["scenario"] = scenario
     path = out / DESCRIPTION
     path.write_text(json.dumps(desc, indent=2))
     return path

@@ -1,12 +1,13 @@
-"""CSI datasets drawn from Sionna's 38.901 CDL and UMi models and Sionna RT (``airtune data csi``);
-the format they are written in (shards, description, splits, tracks, normalisation) and its
-readers are ``models/csi_codec/data.py``'s.
+"""CSI datasets drawn from Sionna's 38.901 CDL and UMi models, Sionna RT, and a scenario's own
+fading channel (``airtune data csi``); the format they are written in (shards, description,
+splits, tracks, normalisation) and its readers are ``models/csi_codec/data.py``'s.
 
 A sample is the downlink channel from a BS uniform planar array (rows x cols, vertical
 polarisation, 38.901 element pattern) to a single-antenna UE (omni) on ``num_subcarriers``
 frequencies spread evenly over ``bandwidth_mhz`` around the carrier:
 H [num_ant, num_subcarriers] complex, num_ant = rows * cols (antenna index = row-major
-element order of Sionna's PanelArray), one snapshot per sample, stored normalised.
+element order of Sionna's PanelArray), one snapshot per sample, stored normalised. Source
+``scenario`` takes the array, carrier and channel from a scenario instead (below).
 
 - ``cdl``: 38.901 CDL-A..E with the given delay spread; every sample is an independent draw
   (the clusters of a CDL profile are fixed; the rays' phases and couplings are random), so a
@@ -26,9 +27,24 @@ element order of Sionna's PanelArray), one snapshot per sample, stored normalise
   under a roof or with no path are replaced and counted in the description's ``dropped``) or
   ``track`` (a UE driving a polyline, one sample every ``spacing_m``; a position without a path
   is an error naming it). ``position_m`` [n, 3] is stored for every sample.
+- ``scenario``: the channel a scenario's UE measures at CSI-RS (``scenario:``, a scenario YAML,
+  relative to the working directory), on the grid a neural CSI report compresses it on
+  (``simulator/csi/codec_grid.py``): the scenario's gNB array (its port order), carrier, channel
+  model (tdl/cdl, profile, delay spread), UE antennas and first UE's speed (static: 0), so a codec
+  trained on it fits ``csi_rs.report.kind: neural`` in that scenario. Those fields of this config
+  (``SET_BY_SCENARIO``) are refused when given. Each drop is one ``FadingChannel`` realisation, built
+  as the engine builds a UE's (one fading sample per slot of travel at the UE's speed), from which
+  ``occasions_per_drop`` CSI-RS occasions (one every ``csi_rs.period_ms``) are taken; every UE
+  antenna's matrix at an occasion is one sample (sample order: drop, occasion, UE antenna),
+  ``CodecGrid.to_codec`` of ``cfr_slot``: x [gnb_ant, num_subcarriers, 2], num_subcarriers spread
+  over the carrier's 12 x num_prbs, unit mean power; ``scale`` is the RMS it divided by and
+  ``distance_m`` the UE's travel within its drop. ``num_subcarriers`` must leave no subband of
+  ``csi_rs.report.subband_prbs`` without a sample. The description holds the resolved scenario.
 
 Randomness: shard i is drawn with Sionna's seed set to the i-th child of ``SeedSequence(seed)``
 (Sionna keeps its generator in ``sionna.phy.config``), so a dataset is reproducible shard by shard.
+Source ``scenario`` seeds per drop instead: drop k's channel seed is the k-th child of
+``SeedSequence(seed)``, so the samples do not depend on ``shard_size``.
 """
 from __future__ import annotations
 
@@ -40,17 +56,29 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from models.config import FieldError
 from models.csi_codec.data import DESCRIPTION, read_description, split_ranges, write_description, write_shard
+from simulator.channel.fading import FadingChannel
+from simulator.csi.codec_grid import CodecGrid, grid_misfit
 from simulator.datagen.raytrace import RayTracedConfig, TrackConfig, area_in_worker, track_in_worker
-from simulator.loader import load_yaml_config
+from simulator.loader import ConfigError, load_scenario, load_yaml_config, scenario_to_dict
+from simulator.mobility import Mobility
+from simulator.processes.csi_rs import CsiRsSetup
+from simulator.schema import Scenario
+
+# What a scenario sets with source: scenario (given in the data config as well, they are refused).
+SET_BY_SCENARIO = ("cdl_profile", "delay_spread_ns", "carrier_frequency_ghz", "bandwidth_mhz", "bs_array_rows",
+                   "bs_array_cols", "ue_speed_kmh")
+DEFAULT_OCCASIONS_PER_DROP = 25
 
 
 class CsiDataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Literal["cdl", "umi", "cdl_track", "ray_traced"] = Field(
+    source: Literal["cdl", "umi", "cdl_track", "ray_traced", "scenario"] = Field(
         description="cdl/umi: i.i.d. 38.901 draws; cdl_track: a UE moving through one CDL realisation; "
-                    "ray_traced: Sionna RT in a bundled scene (settings under `ray_traced`)")
+                    "ray_traced: Sionna RT in a bundled scene (settings under `ray_traced`); scenario: "
+                    "the channel a scenario's UE measures at CSI-RS, on the neural report's grid")
     cdl_profile: Literal["A", "B", "C", "D", "E"] = Field("C", description="CDL profile (source cdl)")
     delay_spread_ns: float = Field(100.0, gt=0, description="CDL delay spread (source cdl)")
     carrier_frequency_ghz: float = Field(3.5, gt=0)
@@ -63,6 +91,13 @@ class CsiDataConfig(BaseModel):
     track_spacing_m: float | None = Field(None, gt=0, description="cdl_track: metres between consecutive samples")
     ray_traced: RayTracedConfig | None = Field(None, description="source ray_traced: scene, BS, tracer and "
                                                                  "sampling mode (area or track)")
+    scenario: str | None = Field(None, description="source scenario: the scenario YAML (relative to the working "
+                                                    "directory) whose gNB array, carrier, channel, UE antennas and "
+                                                    "first UE's speed the samples are drawn with")
+    occasions_per_drop: int | None = Field(None, ge=1, description="source scenario: CSI-RS occasions taken from "
+                                                                   "each drop, one every csi_rs.period_ms (each "
+                                                                   "gives one sample per UE antenna; default "
+                                                                   f"{DEFAULT_OCCASIONS_PER_DROP})")
     num_samples: int = Field(2000, ge=1, description="samples in the dataset (a ray-traced track: may be omitted, "
                                                      "it follows from the track's length and spacing)")
     shard_size: int = Field(1000, ge=1, description="samples per shard file")
@@ -81,6 +116,14 @@ class CsiDataConfig(BaseModel):
                     data = {**data, "num_samples": TrackConfig.model_validate(track).num_positions}
                 except ValidationError:
                     pass                                   # reported with its field path below
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _occasions_default(cls, data):
+        """Source scenario without occasions_per_drop gets the default (other sources: none)."""
+        if isinstance(data, dict) and data.get("source") == "scenario" and "occasions_per_drop" not in data:
+            data = {**data, "occasions_per_drop": DEFAULT_OCCASIONS_PER_DROP}
         return data
 
     @model_validator(mode="after")
@@ -103,6 +146,30 @@ class CsiDataConfig(BaseModel):
                              f"every {track.spacing_m} m is {track.num_positions} positions (omit num_samples)")
         return self
 
+    @model_validator(mode="after")
+    def _scenario_source(self):
+        """Source scenario: the scenario loads, this config does not restate what it sets, and the codec
+        grid fits its array and carrier."""
+        if self.source != "scenario":
+            if self.scenario is not None or self.occasions_per_drop is not None:
+                raise FieldError("scenario" if self.scenario is not None else "occasions_per_drop",
+                                 f"goes with (and only with) source: scenario (source: {self.source})")
+            return self
+        if self.scenario is None:
+            raise FieldError("scenario", "required with source: scenario (a scenario YAML)")
+        given = [name for name in SET_BY_SCENARIO if name in self.model_fields_set]
+        if given:
+            raise FieldError(given[0], f"is the scenario's with source: scenario ({self.scenario}); leave it out")
+        sc = scenario_of(self)
+        misfit = grid_misfit(sc.gnb.num_antennas, self.num_subcarriers, sc.gnb.num_antennas, sc.carrier.num_prbs,
+                             sc.csi_rs.report.subband_prbs)
+        if misfit is not None:
+            raise FieldError("num_subcarriers", misfit)
+        if Mobility(sc.ues[0].mobility).speed_mps == 0 and self.occasions_per_drop > 1:
+            raise FieldError("occasions_per_drop", f"the scenario's first UE is static, so every occasion of a drop "
+                                                   f"sees the same channel: use 1 (got {self.occasions_per_drop})")
+        return self
+
     @property
     def track(self) -> dict | None:
         """The description's track block (spacing_m, length_m, waypoints_m) for track sources, else None."""
@@ -117,7 +184,25 @@ class CsiDataConfig(BaseModel):
 
     @property
     def num_ant(self) -> int:
+        if self.source == "scenario":
+            return scenario_of(self).gnb.num_antennas
         return self.bs_array_rows * self.bs_array_cols
+
+
+def scenario_of(cfg: CsiDataConfig) -> Scenario:
+    """The scenario of a source-scenario config, read from its file (a FieldError on ``scenario`` if it
+    cannot be)."""
+    try:
+        return load_scenario(cfg.scenario)
+    except ConfigError as exc:
+        head = f"{exc.source}: invalid scenario: " if exc.source else ""
+        raise FieldError("scenario", head + "; ".join(exc.errors)) from None
+
+
+def _grid(cfg: CsiDataConfig, sc: Scenario) -> CodecGrid:
+    """The neural report's grid of ``num_subcarriers`` on the scenario's array and carrier."""
+    return CodecGrid(sc.gnb.num_antennas, cfg.num_subcarriers, sc.gnb.num_antennas, sc.carrier.num_prbs,
+                     sc.csi_rs.report.subband_prbs)
 
 
 def load_data_config(path: str | Path) -> CsiDataConfig:
@@ -138,18 +223,27 @@ def _arrays(cfg: CsiDataConfig):
 
 
 def frequencies_hz(cfg: CsiDataConfig) -> np.ndarray:
-    """Baseband frequencies of the subcarriers, [num_subcarriers] (Sionna's centred layout)."""
+    """Baseband frequencies of the subcarriers, [num_subcarriers] (Sionna's centred layout; source
+    scenario: the carrier's subcarriers the codec grid samples)."""
     from sionna.phy.channel import subcarrier_frequencies
 
+    if cfg.source == "scenario":
+        sc = scenario_of(cfg)
+        carrier = subcarrier_frequencies(sc.carrier.num_subcarriers, sc.carrier.subcarrier_spacing_khz * 1e3).numpy()
+        return carrier[_grid(cfg, sc).sample_sc]
     return subcarrier_frequencies(cfg.num_subcarriers, cfg.bandwidth_mhz * 1e6 / cfg.num_subcarriers).numpy()
+
+
+def _check_power(scale: np.ndarray) -> None:
+    if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
+        raise FloatingPointError("a drawn channel has zero or non-finite power")
 
 
 def _normalise(h: np.ndarray) -> dict[str, np.ndarray]:
     """H [n, ant, sc] complex -> x [n, ant, sc, 2] float32 with unit mean power per sample, scale [n] float32."""
     h = h.astype(np.complex128)
     scale = np.sqrt(np.mean(np.abs(h) ** 2, axis=(1, 2)))
-    if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
-        raise FloatingPointError("a drawn channel has zero or non-finite power")
+    _check_power(scale)
     h = h / scale[:, None, None]
     return {"x": np.stack([h.real, h.imag], axis=-1).astype(np.float32), "scale": scale.astype(np.float32)}
 
@@ -171,9 +265,41 @@ def _cdl_track(cfg: CsiDataConfig) -> np.ndarray:
     return np.transpose(h[0, 0, 0, 0], (1, 0, 2))
 
 
+def _scenario_samples(cfg: CsiDataConfig, first: int, n: int) -> dict[str, np.ndarray]:
+    """Samples first..first+n-1 of a source-scenario dataset (module docstring): x [n, gnb_ant, num_sc, 2]
+    float32, scale [n] float32, distance_m [n] float64; the drops they fall in are drawn whole."""
+    sc = scenario_of(cfg)
+    grid = _grid(cfg, sc)
+    num_ue_ant, slot_us = sc.phy.num_ue_antennas, sc.carrier.slot_us
+    per_drop = cfg.occasions_per_drop * num_ue_ant
+    speed_mps = Mobility(sc.ues[0].mobility).speed_mps
+    slots = np.arange(cfg.occasions_per_drop) * (CsiRsSetup.of(sc).period_us // slot_us)   # CSI-RS at 0, P, 2P...
+    # engine.build_ue's sample_of_slot, rint(distance / step), for a UE at constant speed: the slot index
+    num_slots = int(slots[-1]) + 1
+    sample_of_slot = np.arange(num_slots) if speed_mps > 0 else np.zeros(num_slots, np.int64)
+    first_drop, stop_drop = first // per_drop, (first + n - 1) // per_drop + 1
+    xs, scales = [], []
+    for child in np.random.SeedSequence(cfg.seed).spawn(stop_drop)[first_drop:]:
+        channel = FadingChannel(sc.channel, sc.carrier, num_ue_ant, speed_mps, sample_of_slot,
+                                int(child.generate_state(1)[0]), gnb=sc.gnb)
+        h = channel.cfr(slots)                                           # [occasions, ue_ant, gnb_ant, 12 PRBs]
+        x = grid.to_codec(h)                                             # [occasions, ue_ant, gnb_ant, num_sc, 2]
+        xs.append(x.reshape(per_drop, *x.shape[2:]))
+        scales.append(np.sqrt(np.mean(np.abs(h[..., grid.sample_sc]) ** 2, axis=(-2, -1))).reshape(per_drop))
+    scale = np.concatenate(scales)
+    _check_power(scale)
+    distance_m = np.tile(np.repeat(slots * slot_us * 1e-6 * speed_mps, num_ue_ant), stop_drop - first_drop)
+    lo = first - first_drop * per_drop
+    return {"x": np.concatenate(xs)[lo:lo + n], "scale": scale[lo:lo + n].astype(np.float32),
+            "distance_m": distance_m[lo:lo + n]}
+
+
 def _draw(cfg: CsiDataConfig, n: int, seed: int, first: int) -> tuple[dict[str, np.ndarray], dict]:
     """Samples first..first+n-1 (tracks) or n fresh draws with ``seed`` (i.i.d. sources): arrays, and
-    what the description records per shard (ray-traced areas: the candidates dropped)."""
+    what the description records per shard (ray-traced areas: the candidates dropped). Source scenario:
+    samples first..first+n-1, seeded per drop (``seed`` unused)."""
+    if cfg.source == "scenario":
+        return _scenario_samples(cfg, first, n), {}
     if cfg.source == "cdl_track":
         out = _normalise(_cdl_track(cfg)[first:first + n])
         d = np.arange(first, first + n, dtype=np.float64) * cfg.track_spacing_m
@@ -213,18 +339,21 @@ def _draw(cfg: CsiDataConfig, n: int, seed: int, first: int) -> tuple[dict[str, 
 
 def draw_shard(cfg: CsiDataConfig, n: int, seed: int, first: int = 0) -> dict[str, np.ndarray]:
     """n samples: x [n, num_ant, num_sc, 2] float32, scale [n] float32 (+ position_m [n, 3] for UMi and
-    ray tracing, + distance_m [n] float64 for tracks, whose samples are first..first+n-1)."""
+    ray tracing, + distance_m [n] float64 for tracks and source scenario, whose samples are
+    first..first+n-1)."""
     return _draw(cfg, n, seed, first)[0]
 
 
 def _config_json(cfg: CsiDataConfig) -> dict:
     """The config as stored in description.json (unset optional blocks left out, so descriptions
-    written before a block existed still match)."""
-    return json.loads(cfg.model_dump_json(exclude_none=True))
+    written before a block existed still match; source scenario: without the fields the scenario sets)."""
+    return json.loads(cfg.model_dump_json(exclude_none=True,
+                                          exclude=set(SET_BY_SCENARIO) if cfg.source == "scenario" else None))
 
 
 def shard_seeds(cfg: CsiDataConfig) -> list[int]:
-    """Sionna seed of every shard: the i-th child of SeedSequence(cfg.seed)."""
+    """Sionna seed of every shard: the i-th child of SeedSequence(cfg.seed) (unused by source scenario,
+    which seeds each drop)."""
     n = (cfg.num_samples + cfg.shard_size - 1) // cfg.shard_size
     return [int(ss.generate_state(1)[0]) for ss in np.random.SeedSequence(cfg.seed).spawn(n)]
 
@@ -238,12 +367,27 @@ def redraw_shard(cfg: CsiDataConfig, index: int) -> dict[str, np.ndarray]:
                       first=index * cfg.shard_size)
 
 
+def _array(cfg: CsiDataConfig, sc: Scenario | None) -> dict:
+    """The description's BS array: the config's UPA, or the scenario's gNB (source scenario, ``sc``)."""
+    if sc is None:
+        return {"rows": cfg.bs_array_rows, "cols": cfg.bs_array_cols, "spacing_wavelengths": 0.5,
+                "polarization": "V", "pattern": "38.901", "ports": cfg.num_ant, "port_order": "UPA row-major"}
+    g = sc.gnb
+    return {"rows": g.antenna_rows, "cols": g.antenna_cols, "spacing_wavelengths": g.element_spacing_wavelengths,
+            "polarization": g.polarization, "pattern": "38.901" if sc.channel.model == "cdl" else "none (TDL)",
+            "ports": g.num_antennas, "port_order": "the scenario's gNB ports (simulator.schema.GnbConfig.num_antennas)"}
+
+
 def generate_dataset(cfg: CsiDataConfig, out: str | Path, progress=None) -> Path:
     """Draw and write the dataset; returns the path of description.json. Refuses a non-empty ``out``
     holding a description of a different config."""
     out = Path(out)
-    if (out / DESCRIPTION).exists() and read_description(out)["config"] != _config_json(cfg):
-        raise ValueError(f"{out} holds a CSI dataset of a different config; choose another --out")
+    sc = scenario_of(cfg) if cfg.source == "scenario" else None
+    resolved = scenario_to_dict(sc) if sc is not None else None
+    if (out / DESCRIPTION).exists():
+        old = read_description(out)
+        if old["config"] != _config_json(cfg) or old.get("scenario") != resolved:
+            raise ValueError(f"{out} holds a CSI dataset of a different config; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     seeds = shard_seeds(cfg)
     shards = []
@@ -257,9 +401,8 @@ def generate_dataset(cfg: CsiDataConfig, out: str | Path, progress=None) -> Path
         dropped = {k: sum(s["dropped"][k] for s in shards) for k in ("covered", "no_path")}
         dropped["note"] = ("UE candidates replaced: covered = under a roof or inside a building, "
                            "no_path = outdoors but no path within max_depth")
-    array = {"rows": cfg.bs_array_rows, "cols": cfg.bs_array_cols, "spacing_wavelengths": 0.5,
-             "polarization": "V", "pattern": "38.901"}
-    return write_description(out, _config_json(cfg), array=array, carrier_frequency_hz=cfg.carrier_frequency_ghz * 1e9,
+    carrier_ghz = cfg.carrier_frequency_ghz if sc is None else sc.carrier.carrier_frequency_ghz
+    return write_description(out, _config_json(cfg), array=_array(cfg, sc), carrier_frequency_hz=carrier_ghz * 1e9,
                              frequencies_hz=frequencies_hz(cfg),
                              splits=split_ranges(cfg.num_samples, cfg.split_fractions), shards=shards,
-                             track=cfg.track, dropped=dropped)
+                             track=cfg.track, dropped=dropped, scenario=resolved)

@@ -9,7 +9,8 @@ import pytest
 from models.csi_codec.data import (array_sha256, csi_dataset, iter_split, load_split, load_track, read_description,
                                    split_ranges, write_description, write_shard)
 
-ARRAY = {"rows": 2, "cols": 2, "spacing_wavelengths": 0.5, "polarization": "V", "pattern": "38.901"}
+ARRAY = {"rows": 2, "cols": 2, "spacing_wavelengths": 0.5, "polarization": "V", "pattern": "38.901",
+         "ports": 4, "port_order": "UPA row-major"}
 FREQS = np.linspace(-1e6, 1e6, 3)
 
 
