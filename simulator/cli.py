@@ -250,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="generate training data with the simulator")
     d.add_argument("model", choices=["ff_bler", "csi", "deeprx"],
-                   help="ff_bler: BLER training periods; csi: Sionna 38.901 CDL/UMi CSI matrices for conv_csi; "
-                        "deeprx: link-level slots (received grid, channel, coded bits) for the neural receiver")
+                   help="ff_bler: BLER training periods; csi: CSI matrices for conv_csi (38.901 CDL/UMi, ray "
+                        "tracing, or a scenario's own channel); deeprx: link-level slots (received grid, channel, coded bits) for the neural receiver")
     d.add_argument("--config", required=True, help="data config YAML (e.g. scenarios/training/ff_bler_tdl_a30.yaml, "
                                                    "scenarios/training/csi_cdl_c_32x32.yaml, "
                                                    "scenarios/training/deeprx_tiny.yaml)")
