@@ -1,5 +1,5 @@
-"""The committed 32x32 codec (trained on Sionna CDL-C by the command in its checkpoint) on its own
-test split: NMSE below -10 dB, and real bitstreams within 1 % + 64 bits per stream of the
+"""The committed 32x32 codecs (trained by the commands in their checkpoints: on Sionna CDL-C over
+50 MHz, and on the channel of scenarios/mimo_link.yaml) on their own test splits: NMSE below -10 dB, and real bitstreams within 1 % + 64 bits per stream of the
 model's estimate. The test samples are redrawn from the recorded dataset config (same seeds),
 and their hash must match the one recorded when the checkpoint was evaluated."""
 from __future__ import annotations
@@ -14,15 +14,16 @@ from models.csi_codec.model import ConvCsiCodec, nmse_db
 from simulator.datagen.csi import CsiDataConfig, redraw_shard
 from tests.conftest import REPO
 
-CHECKPOINT = REPO / "models" / "checkpoints" / "csi_conv_cdl_c_32x32.json"
+CHECKPOINTS = ["csi_conv_cdl_c_32x32.json", "csi_conv_mimo_link_32x32.json"]
 
 
-@pytest.fixture(scope="module")
-def trained():
-    training = read_checkpoint_config(CHECKPOINT, "conv_csi").training
+@pytest.fixture(scope="module", params=CHECKPOINTS)
+def trained(request):
+    checkpoint = REPO / "models" / "checkpoints" / request.param
+    training = read_checkpoint_config(checkpoint, "conv_csi").training
     last = training["test_shards"][-1]                       # one test shard (500 samples) keeps it fast
     x = redraw_shard(CsiDataConfig(**training["dataset_config"]), last["index"])["x"][last["first"]:]
-    return ConvCsiCodec.load(CHECKPOINT), x, last, training
+    return ConvCsiCodec.load(checkpoint), x, last, training
 
 
 def test_test_split_is_redrawn_exactly(trained):
