@@ -53,7 +53,8 @@ def build_ue(sc: Scenario, ue_cfg, table, snr_model: SnrModel, channel_seed: np.
     sample_of_slot = (np.rint(mob.distance_m(slot_t_s) / step_m).astype(np.int64) if step_m > 0
                       else np.zeros(num_slots, np.int64))
     channel = FadingChannel(sc.channel, sc.carrier, sc.phy.num_ue_antennas, mob.speed_mps, sample_of_slot,
-                            int(channel_seed.generate_state(1)[0]), gnb=sc.gnb)
+                            int(channel_seed.generate_state(1)[0]), gnb=sc.gnb,
+                            start_position_m=mob.position_m([0.0])[0], velocity_mps=mob.velocity_mps([0.0])[0])
     snr_db = snr_model.snr_db(slot_t_s, mob.position_m(slot_t_s)).astype(np.float64)
     o = sc.link_adaptation.olla
     olla = Olla(table, o.bler_target, o.step_up_db, o.offset_min_db, o.offset_max_db, o.enabled)

@@ -12,7 +12,8 @@ from simulator.schema import LinearMobility, MobilityConfig, StaticMobility, Way
 
 
 class Mobility:
-    """position_m(t_s [n]) -> [n, 3]; distance_m(t_s [n]) -> [n]; speed_mps (while moving)."""
+    """position_m(t_s [n]) -> [n, 3]; velocity_mps(t_s [n]) -> [n, 3]; distance_m(t_s [n]) -> [n];
+    speed_mps (while moving)."""
 
     def __init__(self, cfg: MobilityConfig):
         self.cfg = cfg
@@ -50,4 +51,21 @@ class Mobility:
         out = np.empty(d.shape + (3,))
         for k in range(3):
             out[..., k] = np.interp(d, self._cum, self._corners[:, k])
+        return out
+
+    def velocity_mps(self, t_s) -> np.ndarray:
+        """[n, 3] velocity vectors at times t_s [n]: speed_mps along the line or the current segment,
+        zero standing still or stopped at the last waypoint."""
+        d = self.distance_m(t_s)
+        if self._corners is None:
+            return np.broadcast_to(self.speed_mps * self._dir, d.shape + (3,)).copy()
+        out = np.zeros(d.shape + (3,))
+        if len(self._corners) == 1:
+            return out
+        step = np.diff(self._corners, axis=0)                                    # [segments, 3]
+        length = np.linalg.norm(step, axis=1, keepdims=True)
+        unit = np.divide(step, length, out=np.zeros_like(step), where=length > 0)
+        seg = np.minimum(np.searchsorted(self._cum, d, side="right") - 1, len(step) - 1)   # skips empty segments
+        moving = d < self.path_length_m
+        out[moving] = self.speed_mps * unit[seg[moving]]
         return out

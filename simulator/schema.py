@@ -9,6 +9,7 @@ here opens a file: the checkpoints, tracks and pools a scenario names are checke
 """
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -26,6 +27,8 @@ TDL_PROFILES = ("A", "B", "C", "D", "E", "A30", "B100", "C300")
 CDL_PROFILES = ("A", "B", "C", "D", "E")
 # Profiles whose delay spread is fixed by 38.901 (Sionna rejects any other value).
 FIXED_DELAY_SPREAD_NS = {"A30": 30.0, "B100": 100.0, "C300": 300.0}
+# 38.901 system-level models and their minimum BS-UT distance in the ground plane (Table 7.2-1)
+SYSTEM_LEVEL_MIN_DISTANCE_2D_M = {"umi": 10.0, "uma": 35.0}
 
 
 class _Strict(BaseModel):
@@ -124,13 +127,28 @@ class PhyConfig(_Strict):
 
 
 class ChannelConfig(_Strict):
-    model: Literal["tdl", "cdl"] = Field("tdl", description="38.901 fading model")
-    profile: str = Field("B", description="TDL: A B C D E A30 B100 C300; CDL: A B C D E")
-    delay_spread_ns: float = Field(100.0, gt=0, le=10000, description="RMS delay spread")
-    num_sinusoids: int = Field(20, ge=4, le=256, description="TDL sum-of-sinusoids count")
+    model: Literal["tdl", "cdl", "umi", "uma"] = Field(
+        "tdl", description="38.901 fading model: tdl | cdl (link-level profiles) or umi | uma (system-level "
+                           "urban micro/macro cell from the gNB's and the UE's geometry at t = 0, the UE >= 10 m "
+                           "(umi) / 35 m (uma) from the gNB; small-scale fading only, the SNR still comes "
+                           "from snr:)")
+    profile: str = Field("B", description="TDL: A B C D E A30 B100 C300; CDL: A B C D E (not umi/uma)")
+    delay_spread_ns: float = Field(100.0, gt=0, le=10000, description="RMS delay spread (tdl/cdl; umi/uma "
+                                                                      "draw theirs)")
+    num_sinusoids: int = Field(20, ge=4, le=256, description="TDL sum-of-sinusoids count (not umi/uma)")
+    los: bool | None = Field(None, description="umi/uma: line of sight (true) or not (false); null: drawn with "
+                                               "38.901's LoS probability at the UE's start distance")
 
     @model_validator(mode="after")
     def _known_profile(self) -> "ChannelConfig":
+        if self.model in SYSTEM_LEVEL_MIN_DISTANCE_2D_M:
+            for name in ("profile", "delay_spread_ns", "num_sinusoids"):
+                if name in self.model_fields_set:
+                    raise FieldError(name, f"does not apply to {self.model} (its clusters and delay spread "
+                                           f"are drawn from the geometry); leave it out")
+            return self
+        if "los" in self.model_fields_set:
+            raise FieldError("los", f"applies to umi/uma only (model is {self.model}); leave it out")
         valid = TDL_PROFILES if self.model == "tdl" else CDL_PROFILES
         if self.profile not in valid:
             raise FieldError("profile", f"unknown {self.model.upper()} profile {self.profile!r}; "
@@ -363,6 +381,7 @@ class Scenario(_Strict):
             raise FieldError("link_adaptation.backoff.kind", "cqi_tune needs models.bler_predictor")
         self._check_receiver()
         self._check_report()
+        self._check_system_level_start()
         if self.link_adaptation.olla.offset_min_db > self.link_adaptation.olla.offset_max_db:
             raise FieldError("link_adaptation.olla.offset_min_db", "must be <= offset_max_db")
         return self
@@ -398,6 +417,21 @@ class Scenario(_Strict):
                 raise FieldError("models.csi_codec.track", "required with one gNB antenna (a CSI track dataset); "
                                                            "for neural reports on the measured channel use a gNB "
                                                            "array and csi_rs.report.kind: neural")
+
+    def _check_system_level_start(self) -> None:
+        """umi/uma place each UE at its start position: no closer to the gNB than 38.901's minimum."""
+        min_m = SYSTEM_LEVEL_MIN_DISTANCE_2D_M.get(self.channel.model)
+        if min_m is None:
+            return
+        for i, ue in enumerate(self.ues):
+            m = ue.mobility
+            name = {"static": "position_m", "linear": "start_m", "waypoints": "waypoints_m.0"}[m.model]
+            start = m.waypoints_m[0] if m.model == "waypoints" else getattr(m, name)
+            d_m = math.hypot(start[0] - self.gnb.position_m[0], start[1] - self.gnb.position_m[1])
+            if d_m < min_m:
+                raise FieldError(f"ues.{i}.mobility.{name}", f"channel.model {self.channel.model} needs the UE at "
+                                                             f">= {min_m} m from the gNB in the ground plane "
+                                                             f"(38.901 Table 7.2-1) at t = 0 (got {d_m:.1f} m)")
 
     def _check_receiver(self) -> None:
         rx = self.models.receiver

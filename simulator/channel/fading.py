@@ -1,19 +1,24 @@
-"""38.901 TDL/CDL fading from Sionna, continuous in time over the whole run.
+"""38.901 fading from Sionna (TDL, CDL, UMi, UMa), continuous in time over the whole run.
 
-Sionna's TDL/CDL draw new sinusoid phases on every call, so one call per UE generates the
-whole run (``num_time_steps`` samples, one per slot of travel at the UE's speed) and the
-channel of any slot is read from that span: fading evolves continuously across CSI-RS
-periods and the CSI-RS measurement and the PDSCH see the same realisation. The channel is
-held constant within a slot (block fading per slot; at 30 kHz and 120 km/h the phase
+Sionna's models draw new sinusoid phases (TDL) or rays and phases (CDL, UMi, UMa) on every call,
+so one call per UE generates the whole run (``num_time_steps`` samples, one per slot of travel at
+the UE's speed) and the channel of any slot is read from that span: fading evolves continuously
+across CSI-RS periods and the CSI-RS measurement and the PDSCH see the same realisation. The
+channel is held constant within a slot (block fading per slot; at 30 kHz and 120 km/h the phase
 drift over a 0.5 ms slot is ~0.2 cycles at the maximum Doppler, which we accept).
 
-Memory: the path gains take num_slots * num_paths * num_ue_ant * 8 bytes (a 10 min run at
-30 kHz with TDL-B and one antenna: 220 MB); the frequency response is computed per chunk.
+Memory: the path gains take num_slots * num_paths * num_ue_ant * num_gnb_ant * 8 bytes (a 10 min
+run at 30 kHz with TDL-B and one antenna each: 220 MB; UMi/UMa have 16 to 24 paths); the frequency
+response is computed per chunk. Generating them, Sionna's CDL/UMi/UMa hold a few tensors of
+clusters x 20 rays x antenna pairs x samples complex64 at once: ~8 kB per slot and antenna pair at
+the peak (4x8 gNB, one UE antenna, 20,000 slots: 5.3 GB with UMi, 6.6 GB with CDL-C), which bounds
+the length of a run with a large array.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from simulator.channel.system_level import system_level_paths
 from simulator.schema import CarrierConfig, ChannelConfig, GnbConfig
 
 CHUNK_SLOTS = 512
@@ -23,6 +28,25 @@ def stream_gain(h: np.ndarray) -> np.ndarray:
     """h [..., num_ue_ant, sc] complex -> [..., sc] float64: sum over UE antennas of |h|^2, the
     MRC/LMMSE gain of one stream (what ``per_re_sinr`` scales by the SNR)."""
     return (h.real.astype(np.float64) ** 2 + h.imag.astype(np.float64) ** 2).sum(axis=-2)
+
+
+def _ue_array(num_ue_ant: int, fc_hz: float):
+    """The UE's Sionna array: one row of vertically polarised omni elements (half-wavelength spacing)."""
+    from sionna.phy.channel.tr38901 import AntennaArray
+
+    return AntennaArray(num_rows=1, num_cols=num_ue_ant, polarization="single", polarization_type="V",
+                        antenna_pattern="omni", carrier_frequency=fc_hz)
+
+
+def _gnb_array(gnb: GnbConfig, fc_hz: float):
+    """The gNB's Sionna array: rows x cols of 38.901 elements, V or cross polarised (two ports each)."""
+    from sionna.phy.channel.tr38901 import AntennaArray
+
+    dual = gnb.polarization == "dual"
+    spacing = gnb.element_spacing_wavelengths
+    return AntennaArray(num_rows=gnb.antenna_rows, num_cols=gnb.antenna_cols, polarization="dual" if dual else "single",
+                        polarization_type="cross" if dual else "V", antenna_pattern="38.901", carrier_frequency=fc_hz,
+                        vertical_spacing=spacing, horizontal_spacing=spacing)
 
 
 def _set_sionna_seed(seed: int) -> None:
@@ -35,17 +59,30 @@ class FadingChannel:
     """Per-UE MIMO channel frequency response per slot, from the gNB's array to the UE's antennas.
 
     cfr(slots [n] int) -> [n, num_ue_ant, num_gnb_ant, num_subcarriers] complex64, average power 1
-    per antenna pair (path powers of the 38.901 profile sum to one; no per-realisation
-    normalisation, so small-scale fading is kept). TDL: i.i.d. across gNB antennas; CDL: the
+    per antenna pair (TDL/CDL: path powers of the 38.901 profile sum to one; no per-realisation
+    normalisation, so small-scale fading is kept). TDL: i.i.d. across gNB antennas; CDL, UMi, UMa: the
     gNB's uniform planar array (``gnb``: rows x cols, single or cross polarised, 38.901 element
     pattern) in Sionna's antenna order.
+
+    UMi/UMa (``simulator.channel.system_level``): Sionna's system-level model with pathloss and shadow
+    fading off (the SNR comes from ``snr:``), the UE outdoor at ``start_position_m`` [3] moving at
+    ``velocity_mps`` [3] (its norm is ``speed_mps``), the gNB at ``gnb.position_m``, orientations zero,
+    LoS as ``cfg.los`` (None: drawn with 38.901's probability); Sionna's path gains carry the element
+    gains towards the rays, so they are divided by the realisation's expected power (averaged over the
+    ray phases, not over its samples). Limits: the LSPs, clusters and angles are drawn once at t = 0
+    and do not drift along the trajectory (Sionna's 38.901 models have no spatial consistency across
+    set_topology calls), so a long drive keeps its t = 0 scattering geometry and moves along the t = 0
+    velocity (waypoints: the first segment's direction; a UE that stops sees a frozen channel). Memory
+    per slot: num_paths (UMi 16 LoS / 23 NLoS, UMa up to 24) x antenna pairs x 8 bytes kept, and the
+    setup peak of the module docstring.
     """
 
     def __init__(self, cfg: ChannelConfig, carrier: CarrierConfig, num_ue_ant: int, speed_mps: float,
-                 sample_of_slot: np.ndarray, seed: int, gnb: GnbConfig | None = None):
+                 sample_of_slot: np.ndarray, seed: int, gnb: GnbConfig | None = None, *,
+                 start_position_m: np.ndarray | None = None, velocity_mps: np.ndarray | None = None):
         import tensorflow as tf
         from sionna.phy.channel import subcarrier_frequencies
-        from sionna.phy.channel.tr38901 import CDL, TDL, AntennaArray
+        from sionna.phy.channel.tr38901 import CDL, TDL
 
         self.sample_of_slot = np.asarray(sample_of_slot, dtype=np.int64)    # [num_slots]
         num_samples = int(self.sample_of_slot.max()) + 1
@@ -54,24 +91,26 @@ class FadingChannel:
         gnb = gnb or GnbConfig()
         self.num_gnb_ant = gnb.num_antennas
         _set_sionna_seed(seed)
-        if cfg.model == "tdl":
-            model = TDL(cfg.profile, cfg.delay_spread_s, fc_hz, num_sinusoids=cfg.num_sinusoids,
-                        min_speed=speed_mps, max_speed=speed_mps, num_rx_ant=num_ue_ant, num_tx_ant=self.num_gnb_ant)
+        if cfg.model in ("umi", "uma"):
+            if start_position_m is None or velocity_mps is None:
+                raise ValueError(f"channel model {cfg.model} needs the UE's start_position_m and velocity_mps")
+            if not np.isclose(np.linalg.norm(velocity_mps), speed_mps, rtol=1e-6, atol=1e-9):
+                raise ValueError(f"velocity_mps {list(velocity_mps)} does not have the speed {speed_mps} m/s")
+            self._a, tau_s = system_level_paths(cfg.model, cfg.los, _ue_array(num_ue_ant, fc_hz),
+                                                _gnb_array(gnb, fc_hz), fc_hz, gnb.position_m, start_position_m,
+                                                velocity_mps, num_samples, 1.0 / slot_s)
         else:
-            ut_array = AntennaArray(num_rows=1, num_cols=num_ue_ant, polarization="single",
-                                    polarization_type="V", antenna_pattern="omni", carrier_frequency=fc_hz)
-            dual = gnb.polarization == "dual"
-            spacing = gnb.element_spacing_wavelengths
-            bs_array = AntennaArray(num_rows=gnb.antenna_rows, num_cols=gnb.antenna_cols,
-                                    polarization="dual" if dual else "single",
-                                    polarization_type="cross" if dual else "V", antenna_pattern="38.901",
-                                    carrier_frequency=fc_hz, vertical_spacing=spacing, horizontal_spacing=spacing)
-            model = CDL(cfg.profile, cfg.delay_spread_s, fc_hz, ut_array, bs_array, "downlink",
-                        min_speed=speed_mps, max_speed=speed_mps)
-        a, tau = model(1, num_samples, 1.0 / slot_s)
-        # a: [1, 1, rx_ant, 1, tx_ant, paths, time] -> [time, rx_ant, tx_ant, paths]
-        self._a = np.ascontiguousarray(tf.transpose(a[0, 0, :, 0], [3, 0, 1, 2]).numpy())
-        tau_s = tf.reshape(tau, [-1]).numpy().astype(np.float64)                 # [paths]
+            if cfg.model == "tdl":
+                model = TDL(cfg.profile, cfg.delay_spread_s, fc_hz, num_sinusoids=cfg.num_sinusoids,
+                            min_speed=speed_mps, max_speed=speed_mps, num_rx_ant=num_ue_ant,
+                            num_tx_ant=self.num_gnb_ant)
+            else:
+                model = CDL(cfg.profile, cfg.delay_spread_s, fc_hz, _ue_array(num_ue_ant, fc_hz),
+                            _gnb_array(gnb, fc_hz), "downlink", min_speed=speed_mps, max_speed=speed_mps)
+            a, tau = model(1, num_samples, 1.0 / slot_s)
+            # a: [1, 1, rx_ant, 1, tx_ant, paths, time] -> [time, rx_ant, tx_ant, paths]
+            self._a = np.ascontiguousarray(tf.transpose(a[0, 0, :, 0], [3, 0, 1, 2]).numpy())
+            tau_s = tf.reshape(tau, [-1]).numpy().astype(np.float64)                 # [paths]
         freqs_hz = subcarrier_frequencies(carrier.num_subcarriers,
                                           carrier.subcarrier_spacing_khz * 1e3).numpy().astype(np.float64)
         # Fourier kernel of cir_to_ofdm_channel: H(f) = sum_l a_l exp(-j 2 pi f tau_l)   [paths, sc] complex128

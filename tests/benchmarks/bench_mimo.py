@@ -9,25 +9,35 @@ array, and type1 at 32 is printed beside them. Measured (2 shared cores, load av
 Each figure is ``RunSummary.slots_per_s`` (the event loop, setup excluded) of ``Simulation.run``
 on a scenario built from a dict, the best of ``REPEATS`` runs (other jobs on a shared machine only
 slow a run down), with the load average before the first run.
+
+The channel setup is timed apart: ``FadingChannel`` for one UE (one antenna, 30 km/h) over 10 s at
+30 kHz (20,000 slots) with the 4x8 gNB, UMi (50 m from the gNB, LoS drawn: LoS at this seed) vs
+CDL-C. Measured (load average 1.7-1.9, two runs): UMi LoS 7.2 / 11.5 s, CDL-C 9.6 / 15.0 s; apart,
+UMi NLoS 9.9 s; peak RSS UMi 5.2-5.3 GB, CDL-C 6.6 GB (Sionna's ray tensors; see fading.py).
 """
 from __future__ import annotations
 
 import os
+import time
 
+import numpy as np
 import pytest
 
 from simulator.threads import limit_threads
 
 limit_threads(1)          # before TensorFlow runs its first op; BLAS already loaded: through threadpoolctl
 
-from simulator.engine import Simulation  # noqa: E402 - after the thread limit
+from simulator.channel.fading import FadingChannel  # noqa: E402 - after the thread limit
+from simulator.engine import Simulation  # noqa: E402
 from simulator.loader import validate_data  # noqa: E402
+from simulator.schema import ChannelConfig  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
 REPEATS = 3
 DURATION_S = 3.0
 ARRAYS = {1: (1, 1), 8: (2, 4), 32: (4, 8), 64: (4, 16)}      # gNB antennas -> (rows, cols)
 REQUIRED_SLOTS_PER_S = 10_000                                  # at 32 antennas, ideal CSI
+SETUP_SLOTS = 20_000                                           # 10 s at 30 kHz
 
 
 def scenario(rows: int, cols: int, kind: str):
@@ -60,3 +70,25 @@ def test_abstraction_slots_per_second_with_a_gnb_array(tmp_path):
     print(f"\n[bench] 32 gNB antennas {ARRAYS[32]}, type1:     {type1:8,.0f} UE-slots/s "
           f"(best of {REPEATS}; load average {load})")
     assert ideal[32] >= REQUIRED_SLOTS_PER_S
+
+
+def test_fading_setup_umi_vs_cdl():
+    sc = scenario(*ARRAYS[32], "ideal")
+    speed_mps = 30 / 3.6
+
+    def setup(cfg: ChannelConfig, num_slots: int) -> tuple[float, int]:
+        """Seconds to build the channel, and its number of paths."""
+        t0 = time.perf_counter()
+        ch = FadingChannel(cfg, sc.carrier, 1, speed_mps, np.arange(num_slots), 1, gnb=sc.gnb,
+                           start_position_m=np.array([50.0, 0.0, 1.5]), velocity_mps=np.array([speed_mps, 0.0, 0.0]))
+        seconds = time.perf_counter() - t0
+        assert ch.cfr_slot(num_slots - 1).shape == (1, 32, sc.carrier.num_subcarriers)
+        return seconds, ch._a.shape[-1]
+
+    for name, cfg in (("umi", ChannelConfig(model="umi")), ("cdl C", sc.channel)):
+        setup(cfg, 50)                                                       # imports, first TF ops
+        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        seconds, num_paths = setup(cfg, SETUP_SLOTS)
+        print(f"\n[bench] FadingChannel setup, {name:5s} ({num_paths} paths), 4x8 gNB, {SETUP_SLOTS:,} slots: "
+              f"{seconds:5.1f} s (load average {load})", end="")
+    print()
