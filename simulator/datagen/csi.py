@@ -272,7 +272,8 @@ def _scenario_samples(cfg: CsiDataConfig, first: int, n: int) -> dict[str, np.nd
     grid = _grid(cfg, sc)
     num_ue_ant, slot_us = sc.phy.num_ue_antennas, sc.carrier.slot_us
     per_drop = cfg.occasions_per_drop * num_ue_ant
-    speed_mps = Mobility(sc.ues[0].mobility).speed_mps
+    mob = Mobility(sc.ues[0].mobility)
+    speed_mps = mob.speed_mps
     slots = np.arange(cfg.occasions_per_drop) * (CsiRsSetup.of(sc).period_us // slot_us)   # CSI-RS at 0, P, 2P...
     # engine.build_ue's sample_of_slot, rint(distance / step), for a UE at constant speed: the slot index
     num_slots = int(slots[-1]) + 1
@@ -281,7 +282,8 @@ def _scenario_samples(cfg: CsiDataConfig, first: int, n: int) -> dict[str, np.nd
     xs, scales = [], []
     for child in np.random.SeedSequence(cfg.seed).spawn(stop_drop)[first_drop:]:
         channel = FadingChannel(sc.channel, sc.carrier, num_ue_ant, speed_mps, sample_of_slot,
-                                int(child.generate_state(1)[0]), gnb=sc.gnb)
+                                int(child.generate_state(1)[0]), gnb=sc.gnb,
+                                start_position_m=mob.position_m([0.0])[0], velocity_mps=mob.velocity_mps([0.0])[0])
         h = channel.cfr(slots)                                           # [occasions, ue_ant, gnb_ant, 12 PRBs]
         x = grid.to_codec(h)                                             # [occasions, ue_ant, gnb_ant, num_sc, 2]
         xs.append(x.reshape(per_drop, *x.shape[2:]))
@@ -374,7 +376,7 @@ def _array(cfg: CsiDataConfig, sc: Scenario | None) -> dict:
                 "polarization": "V", "pattern": "38.901", "ports": cfg.num_ant, "port_order": "UPA row-major"}
     g = sc.gnb
     return {"rows": g.antenna_rows, "cols": g.antenna_cols, "spacing_wavelengths": g.element_spacing_wavelengths,
-            "polarization": g.polarization, "pattern": "38.901" if sc.channel.model == "cdl" else "none (TDL)",
+            "polarization": g.polarization, "pattern": "none (TDL)" if sc.channel.model == "tdl" else "38.901",
             "ports": g.num_antennas, "port_order": "the scenario's gNB ports (simulator.schema.GnbConfig.num_antennas)"}
 
 

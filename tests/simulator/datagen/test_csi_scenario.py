@@ -152,3 +152,13 @@ def test_mimo_link_preset_validates(monkeypatch):
     monkeypatch.chdir(REPO)                              # the preset names its scenario from the repository root
     cfg = load_data_config("scenarios/training/csi_mimo_link_32x32.yaml")
     assert (cfg.num_ant, cfg.num_subcarriers, cfg.num_samples, cfg.shard_size) == (32, 32, 5000, 500)
+
+
+def test_a_umi_scenario_draws_from_the_ues_start_and_velocity(tmp_path):
+    umi = {**copy.deepcopy(SCENARIO), "channel": {"model": "umi"},
+           "ues": [{"id": 0, "mobility": {"model": "linear", "speed_kmh": 30, "start_m": [60, 0, 1.5]}}]}
+    out = tmp_path / "umi"
+    generate_dataset(_config(_write(tmp_path / "umi.yaml", umi), num_samples=6), out)
+    x, arrays = _all_samples(out)
+    assert x.shape == (6, 8, 16, 2) and np.isfinite(x).all() and (arrays["scale"] > 0).all()
+    assert read_description(out)["array"]["pattern"] == "38.901"
