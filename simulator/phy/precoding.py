@@ -1,6 +1,7 @@
-"""Single-user rank-1 precoding from the channel the gNB holds, and its post-precoding SINR.
+"""Single-user precoding from the channel the gNB holds, and its post-precoding SINR.
 
 The gNB precodes one stream per subband with the dominant eigenvector of the channel it holds
+(two layers: the top two, ``eigen_precoder``; their per-layer LMMSE SINR is ``layer_sinr``)
 (the reconstructed or reported h_hat); the abstraction evaluates that precoder on the *true*
 channel h. SNR is defined as in the single-antenna path (``simulator.phy.base.per_re_sinr``,
 ``simulator.channel.snr``): ``snr_db`` is the average per-RE SNR of the total transmit power
@@ -48,30 +49,38 @@ def _subband_index(subband_of_sc: np.ndarray, num_subcarriers: int) -> np.ndarra
     return idx
 
 
-def _top_eigenvectors(mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """mats [n, d, d] Hermitian -> (largest eigenvalue [n], its unit eigenvector [n, d]).
+def _top_eigenvectors(mats: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """mats [n, d, d] Hermitian -> (the k largest eigenvalues [n, k], their unit eigenvectors [n, d, k]),
+    largest first.
 
-    LAPACK zheevr asked for the top eigenpair only: about half the time of numpy's batched
+    LAPACK zheevr asked for the top k eigenpairs only: about half the time of numpy's batched
     ``eigh``, which computes all of them."""
     d = mats.shape[-1]
-    lam = np.empty(len(mats))
-    vec = np.empty((len(mats), d), dtype=np.complex128)
+    lam = np.empty((len(mats), k))
+    vec = np.empty((len(mats), d, k), dtype=np.complex128)
     for i, m in enumerate(mats):
-        w, z, _, _, info = lapack.zheevr(m, compute_v=1, range="I", il=d, iu=d)
+        w, z, _, _, info = lapack.zheevr(m, compute_v=1, range="I", il=d - k + 1, iu=d)
         if info != 0:
             raise np.linalg.LinAlgError(f"zheevr failed (info={info}) on subband matrix {i}")
-        lam[i], vec[i] = w[0], z[:, 0]
+        lam[i], vec[i] = w[:k][::-1], z[:, :k][:, ::-1]
     return lam, vec
 
 
 def dominant_precoder(h_hat: np.ndarray, subband_of_sc: np.ndarray) -> np.ndarray:
-    """Per-subband dominant right singular vector of the held channel (rank-1 SU precoder).
+    """Per-subband dominant right singular vector of the held channel (rank-1 SU precoder):
+    ``eigen_precoder`` with rank 1, [..., S, gnb_ant]."""
+    return eigen_precoder(h_hat, subband_of_sc, 1)[..., 0]
+
+
+def eigen_precoder(h_hat: np.ndarray, subband_of_sc: np.ndarray, rank: int) -> np.ndarray:
+    """Per-subband top-``rank`` right singular vectors of the held channel (SU eigen-precoder).
 
     h_hat:         [..., ue_ant, gnb_ant, sc] complex, the channel the gNB holds
     subband_of_sc: [sc] int, the subband (0..S-1) of each subcarrier; every subband non-empty
-    -> w [..., S, gnb_ant] complex128, ||w|| = 1: the eigenvector of the largest eigenvalue of
-    sum over the subband's subcarriers of H^H H, with its first element real >= 0 (the phase
-    convention that makes the result unique). A subband whose channel is all zero gets w = e_0.
+    -> w [..., S, gnb_ant, rank] complex128, orthonormal columns: the eigenvectors of the ``rank``
+    largest eigenvalues of sum over the subband's subcarriers of H^H H, largest first, each with its
+    first element real >= 0 (the phase convention that makes the result unique). A subband whose
+    channel is all zero gets the first unit vectors.
 
     When the subband has fewer rows (subcarriers x UE antennas) than gNB antennas, the
     eigenproblem is solved on the smaller Gram matrix A A^H and mapped back (w ~ A^H u). The
@@ -88,16 +97,31 @@ def dominant_precoder(h_hat: np.ndarray, subband_of_sc: np.ndarray) -> np.ndarra
     a = rows.reshape(-1, sb_len * ue_ant, gnb_ant)                          # [n, L*ue, gnb]
     a_h = a.conj().transpose(0, 2, 1)
     if sb_len * ue_ant < gnb_ant:
-        lam, u = _top_eigenvectors(a @ a_h)
-        v = (a_h @ u[..., None].astype(a.dtype))[..., 0].astype(np.complex128)
-        v /= np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), np.finfo(np.float64).tiny)
+        lam, u = _top_eigenvectors(a @ a_h, rank)
+        v = (a_h @ u.astype(a.dtype)).astype(np.complex128)                # [n, gnb, rank]
+        v /= np.maximum(np.linalg.norm(v, axis=-2, keepdims=True), np.finfo(np.float64).tiny)
     else:
-        lam, v = _top_eigenvectors(a_h @ a)
-    v[lam <= 0] = np.eye(gnb_ant)[0]
-    first = v[:, 0].copy()
-    v *= np.exp(-1j * np.angle(first))[:, None]
-    v[:, 0] = np.abs(first)
-    return v.reshape(*batch, num_sb, gnb_ant)
+        lam, v = _top_eigenvectors(a_h @ a, rank)
+    dead = lam <= 0                                                         # [n, rank]
+    v[np.nonzero(dead)[0], :, np.nonzero(dead)[1]] = np.eye(gnb_ant)[np.nonzero(dead)[1]]
+    first = v[:, 0, :].copy()                                               # [n, rank]
+    v *= np.exp(-1j * np.angle(first))[:, None, :]
+    v[:, 0, :] = np.abs(first)
+    return v.reshape(*batch, num_sb, gnb_ant, rank)
+
+
+def layer_sinr(g: np.ndarray, snr_db) -> np.ndarray:
+    """Per-RE post-LMMSE SINR of each layer: g [..., ue_ant, layers, sc] (the precoded channel H W,
+    unit-norm columns of W), the transmit power split equally over the layers
+    -> [..., layers, sc] float64 linear: 1 / [(I + snr / L G^H G)^-1]_ll - 1. With one layer it is
+    snr * ||g||^2, ``per_re_sinr`` of the stream gain."""
+    gs = np.moveaxis(g, -1, -3).astype(np.complex128)                      # [..., sc, ue, L]
+    num_layers = gs.shape[-1]
+    rho = 10.0 ** (np.asarray(snr_db, dtype=np.float64) / 10.0) / num_layers
+    gram = np.swapaxes(gs.conj(), -1, -2) @ gs                               # [..., sc, L, L]
+    inv = np.linalg.inv(np.eye(num_layers) + np.asarray(rho)[..., None, None, None] * gram)
+    d = np.real(np.diagonal(inv, axis1=-2, axis2=-1))                       # [..., sc, L]
+    return np.moveaxis(1.0 / d - 1.0, -1, -2)
 
 
 def precoder_of_sc(w: np.ndarray, subband_of_sc: np.ndarray) -> np.ndarray:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from simulator.phy.base import per_re_sinr
-from simulator.phy.precoding import (dominant_precoder, nmse_db, post_precoding_sinr, precoded_gain,
-                                     precoder_of_sc, precoding_loss_db, sgcs)
+from simulator.phy.precoding import (dominant_precoder, eigen_precoder, layer_sinr, nmse_db, post_precoding_sinr,
+                                     precoded_gain, precoder_of_sc, precoding_loss_db, sgcs)
 
 
 def rayleigh(rng: np.random.Generator, shape, power: float = 1.0) -> np.ndarray:
@@ -89,6 +89,41 @@ def test_dominant_precoder_matches_svd(ue_ant, gnb_ant, sizes):
     # the subcarriers of a subband need not be contiguous
     perm = rng.permutation(len(subband_of_sc))
     np.testing.assert_allclose(dominant_precoder(h[..., perm], subband_of_sc[perm]), w, atol=1e-9)
+
+
+@pytest.mark.parametrize("ue_ant, gnb_ant, sizes", [(2, 8, [12, 12, 4]), (2, 16, [3, 3])])
+def test_two_layer_eigen_precoder_is_the_top_two_right_singular_vectors(ue_ant, gnb_ant, sizes):
+    rng = np.random.default_rng(3)
+    subband_of_sc = np.repeat(np.arange(len(sizes)), sizes)
+    h = rayleigh(rng, (2, ue_ant, gnb_ant, len(subband_of_sc)))
+    w = eigen_precoder(h, subband_of_sc, 2)                                 # [2, S, gnb, 2]
+    assert w.shape == (2, len(sizes), gnb_ant, 2)
+    np.testing.assert_allclose(w[..., 0], dominant_precoder(h, subband_of_sc), atol=1e-12)
+    for b in range(2):
+        for s_ in range(len(sizes)):
+            a = np.moveaxis(h[b][..., subband_of_sc == s_], -1, 0).reshape(-1, gnb_ant)   # rows of the subband
+            vh = np.linalg.svd(a)[2]
+            for layer in range(2):                                          # same subspace per column
+                assert abs(np.vdot(vh[layer].conj(), w[b, s_, :, layer])) == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_allclose(np.swapaxes(w.conj(), -1, -2) @ w, np.broadcast_to(np.eye(2), w.shape[:-2] + (2, 2)),
+                               atol=1e-12)
+
+
+def test_layer_sinr_closed_forms():
+    rng = np.random.default_rng(4)
+    g1 = rayleigh(rng, (2, 1, 5))                                           # one layer: snr ||g||^2
+    np.testing.assert_allclose(layer_sinr(g1, 10.0)[0], per_re_sinr((np.abs(g1) ** 2).sum(axis=0)[0], 10.0),
+                               rtol=1e-12)
+    # orthogonal layers (G = diag(a, b) per RE): no inter-layer interference, each gets snr/2 |g_l|^2
+    a, b = rayleigh(rng, (5,)), rayleigh(rng, (5,))
+    g = np.zeros((2, 2, 5), complex)
+    g[0, 0], g[1, 1] = a, b
+    np.testing.assert_allclose(layer_sinr(g, 20.0), 50.0 * np.abs(np.stack([a, b])) ** 2, rtol=1e-12)
+    # a rank-deficient pair (the same column twice) leaves each layer the other's interference:
+    # SINR = rho |g|^2 / (1 + rho |g|^2) < 1
+    gg = np.repeat(g1, 2, axis=1)
+    rho_g = 5.0 * (np.abs(g1) ** 2).sum(axis=0)[0]
+    np.testing.assert_allclose(layer_sinr(gg, 10.0), np.stack([rho_g / (1 + rho_g)] * 2), rtol=1e-9)
 
 
 def test_single_rx_sinr_and_loss_closed_form():
