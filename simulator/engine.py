@@ -57,17 +57,25 @@ def build_ue(sc: Scenario, ue_cfg, table, snr_model: SnrModel, channel_seed: np.
                             start_position_m=mob.position_m([0.0])[0], velocity_mps=mob.velocity_mps([0.0])[0])
     snr_db = snr_model.snr_db(slot_t_s, mob.position_m(slot_t_s)).astype(np.float64)
     o = sc.link_adaptation.olla
-    olla = Olla(table, o.bler_target, o.step_up_db, o.offset_min_db, o.offset_max_db, o.enabled)
+    table2 = two_layer_table(sc)
+    olla = Olla(table, o.bler_target, o.step_up_db, o.offset_min_db, o.offset_max_db, o.enabled, table2=table2)
     link = UeLink(ue_cfg.id, olla, CqiMapper(table, sc.phy.mcs_table), sc.harq.num_processes,
-                  sc.harq.max_transmissions)
+                  sc.harq.max_transmissions, None if table2 is None else CqiMapper(table2, sc.phy.mcs_table))
     return Ue(ue_cfg.id, mob, channel, snr_db), link
+
+
+def two_layer_table(sc: Scenario):
+    """The BLER table of two-layer transport blocks when reports may have rank 2, else None."""
+    if sc.csi_rs.report.max_rank < 2:
+        return None
+    return bler_table(sc.phy.mcs_table, sc.carrier.num_prbs, sc.phy.num_dmrs_symbols, sc.phy.bler_tables, 2)
 
 
 def build_phy(scenario: Scenario, table, rngs: dict[int, np.random.Generator], tf_seeds: dict[int, int]):
     if scenario.phy.backend == "abstraction":
         from simulator.phy.abstraction import AbstractionBackend
 
-        return AbstractionBackend(table, rngs)
+        return AbstractionBackend(table, rngs, two_layer_table(scenario))
     from simulator.phy.link_level import LinkLevelBackend   # imports TensorFlow and Sionna: only when used
 
     return LinkLevelBackend(scenario, tf_seeds)
@@ -98,7 +106,8 @@ def build_csi_feedback(scenario: Scenario, run: RunContext, ue: Ue, uplink: Link
     if rep.kind == "neural":         # the UE's own measured channel on the codec's grid
         grid = CodecGrid(codec.config.num_ant, codec.config.num_sc, scenario.gnb.num_antennas,
                          scenario.carrier.num_prbs, rep.subband_prbs)
-        return CsiFeedback(run, ue.id, codec, codec, uplink, grid=grid, subband_sc=12 * rep.subband_prbs, **common)
+        return CsiFeedback(run, ue.id, codec, codec, uplink, grid=grid, subband_sc=12 * rep.subband_prbs,
+                           max_rank=rep.max_rank, **common)
     x, _distance_m, spacing_m = codec_type.read_track(cfg.track)
     return CsiFeedback(run, ue.id, codec, codec, uplink, track_x=x, spacing_m=spacing_m, **common)
 

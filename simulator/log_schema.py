@@ -27,6 +27,7 @@ SLOTS = pa.schema([
     ("ber_genie", pa.float32()),       # phy.receiver neural: uncoded BER of genie LMMSE on the same grid, else NaN
     ("ber_ls", pa.float32()),          # phy.receiver neural: uncoded BER of LS+LMMSE on the same grid, else NaN
     ("precoding_gain_db", pa.float32()),  # mean power of the precoded stream over one gNB antenna's (0: one antenna)
+    ("layers", pa.int8()),             # layers of the transport block (1, or 2 with csi_rs.report.max_rank 2)
 ])
 
 PERIODS = pa.schema([
@@ -49,6 +50,7 @@ PERIODS = pa.schema([
                                        # stream; the message also carries feedback.cqi_report_bits)
     ("csi_bits_estimated", pa.float32()),
     ("csi_nmse_db", pa.float32()),     # NMSE of the codec's reconstruction (neural CSI), NaN otherwise
+    ("rank", pa.int8()),               # layers of the precoder the report implies (its RI with type1)
     ("csi_sgcs", pa.float32()),        # mean over subbands of |v^H w|^2: the precoder the CQI was computed for
                                        # against the measured channel's dominant eigenvector (NaN: one gNB antenna)
     ("csi_precoding_loss_db", pa.float32()),  # 10 log10 of the per-RE eigen-beamforming gain over that

@@ -70,6 +70,9 @@ class CsiReportConfig(_Strict):
     subband_prbs: int = Field(4, ge=1, le=32, description="PRBs per precoding subband (the PMI's i2 and the "
                                                           "ideal precoder are per subband)")
     subband_pmi: bool = Field(True, description="type1: one i2 per subband (else one wideband i2)")
+    max_rank: Literal[1, 2] = Field(1, description="Most layers the UE may report (2 needs two UE antennas and a "
+                                                   "gNB array; abstraction backend): the rank with the most mutual "
+                                                   "information at the measured SNR is reported (type1: its RI bits)")
 
 
 class CsiRsConfig(_Strict):
@@ -388,6 +391,18 @@ class Scenario(_Strict):
 
     def _check_report(self) -> None:
         g, rep = self.gnb, self.csi_rs.report
+        if rep.max_rank == 2:
+            if self.phy.num_ue_antennas < 2 or g.num_antennas < 2:
+                raise FieldError("csi_rs.report.max_rank", f"2 layers need two UE antennas and a gNB array (phy."
+                                                           f"num_ue_antennas {self.phy.num_ue_antennas}, gnb ports "
+                                                           f"{g.num_antennas})")
+            if self.phy.backend != "abstraction":
+                raise FieldError("csi_rs.report.max_rank", "the link_level backend transmits one layer; 2 layers "
+                                                           "run on phy.backend: abstraction")
+            if self.models.bler_predictor is not None or self.link_adaptation.cqi_exploration.max_offset:
+                raise FieldError("csi_rs.report.max_rank", "the BLER predictor's features are one-layer ones; use "
+                                                           "max_rank 1 with models.bler_predictor or "
+                                                           "link_adaptation.cqi_exploration")
         if rep.kind == "type1" and g.num_antennas > 1:
             from simulator.csi.type1 import codebook_config
 

@@ -23,12 +23,17 @@ class Ue:
     snr_db: np.ndarray
 
     def channel_through(self, slot: int, precoder: Precoder | None) -> tuple[np.ndarray, np.ndarray]:
-        """The slot's channel of one stream precoded with ``precoder`` (None: gNB antenna 0 alone):
-        h [num_ue_ant, sc] complex64 and its gain [sc] float64 (sum over UE antennas of |h|^2)."""
+        """The slot's channel precoded with ``precoder`` (None: gNB antenna 0 alone): one layer,
+        h [num_ue_ant, sc] complex64 and its gain [sc] float64 (sum over UE antennas of |h|^2); two
+        layers, h [num_ue_ant, 2, sc] (one stream per layer) and the mean of their gains [sc]."""
         if precoder is None:
             return self.channel.port0_slot(slot)
-        h = self.channel.precoded_slot(slot, precoder.w, precoder.subband_sc)
-        return h, stream_gain(h)
+        if precoder.layers == 1:
+            h = self.channel.precoded_slot(slot, precoder.w, precoder.subband_sc)
+            return h, stream_gain(h)
+        h = np.stack([self.channel.precoded_slot(slot, precoder.w[..., k], precoder.subband_sc)
+                      for k in range(precoder.layers)], axis=1)
+        return h, stream_gain(np.moveaxis(h, 1, 0)).mean(axis=0)
 
 
 @dataclass
@@ -39,6 +44,7 @@ class UeLink:
     cqi_mapper: CqiMapper
     num_harq: int
     max_transmissions: int
+    cqi_mapper2: CqiMapper | None = None          # CQI of two-layer reports (csi_rs.report.max_rank 2)
     cqi: int = 0                                  # last CQI received (0: none yet)
     precoder: Precoder | None = None              # from the last report (None: gNB antenna 0 alone)
     sinr_est_db: float | None = None              # SINR the gNB infers from that CQI
@@ -53,16 +59,25 @@ class UeLink:
     def __post_init__(self):
         self.free_harq.extend(range(self.num_harq))
 
+    @property
+    def layers(self) -> int:
+        """Layers of the precoder the gNB holds (1 before the first report)."""
+        return 1 if self.precoder is None else self.precoder.layers
+
+    def mapper(self, layers: int) -> CqiMapper:
+        return self.cqi_mapper if layers == 1 else self.cqi_mapper2
+
     def receive_cqi(self, cqi: int, precoder: Precoder | None = None) -> None:
-        """A CQI report (and the precoder it implies) has reached the gNB."""
+        """A CQI report (and the precoder it implies, whose layers are the report's rank) has reached the gNB."""
         self.cqi = int(cqi)
         self.precoder = precoder
-        self.sinr_est_db = float(self.cqi_mapper.sinr_db_of_cqi[self.cqi])
+        self.sinr_est_db = float(self.mapper(self.layers).sinr_db_of_cqi[self.cqi])
 
     def new_tb_mcs(self) -> int:
+        """The MCS of a new transport block on ``layers`` layers."""
         if self.sinr_est_db is None:              # no report yet: most robust MCS
             return self.olla.table.lowest_mcs
-        return self.olla.select_mcs(self.sinr_est_db)
+        return self.olla.select_mcs(self.sinr_est_db, self.layers)
 
     def close_period(self) -> tuple[int, int]:
         n = (self.n_ack, self.n_nack)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.phy.precoding import dominant_precoder
+from simulator.phy.precoding import dominant_precoder, eigen_precoder
 
 
 def grid_misfit(num_ant: int, num_sc: int, num_gnb_ant: int, num_prbs: int, subband_prbs: int) -> str | None:
@@ -38,8 +38,8 @@ def _sample_sc(num_sc: int, num_carrier_sc: int) -> np.ndarray:
 class CodecGrid:
     """to_codec: h [ue_ant, gnb_ant, N] complex (the measured channel) -> x [ue_ant, gnb_ant, num_sc, 2]
     float32, unit mean power per UE antenna.
-    precoder: x_hat [ue_ant, gnb_ant, num_sc, 2] (a reconstruction) -> w [num_subbands, gnb_ant]
-    complex128, unit norm."""
+    precoder: x_hat [ue_ant, gnb_ant, num_sc, 2] (a reconstruction), rank -> w [num_subbands, gnb_ant]
+    complex128, unit norm (rank 1) or [num_subbands, gnb_ant, rank], orthonormal columns."""
 
     def __init__(self, num_ant: int, num_sc: int, num_gnb_ant: int, num_prbs: int, subband_prbs: int):
         misfit = grid_misfit(num_ant, num_sc, num_gnb_ant, num_prbs, subband_prbs)
@@ -54,6 +54,8 @@ class CodecGrid:
         s = s / np.where(rms > 0, rms, 1.0)
         return np.stack([s.real, s.imag], axis=-1).astype(np.float32)
 
-    def precoder(self, x_hat: np.ndarray) -> np.ndarray:
+    def precoder(self, x_hat: np.ndarray, rank: int = 1) -> np.ndarray:
         h_hat = x_hat[..., 0] + 1j * x_hat[..., 1]                               # [ue, gnb, num_sc]
-        return dominant_precoder(h_hat, self.subband_of_sample)
+        if rank == 1:
+            return dominant_precoder(h_hat, self.subband_of_sample)
+        return eigen_precoder(h_hat, self.subband_of_sample, rank)

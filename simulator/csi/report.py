@@ -4,15 +4,20 @@
 
 - ``ideal``: the gNB gets the channel the UE measured (delayed and carried like any report; its
   bits beyond the CQI are not charged) and precodes each subband with its dominant eigenvector.
-- ``type1``: 38.214 Type I single-panel PMI (codebookMode 1, rank 1: the PDSCH carries one
-  layer), searched on one row per PRB (its 7th subcarrier) summed per subband; the report costs
-  its 38.212 PMI/RI bits on top of the CQI's. N1 = ``gnb.antenna_cols``, N2 = ``gnb.antenna_rows``
+- ``type1``: 38.214 Type I single-panel PMI (codebookMode 1), searched on one row per PRB (its
+  7th subcarrier) summed per subband; the report costs its 38.212 PMI/RI bits on top of the CQI's. N1 = ``gnb.antenna_cols``, N2 = ``gnb.antenna_rows``
   (Sionna's antenna order is then 38.214's port order).
 
 - ``neural``: ``models.csi_codec`` compresses the measured channel on its grid
   (``simulator/csi/codec_grid.py``); the gNB decodes the bytes and precodes each subband with the
   dominant eigenvector of its reconstruction. Measured by the UE's ``CsiFeedback``
   (``simulator/processes/csi_feedback.py``), which holds the codec.
+
+``max_rank`` 2 (two UE antennas): the UE reports the rank (1 or 2 layers) with the most mutual
+information at the SNR it measured, sum over REs and layers of log2(1 + post-LMMSE SINR) with the
+power split over the layers: type1 searches both ranks' codebooks (``select_ri``), ideal and neural
+compare the top-1 and top-2 eigen-precoders (of the measured channel; of the expected
+reconstruction, whose RI costs 1 bit).
 
 With one gNB antenna there is nothing to precode and ideal and type1 are the CQI alone. The CQI is
 computed for the precoder the gNB will use, on the channel the UE measured: the reported PMI's
@@ -27,17 +32,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.csi.type1 import WIDEBAND_CQI_BITS, codebook_config, precoder, report_bits, select_pmi
-from simulator.phy.precoding import dominant_precoder, eigen_gain, precoded_gain, precoder_of_sc, sgcs
+from simulator.csi.type1 import WIDEBAND_CQI_BITS, codebook_config, precoder, report_bits, select_ri
+from simulator.phy.precoding import (dominant_precoder, eigen_gain, eigen_precoder, layer_sinr, precoded_gain,
+                                     precoder_of_sc, sgcs)
 from simulator.schema import CsiReportConfig, GnbConfig
 
 
 @dataclass(frozen=True)
 class Precoder:
-    """One stream's precoder per subband: w [num_subbands, gnb_ant] unit norm, subbands of
-    ``subband_sc`` subcarriers (the last one shorter if the carrier ends first)."""
+    """The precoder per subband: w [num_subbands, gnb_ant] unit norm (one layer) or
+    [num_subbands, gnb_ant, 2] orthonormal columns (two layers, the power split between them),
+    subbands of ``subband_sc`` subcarriers (the last one shorter if the carrier ends first)."""
     w: np.ndarray
     subband_sc: int
+
+    @property
+    def layers(self) -> int:
+        return 1 if self.w.ndim == 2 else self.w.shape[-1]
 
 
 @dataclass(frozen=True)
@@ -47,22 +58,45 @@ class CsiMeasurement:
     bits: int                      # report bits beyond the CQI's (a neural report's are its ``csi``'s)
     csi: object | None = None      # neural: the codec's report (bytes the gNB decodes)
     h: np.ndarray | None = None    # [ue_ant, gnb_ant, sc] the measured channel (for the log's precoder quality)
-    w_ideal: np.ndarray | None = None   # [num_subbands, gnb_ant] its per-subband dominant eigenvector, if computed
+    w_ideal: np.ndarray | None = None   # its per-subband eigenvectors, shaped like ``precoder.w``, if computed
 
 
 def precoder_quality(m: CsiMeasurement) -> tuple[float, float]:
     """(SGCS, loss in dB) of the measurement's precoder on the channel it was measured on: the mean
-    over subbands of |v^H w|^2 (v: the subband's dominant eigenvector of the measured channel; with
-    one UE antenna and one subcarrier per subband, the closed form |h^H w|^2 / ||h||^2), and
-    10 log10(sum over REs of lambda_max(H^H H) / sum of ||H w||^2), the loss against per-RE
-    eigen-beamforming. (NaN, NaN) with one gNB antenna."""
+    over subbands (and layers) of |v^H w|^2 (v: the subband's dominant eigenvector of the measured
+    channel, the l-th for layer l; with one UE antenna and one subcarrier per subband, the closed
+    form |h^H w|^2 / ||h||^2), and 10 log10(sum over REs of lambda_max(H^H H) / sum of ||H w||^2),
+    the loss against per-RE eigen-beamforming (one layer; NaN for two). (NaN, NaN) with one gNB antenna."""
     if m.precoder is None:
         return math.nan, math.nan
     subband_of_sc = np.arange(m.h.shape[-1]) // m.precoder.subband_sc
-    w_ideal = m.w_ideal if m.w_ideal is not None else dominant_precoder(m.h, subband_of_sc)
+    layers = m.precoder.layers
+    w_ideal = m.w_ideal if m.w_ideal is not None else _eigen(m.h, subband_of_sc, layers)
+    if layers > 1:
+        return float(np.mean(np.abs(np.sum(w_ideal.conj() * m.precoder.w, axis=-2)) ** 2)), math.nan
     sg = float(np.mean(sgcs(w_ideal, m.precoder.w)))
     got = precoded_gain(m.h, precoder_of_sc(m.precoder.w.astype(m.h.dtype), subband_of_sc)).sum()
     return sg, float(10.0 * np.log10(eigen_gain(m.h).sum() / got))
+
+
+def _eigen(h: np.ndarray, subband_of_sc: np.ndarray, layers: int) -> np.ndarray:
+    """The eigen-precoder of ``layers`` layers: [S, gnb_ant] for one, [S, gnb_ant, 2] for two."""
+    return dominant_precoder(h, subband_of_sc) if layers == 1 else eigen_precoder(h, subband_of_sc, layers)
+
+
+def rank_information(h: np.ndarray, w_by_rank: dict[int, np.ndarray], subband_of_sc: np.ndarray,
+                     snr_db: float) -> int:
+    """The rank whose precoder carries the most mutual information on h [ue_ant, gnb_ant, sc] at snr_db:
+    sum over REs and layers of log2(1 + post-LMMSE SINR) (ties: the lower rank). ``w_by_rank``: rank ->
+    its per-subband precoder ([S, gnb_ant] for rank 1, [S, gnb_ant, rank] above)."""
+    best, best_mi = 1, -np.inf
+    for rank, w in sorted(w_by_rank.items()):
+        cols = w[..., None] if w.ndim == 2 else w
+        g = np.einsum("ugs,sgl->uls", h, cols[subband_of_sc])             # [ue, rank, sc]
+        mi = float(np.log2(1.0 + layer_sinr(g, snr_db)).sum())
+        if mi > best_mi + 1e-9:
+            best, best_mi = rank, mi
+    return best
 
 
 class CsiReporter:
@@ -79,20 +113,28 @@ class CsiReporter:
         self._rows = np.arange(num_prbs) * 12 + 6                                      # one subcarrier a PRB
         # type1: the i2 subband of each searched row (all 0: one wideband i2)
         self._subband_of_row = self.subband_of_sc[self._rows] * cfg.subband_pmi
-        self.bits = 0
+        self.max_rank = cfg.max_rank
+        self.bits = {1: 0, 2: 0}                                                       # per rank
         if self.kind == "type1" and self.num_gnb_ant > 1:
             self.codebook = codebook_config(gnb.antenna_cols, gnb.antenna_rows, gnb.polarization == "dual")
-            self.bits = report_bits(self.codebook, 1, 1, self.num_subbands, cfg.subband_pmi).total - WIDEBAND_CQI_BITS
+            self.bits = {r: report_bits(self.codebook, r, self.max_rank, self.num_subbands, cfg.subband_pmi).total
+                         - WIDEBAND_CQI_BITS for r in range(1, self.max_rank + 1)}
 
     def measure(self, channel, slot: int, snr_db: float, distance_m: float = 0.0) -> CsiMeasurement:
         if self.num_gnb_ant == 1:
             return CsiMeasurement(None, 0)
         h = channel.cfr_slot(slot)                                                            # [ue, gnb, sc]
         if self.kind == "ideal":
-            w = dominant_precoder(h, self.subband_of_sc)                                      # [S, gnb_ant]
-            return CsiMeasurement(Precoder(w, self.subband_sc), self.bits, h=h, w_ideal=w)
+            if self.max_rank == 1:
+                w = dominant_precoder(h, self.subband_of_sc)                                  # [S, gnb_ant]
+            else:
+                w2 = eigen_precoder(h, self.subband_of_sc, 2)                                 # [S, gnb_ant, 2]
+                by_rank = {1: w2[..., 0], 2: w2}
+                w = by_rank[rank_information(h, by_rank, self.subband_of_sc, snr_db)]
+            return CsiMeasurement(Precoder(w, self.subband_sc), 0, h=h, w_ideal=w)
         rows = np.moveaxis(h[:, :, self._rows], -1, 0)                                        # [R, ue, gnb]
-        pmi, _ = select_pmi(self.codebook, rows, snr_db, 1, self._subband_of_row)
-        w = precoder(self.codebook, pmi)[:, :, 0]                                             # [S or 1, gnb_ant]
-        w = np.broadcast_to(w, (self.num_subbands, w.shape[1]))                               # wideband: every subband
-        return CsiMeasurement(Precoder(w, self.subband_sc), self.bits, h=h)
+        pmi, _ = select_ri(self.codebook, rows, snr_db, self.max_rank, self._subband_of_row)
+        w = precoder(self.codebook, pmi)                                                      # [S or 1, gnb_ant, rank]
+        w = np.broadcast_to(w, (self.num_subbands, *w.shape[1:]))                             # wideband: every subband
+        w = w[..., 0] if pmi.rank == 1 else w
+        return CsiMeasurement(Precoder(w, self.subband_sc), self.bits[pmi.rank], h=h)

@@ -48,8 +48,9 @@ class McsEntry:
 
 
 @functools.lru_cache(maxsize=8)
-def mcs_entries(mcs_table: int, num_prbs: int, num_dmrs_symbols: int) -> tuple[McsEntry, ...]:
-    """All PDSCH MCS indices of ``mcs_table`` with their TBS for a full allocation of ``num_prbs``."""
+def mcs_entries(mcs_table: int, num_prbs: int, num_dmrs_symbols: int, num_layers: int = 1) -> tuple[McsEntry, ...]:
+    """All PDSCH MCS indices of ``mcs_table`` with their TBS for a full allocation of ``num_prbs`` on
+    ``num_layers`` layers (one codeword)."""
     from sionna.phy.nr.utils import calculate_tb_size, decode_mcs_index
 
     num_mcs = 28 if mcs_table == 2 else 29
@@ -58,7 +59,8 @@ def mcs_entries(mcs_table: int, num_prbs: int, num_dmrs_symbols: int) -> tuple[M
     qm, rate = np.asarray(qm, dtype=np.int64), np.asarray(rate, dtype=np.float64)
     tbs, cbs, ncb, *_ = calculate_tb_size(qm, rate.astype(np.float32), num_prbs=num_prbs,
                                           num_ofdm_symbols=NUM_OFDM_SYMBOLS,
-                                          num_dmrs_per_prb=12 * num_dmrs_symbols, return_cw_length=False)
+                                          num_dmrs_per_prb=12 * num_dmrs_symbols, num_layers=num_layers,
+                                          return_cw_length=False)
     return tuple(McsEntry(int(m), int(q), float(r), int(t), int(c), int(n))
                  for m, q, r, t, c, n in zip(mcs, qm, rate, np.asarray(tbs), np.asarray(cbs), np.asarray(ncb)))
 
@@ -95,14 +97,17 @@ class BlerTable:
     0.1 dB SINR grid, -5..30 dB, interpolated over code-block size) and ``EESM.beta_tensor``.
     ``source`` picks the tables (see ``bler_table_files``).
     ``tbler[mcs, k] = 1 - (1 - bler[mcs, cbs(mcs), k]) ** num_cb(mcs)``, exactly as
-    ``PHYAbstraction.call`` computes it; unavailable MCS (no table) have ``inf``.
+    ``PHYAbstraction.call`` computes it; unavailable MCS (no table) have ``inf``. With
+    ``num_layers`` 2 the codeword spans two layers: twice the TBS, and the code blocks of that TBS.
     """
 
-    def __init__(self, mcs_table: int, num_prbs: int, num_dmrs_symbols: int, source: str = "airtune"):
+    def __init__(self, mcs_table: int, num_prbs: int, num_dmrs_symbols: int, source: str = "airtune",
+                 num_layers: int = 1):
         from sionna.sys import EESM, PHYAbstraction
 
         pa = PHYAbstraction(load_bler_tables_from=bler_table_files(source))
-        self.entries = mcs_entries(mcs_table, num_prbs, num_dmrs_symbols)
+        self.num_layers = num_layers
+        self.entries = mcs_entries(mcs_table, num_prbs, num_dmrs_symbols, num_layers)
         snr_min, snr_max, snr_step = pa.snr_db_interp_min_max_delta
         self.snr_min_db, self.snr_step_db = float(snr_min), float(snr_step)
         interp = pa.bler_table_interp.numpy()[PDSCH_CATEGORY, mcs_table - 1]   # [mcs, cbs_idx, snr]
@@ -174,6 +179,7 @@ class BlerTable:
 
 
 @functools.lru_cache(maxsize=4)
-def bler_table(mcs_table: int, num_prbs: int, num_dmrs_symbols: int, source: str = "airtune") -> BlerTable:
+def bler_table(mcs_table: int, num_prbs: int, num_dmrs_symbols: int, source: str = "airtune",
+               num_layers: int = 1) -> BlerTable:
     """Cached per process: building PHYAbstraction costs ~1 s."""
-    return BlerTable(mcs_table, num_prbs, num_dmrs_symbols, source)
+    return BlerTable(mcs_table, num_prbs, num_dmrs_symbols, source, num_layers)

@@ -11,25 +11,28 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.link_adaptation.tables import BlerTable
-from simulator.phy.base import Transmission, per_re_sinr
+from simulator.phy.base import Transmission
+from simulator.phy.precoding import stream_sinr
 
 
 class AbstractionBackend:
     name = "abstraction"
 
-    def __init__(self, table: BlerTable, rngs: dict[int, np.random.Generator]):
+    def __init__(self, table: BlerTable, rngs: dict[int, np.random.Generator], table2: BlerTable | None = None):
         self.table = table
+        self.tables = {1: table} if table2 is None else {1: table, 2: table2}
         self.rngs = rngs                           # per-UE generator for the ACK draws
         self._soft: dict[tuple[int, int], np.ndarray] = {}
 
     def submit(self, tx: Transmission) -> None:
-        sinr = per_re_sinr(tx.gain, tx.snr_db)
+        sinr = stream_sinr(tx.h, tx.gain, tx.snr_db, tx.layers)   # two layers: the codeword's REs on both
         key = (tx.ue, tx.harq_process)
         if tx.tx_round > 1 and key in self._soft:
             sinr = sinr + self._soft[key]
         self._soft[key] = sinr
-        eff_db = self.table.eesm_db(sinr, tx.mcs)
-        tbler = self.table.tbler_scalar(tx.mcs, eff_db)
+        table = self.tables[tx.layers]
+        eff_db = table.eesm_db(sinr, tx.mcs)
+        tbler = table.tbler_scalar(tx.mcs, eff_db)
         tx.sinr_eff_db = eff_db
         tx.ack = bool(self.rngs[tx.ue].random() >= tbler)
 

@@ -42,6 +42,9 @@ class Transmission:
     olla_offset_db: float = 0.0
     cqi_used: int = 0
     precoding_gain_db: float = 0.0  # mean power of the precoded stream over one gNB antenna's (0 with one)
+    layers: int = 1                 # 2: ``h`` is [num_ue_ant, 2, num_subcarriers], one stream per layer
+    precoder: object | None = field(default=None, repr=False)   # what the gNB precoded with (a retransmission
+                                                                # of a two-layer block may need it again)
 
 
 class PhyBackend(Protocol):

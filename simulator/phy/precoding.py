@@ -110,14 +110,31 @@ def eigen_precoder(h_hat: np.ndarray, subband_of_sc: np.ndarray, rank: int) -> n
     return v.reshape(*batch, num_sb, gnb_ant, rank)
 
 
+def stream_sinr(h: np.ndarray, gain: np.ndarray, snr_db: float, layers: int) -> np.ndarray:
+    """Per-RE SINR of a transmission, flattened over its layers: one layer, h [ue_ant, sc] with its
+    gain [sc] -> ``per_re_sinr`` [sc]; two, h [ue_ant, 2, sc] -> ``layer_sinr`` [2 * sc]."""
+    if layers == 1:
+        return per_re_sinr(gain, snr_db)
+    return layer_sinr(h, snr_db).reshape(-1)
+
+
 def layer_sinr(g: np.ndarray, snr_db) -> np.ndarray:
     """Per-RE post-LMMSE SINR of each layer: g [..., ue_ant, layers, sc] (the precoded channel H W,
     unit-norm columns of W), the transmit power split equally over the layers
     -> [..., layers, sc] float64 linear: 1 / [(I + snr / L G^H G)^-1]_ll - 1. With one layer it is
     snr * ||g||^2, ``per_re_sinr`` of the stream gain."""
-    gs = np.moveaxis(g, -1, -3).astype(np.complex128)                      # [..., sc, ue, L]
-    num_layers = gs.shape[-1]
+    num_layers = g.shape[-2]
     rho = 10.0 ** (np.asarray(snr_db, dtype=np.float64) / 10.0) / num_layers
+    if num_layers == 2:            # the 2x2 inverse in closed form: a third of the cost of a batched inv
+        g = g.astype(np.complex128)
+        a = (g[..., 0, :].real ** 2 + g[..., 0, :].imag ** 2).sum(axis=-2)      # [..., sc] ||g_0||^2
+        d = (g[..., 1, :].real ** 2 + g[..., 1, :].imag ** 2).sum(axis=-2)
+        b = (g[..., 0, :].conj() * g[..., 1, :]).sum(axis=-2)                    # g_0^H g_1
+        r = np.asarray(rho)[..., None]
+        m11, m22 = 1.0 + r * a, 1.0 + r * d
+        det = m11 * m22 - r * r * (b.real ** 2 + b.imag ** 2)
+        return np.stack([det / m22 - 1.0, det / m11 - 1.0], axis=-2)
+    gs = np.moveaxis(g, -1, -3).astype(np.complex128)                      # [..., sc, ue, L]
     gram = np.swapaxes(gs.conj(), -1, -2) @ gs                               # [..., sc, L, L]
     inv = np.linalg.inv(np.eye(num_layers) + np.asarray(rho)[..., None, None, None] * gram)
     d = np.real(np.diagonal(inv, axis1=-2, axis2=-1))                       # [..., sc, L]

@@ -31,7 +31,7 @@ import numpy as np
 
 from models.base import CsiDecoderSide, CsiEncoderSide
 from simulator.csi.codec_grid import CodecGrid
-from simulator.csi.report import CsiMeasurement, Precoder
+from simulator.csi.report import CsiMeasurement, Precoder, rank_information
 from simulator.link import Message
 from simulator.processes.context import RunContext
 
@@ -43,11 +43,11 @@ class CsiFeedback:
 
     def __init__(self, run: RunContext, ue: int, encoder: CsiEncoderSide, decoder: CsiDecoderSide, uplink, *,
                  interval_m: float, samples: int, grid: CodecGrid | None = None, subband_sc: int = 0,
-                 track_x: np.ndarray | None = None, spacing_m: float = 0.0):
+                 max_rank: int = 1, track_x: np.ndarray | None = None, spacing_m: float = 0.0):
         if (grid is None) == (track_x is None):
             raise ValueError("give the codec grid (neural reports) or a track, not both")
         self.run, self.ue, self.encoder, self.decoder, self.uplink = run, int(ue), encoder, decoder, uplink
-        self.grid, self.subband_sc = grid, int(subband_sc)
+        self.grid, self.subband_sc, self.max_rank = grid, int(subband_sc), int(max_rank)
         self.track_x, self.spacing_m = track_x, float(spacing_m)
         self.interval_m = float(interval_m)
         self.recent: deque = deque(maxlen=int(samples))
@@ -64,12 +64,18 @@ class CsiFeedback:
         return self.track_x[i]
 
     def measure(self, channel, slot: int, snr_db: float, distance_m: float) -> CsiMeasurement:
-        """Neural reports: compress the channel measured at CSI-RS ``slot`` (``snr_db`` is not
-        needed); the precoder is the one the gNB will derive from the report."""
+        """Neural reports: compress the channel measured at CSI-RS ``slot``; the precoder is the one
+        the gNB will derive from the report. With max_rank 2 the UE picks the rank whose eigen-precoder
+        of the expected reconstruction carries the most mutual information on the measured channel at
+        ``snr_db``, and reports it (1 RI bit)."""
         h = channel.cfr_slot(slot)                                                 # [ue, gnb, sc]
         report = self._report(self.grid.to_codec(h), distance_m)
-        w = self.grid.precoder(report.x_expected)
-        return CsiMeasurement(Precoder(w, self.subband_sc), 0, csi=report, h=h)
+        if self.max_rank == 1:
+            return CsiMeasurement(Precoder(self.grid.precoder(report.x_expected), self.subband_sc), 0, csi=report, h=h)
+        w2 = self.grid.precoder(report.x_expected, 2)
+        by_rank = {1: w2[..., 0], 2: w2}
+        rank = rank_information(h, by_rank, np.arange(h.shape[-1]) // self.subband_sc, snr_db)
+        return CsiMeasurement(Precoder(by_rank[rank], self.subband_sc), 1, csi=report, h=h)
 
     def on_occasion(self, distance_m: float):
         """Track mode: compress the track's CSI at ``distance_m``. Returns the report."""
@@ -88,14 +94,15 @@ class CsiFeedback:
             self.job = self.run.adaptation.start(self.ue, upd, link=self.uplink if upd.update_bits else None)
         return report
 
-    def decode(self, report) -> tuple[float, Precoder | None]:
-        """gNB: the NMSE (dB) of the report's reconstruction and, for neural reports, the precoder
-        derived from it."""
+    def decode(self, report, rank: int = 1) -> tuple[float, Precoder | None]:
+        """gNB: the NMSE (dB) of the report's reconstruction and, for neural reports, the precoder of
+        the reported ``rank`` derived from it."""
         x_hat = self.decoder.decode(report)
         nmse_db = float(10 * np.log10(np.sum((report.x - x_hat) ** 2) / np.sum(report.x ** 2)))
         if self.grid is None:
             return nmse_db, None
-        return nmse_db, Precoder(self.grid.precoder(x_hat), self.subband_sc)
+        w = self.grid.precoder(x_hat, rank)
+        return nmse_db, Precoder(w, self.subband_sc)
 
     def wait_for_decode(self, row: dict, msg: Message) -> None:
         """Write the period ``row`` once the gNB has decoded the report that ``msg`` carries."""

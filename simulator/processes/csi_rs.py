@@ -12,7 +12,7 @@ from simulator.bler_features import bler_features
 from simulator.csi.report import Precoder, precoder_quality
 from simulator.link import Message
 from simulator.link_adaptation.backoff import cqi_tune
-from simulator.phy.base import per_re_sinr
+from simulator.phy.precoding import stream_sinr
 from simulator.processes.context import RunContext, UeContext
 from simulator.schema import BackoffConfig, Scenario
 
@@ -49,6 +49,7 @@ class Report:
     csi: object | None
     decoded: simpy.Event
     precoder: Precoder | None = None
+    rank: int = 1                          # the layers of the precoder the CQI is for (neural: the gNB's to derive)
 
 
 @dataclass(eq=False)
@@ -64,6 +65,7 @@ class _Occasion:
     features: np.ndarray | None
     bler_predicted: float
     distance_m: float
+    rank: int
     sgcs: float
     precoding_loss_db: float
 
@@ -117,7 +119,8 @@ def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, ex
     distance_m = float(ue.mobility.distance_m([t0 * 1e-6])[0])
     csi = ctx.reporter.measure(ue.channel, slot, measured_db, distance_m)   # the precoder the gNB will use
     h, gain = ue.channel_through(slot, csi.precoder)
-    cqi_table, sinr_eff_db = link.cqi_mapper.select(per_re_sinr(gain, measured_db))
+    rank = 1 if csi.precoder is None else csi.precoder.layers
+    cqi_table, sinr_eff_db = link.mapper(rank).select(stream_sinr(h, gain, measured_db, rank))
     cqi, features, bler_pred = cqi_table, None, math.nan
     if setup.explore_max_offset:
         # data collection: a random CQI around the table's (the features keep the reported one)
@@ -140,13 +143,13 @@ def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, ex
     bits = setup.report_bits + csi.bits + (csi_report.bits if csi_report is not None else 0)
     # a neural report's precoder is the gNB's to derive from what it decodes (the same one, bit for bit)
     precoder = csi.precoder if csi.csi is None else None
-    msg = Message("report", ue.id, bits, Report(cqi, csi_report, env.event(), precoder), created_us=t0)
+    msg = Message("report", ue.id, bits, Report(cqi, csi_report, env.event(), precoder, rank), created_us=t0)
     sgcs, loss_db = precoder_quality(csi)
     if run.trace is not None:
         run.trace.append((t0, "csi_rs", ue.id, period, cqi))
     env.process(_send_after(run, ctx, msg, setup.report_delay_us))
     return _Occasion(t0, period, snr_db, sinr_eff_db, err_db, cqi_table, cqi, msg, features, bler_pred, distance_m,
-                    sgcs, loss_db)
+                    rank, sgcs, loss_db)
 
 
 def _send_after(run: RunContext, ctx: UeContext, msg: Message, delay_us: int):
@@ -176,7 +179,7 @@ def _close(run: RunContext, ctx: UeContext, occ: _Occasion) -> None:
         "cqi_reported": occ.cqi, "report_arrival_t_us": occ.msg.arrival_us, "bler_predicted": occ.bler_predicted,
         "bler_observed": bler_obs, "n_ack": n_ack, "n_nack": n_nack, "fine_tuned": fine_tuned,
         **_csi_columns(occ, report),
-        "csi_sgcs": occ.sgcs, "csi_precoding_loss_db": occ.precoding_loss_db,
+        "rank": occ.rank, "csi_sgcs": occ.sgcs, "csi_precoding_loss_db": occ.precoding_loss_db,
         "distance_m": occ.distance_m,
         "features": None if occ.features is None else occ.features.tolist(),
     }

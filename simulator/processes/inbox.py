@@ -23,7 +23,7 @@ def gnb_inbox_process(run: RunContext, ctx: UeContext):
             report = msg.payload
             precoder, nmse_db = report.precoder, math.nan
             if report.csi is not None:
-                nmse_db, decoded = ctx.csi.decode(report.csi)
+                nmse_db, decoded = ctx.csi.decode(report.csi, report.rank)
                 precoder = decoded or precoder                 # neural: from the gNB's reconstruction
             ctx.link.receive_cqi(report.cqi, precoder)
             report.decoded.succeed(nmse_db)

@@ -57,17 +57,20 @@ def pdsch_process(run: RunContext, ues: list[UeContext], phy, *, k1_slots: int, 
             _feedback(*pending.popleft(), phy, rec, stats, receiver, trace)
         for ctx in ues:
             ue, link = ctx.ue, ctx.link
+            precoder, layers = link.precoder, link.layers
             if link.retx:
                 prev = link.retx.popleft()
                 harq, rnd, mcs = prev.harq_process, prev.tx_round + 1, prev.mcs
+                if prev.layers != layers:     # a block keeps its layers: its precoder when the rank has changed
+                    precoder, layers = prev.precoder, prev.layers
             elif link.free_harq:
                 harq, rnd, mcs = link.free_harq.popleft(), 1, link.new_tb_mcs()
             else:
                 continue                # every HARQ process is waiting for feedback
-            h, gain = ue.channel_through(slot, link.precoder)      # precoded with what the gNB holds
-            tx = Transmission(ue.id, slot, t, harq, rnd, mcs, int(link.olla.table.tbs_bits[mcs]),
-                              float(ue.snr_db[slot]), h, gain=gain)
-            tx.precoding_gain_db = _precoding_gain_db(ue, slot, gain) if link.precoder is not None else 0.0
+            h, gain = ue.channel_through(slot, precoder)           # precoded with what the gNB holds
+            tx = Transmission(ue.id, slot, t, harq, rnd, mcs, int(link.olla.tables[layers].tbs_bits[mcs]),
+                              float(ue.snr_db[slot]), h, gain=gain, layers=layers, precoder=precoder)
+            tx.precoding_gain_db = _precoding_gain_db(ue, slot, gain) if precoder is not None else 0.0
             tx.olla_offset_db = link.olla.offset_db
             tx.cqi_used = link.cqi
             phy.submit(tx)
@@ -85,7 +88,8 @@ def pdsch_process(run: RunContext, ues: list[UeContext], phy, *, k1_slots: int, 
 
 
 def _precoding_gain_db(ue, slot: int, gain) -> float:
-    """Mean received power of the precoded stream over that of one gNB antenna, averaged over them (dB)."""
+    """Mean received power of the precoded stream (two layers: the mean of the two) over that of one gNB
+    antenna, averaged over them (dB)."""
     per_antenna = ue.channel.mean_power_per_gnb_antenna(slot)
     return float(10.0 * np.log10(gain.mean() / per_antenna)) if per_antenna > 0 else 0.0
 
@@ -122,4 +126,5 @@ def _feedback(due_us: int, tx: Transmission, link, phy, rec, stats: PdschStats, 
         "olla_offset_db": tx.olla_offset_db, "cqi_used": tx.cqi_used, "ack": ack, "ack_t_us": due_us,
         "delivered_bits": delivered, "receiver": receiver, "ber": tx.ber,
         "ber_genie": tx.ber_genie, "ber_ls": tx.ber_ls, "precoding_gain_db": tx.precoding_gain_db,
+        "layers": tx.layers,
     })

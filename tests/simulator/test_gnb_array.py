@@ -55,3 +55,50 @@ def test_the_gnb_position_and_power_live_under_gnb(make_scenario):
         make_scenario({"snr": {"model": "pathloss", "gnb_position_m": [0, 0, 25]}})
     near = make_scenario({"snr": {"model": "pathloss"}, "gnb": {"position_m": [0, 0, 25], "tx_power_dbm": 40}})
     assert near.gnb.position_m == (0, 0, 25) and near.gnb.tx_power_dbm == 40
+
+
+def test_two_layers_on_iid_rayleigh_gain_half_the_array_per_layer(make_scenario, tmp_path):
+    """Two UE antennas, max_rank 2, ideal CSI on a nearly flat PRB: the two eigen-layers carry all of
+    ||H||_F^2 (lambda_1 + lambda_2), each with half the power, so the mean layer gain over one gNB
+    antenna's (||H||_F^2 / N_t) is N_t / 2 (6.0 dB at 8 antennas); high SNR picks rank 2, the
+    transport blocks are the two-layer TBS and the layer SINRs decode at a higher rate than one layer."""
+    from simulator.link_adaptation.tables import bler_table
+
+    extra = {"phy.num_ue_antennas": 2, "snr": {"model": "fixed", "snr_db": 25},
+             "csi_rs.report": {"kind": "ideal", "subband_prbs": 1, "max_rank": 2}}
+    slots, periods = _run(_array_scenario(make_scenario, "ideal", 1, 8, **extra), tmp_path / "r2")
+    assert (periods["rank"] == 2).all()
+    two = slots[slots.layers == 2]
+    gain = 10 ** (two.groupby("ue").precoding_gain_db.first() / 10)
+    assert len(gain) == 16 and (gain > 3.9).all() and (gain <= 4 * (1 + 1e-5)).all(), gain
+    t2 = bler_table(1, 52, 2, num_layers=2).tbs_bits
+    assert (two.tbs_bits.values == t2[two.mcs.values]).all()
+    one_slots, _ = _run(_array_scenario(make_scenario, "ideal", 1, 8, **{**extra, "csi_rs.report": {
+        "kind": "ideal", "subband_prbs": 1, "max_rank": 1}}), tmp_path / "r1")
+    assert (one_slots.layers == 1).all()
+    assert two.delivered_bits.sum() / len(two) > 1.3 * one_slots[one_slots.t_us >= two.t_us.min()].delivered_bits.mean()
+    # at -15 dB one layer carries more information than two (log2(1 + rho l1) > sum log2(1 + rho l_k / 2)): rank 1
+    low = {**extra, "snr": {"model": "fixed", "snr_db": -15}}
+    _, low_periods = _run(_array_scenario(make_scenario, "ideal", 1, 8, **low), tmp_path / "low")
+    assert (low_periods["rank"] == 1).mean() > 0.9
+
+
+def test_type1_reports_its_rank_with_the_ri_bits(make_scenario, tmp_path):
+    from simulator.csi.type1 import WIDEBAND_CQI_BITS, codebook_config, report_bits
+
+    extra = {"phy.num_ue_antennas": 2, "snr": {"model": "fixed", "snr_db": 25},
+             "csi_rs.report": {"kind": "type1", "subband_prbs": 4, "max_rank": 2}}
+    slots, periods = _run(_array_scenario(make_scenario, "type1", 2, 4, **extra), tmp_path / "t1")
+    cb = codebook_config(4, 2, False)
+    bits = {r: 4 + report_bits(cb, r, 2, 13, True).total - WIDEBAND_CQI_BITS for r in (1, 2)}
+    assert bits[2] != bits[1] and set(periods["rank"]) <= {1, 2}
+    assert (periods.csi_bits == periods["rank"].map(bits)).all()
+    assert (slots.layers.isin([1, 2])).all()
+
+
+def test_two_layers_need_two_ue_antennas_and_the_abstraction(make_scenario):
+    with pytest.raises(ConfigError, match=r"csi_rs.report.max_rank: 2 layers need two UE antennas"):
+        _array_scenario(make_scenario, "ideal", 1, 8, **{"csi_rs.report": {"max_rank": 2}})
+    with pytest.raises(ConfigError, match=r"csi_rs.report.max_rank: the link_level backend transmits one layer"):
+        _array_scenario(make_scenario, "ideal", 1, 8, **{"csi_rs.report": {"max_rank": 2}, "phy.num_ue_antennas": 2,
+                                                          "phy.backend": "link_level"})

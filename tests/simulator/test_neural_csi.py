@@ -131,3 +131,20 @@ def test_bad_neural_inputs_name_the_field(make_scenario, tiny_codec):
         _neural(make_scenario, tiny_codec, **{"csi_rs.report": {"kind": "ideal"}})
     with pytest.raises(ConfigError, match=r"models.csi_codec.track: required with one gNB antenna"):
         make_scenario({"models.csi_codec": {"checkpoint": tiny_codec}})
+
+
+def test_two_ue_antennas_send_two_matrices_and_two_layers_follow_the_reported_rank(make_scenario, tiny_codec,
+                                                                                   tmp_path):
+    one = _neural(make_scenario, tiny_codec, **{"snr": {"model": "fixed", "snr_db": 25}})
+    two = _neural(make_scenario, tiny_codec, **{"snr": {"model": "fixed", "snr_db": 25}, "phy.num_ue_antennas": 2,
+                                                "csi_rs.report": {"kind": "neural", "subband_prbs": 1, "max_rank": 2}})
+    Simulation(one, tmp_path / "one").run()
+    Simulation(two, tmp_path / "two").run()
+    p1, p2 = (pd.read_parquet(tmp_path / d / "periods.parquet") for d in ("one", "two"))
+    s2 = pd.read_parquet(tmp_path / "two" / "slots.parquet")
+    assert p2.csi_bits.mean() > 1.5 * p1.csi_bits.mean()                   # one matrix per UE antenna
+    assert set(p2["rank"]) <= {1, 2} and (p2["rank"] == 2).any()
+    # each slot's layers are those of the last report that had arrived
+    for s in s2[s2.tx_round == 1].itertuples():
+        arrived = p2[p2.report_arrival_t_us <= s.t_us]
+        assert s.layers == (1 if arrived.empty else arrived["rank"].iloc[-1])

@@ -198,3 +198,13 @@ def test_zero_channel_and_bad_subbands():
         dominant_precoder(np.ones((1, 4, 6)), np.array([0, 0, 2, 2, 2, 2]))
     with pytest.raises(ValueError, match="6 non-negative integers"):
         dominant_precoder(np.ones((1, 4, 6)), np.zeros(5, int))
+
+
+def test_two_layer_closed_form_equals_the_matrix_inverse():
+    rng = np.random.default_rng(6)
+    for ue_ant in (2, 4):
+        g = rayleigh(rng, (3, ue_ant, 2, 7))
+        gs = np.moveaxis(g, -1, -3)                                         # [3, sc, ue, 2]
+        inv = np.linalg.inv(np.eye(2) + 10 ** 1.5 / 2 * (np.swapaxes(gs.conj(), -1, -2) @ gs))
+        ref = np.moveaxis(1 / np.real(np.diagonal(inv, axis1=-2, axis2=-1)) - 1, -1, -2)
+        np.testing.assert_allclose(layer_sinr(g, 15.0), ref, rtol=1e-10)
