@@ -54,7 +54,8 @@ def build_ue(sc: Scenario, ue_cfg, table, snr_model: SnrModel, channel_seed: np.
                       else np.zeros(num_slots, np.int64))
     channel = FadingChannel(sc.channel, sc.carrier, sc.phy.num_ue_antennas, mob.speed_mps, sample_of_slot,
                             int(channel_seed.generate_state(1)[0]), gnb=sc.gnb,
-                            start_position_m=mob.position_m([0.0])[0], velocity_mps=mob.velocity_mps([0.0])[0])
+                            start_position_m=mob.position_m([0.0])[0], velocity_mps=mob.velocity_mps([0.0])[0],
+                            mobility=mob, ue_field=f"ues.{sc.ues.index(ue_cfg)}.mobility")
     snr_db = snr_model.snr_db(slot_t_s, mob.position_m(slot_t_s)).astype(np.float64)
     o = sc.link_adaptation.olla
     table2 = two_layer_table(sc)

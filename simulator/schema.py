@@ -18,6 +18,7 @@ from models.config import FieldError
 from models.csi_codec.config import CsiOnlineConfig
 from models.deeprx.config import ReceiverAdaptationConfig
 from models.ff_bler.config import LightTuneConfig
+from simulator.channel.ray_tracing_config import RayTracedChannelConfig
 
 # Maximum transmission bandwidth configuration N_RB per numerology (38.101-1 Table 5.3.2-1
 # for FR1 at 15/30/60 kHz, 38.101-2 Table 5.3.2-1 for FR2 at 120 kHz).
@@ -130,20 +131,35 @@ class PhyConfig(_Strict):
 
 
 class ChannelConfig(_Strict):
-    model: Literal["tdl", "cdl", "umi", "uma"] = Field(
+    model: Literal["tdl", "cdl", "umi", "uma", "ray_traced"] = Field(
         "tdl", description="38.901 fading model: tdl | cdl (link-level profiles) or umi | uma (system-level "
                            "urban micro/macro cell from the gNB's and the UE's geometry at t = 0, the UE >= 10 m "
                            "(umi) / 35 m (uma) from the gNB; small-scale fading only, the SNR still comes "
-                           "from snr:)")
-    profile: str = Field("B", description="TDL: A B C D E A30 B100 C300; CDL: A B C D E (not umi/uma)")
+                           "from snr:) or ray_traced (a Sionna RT scene traced along each UE's drive, the gNB "
+                           "at gnb.position_m; settings under ray_traced; its power divided by its mean over "
+                           "the drive, the SNR from snr: fixed | schedule)")
+    profile: str = Field("B", description="TDL: A B C D E A30 B100 C300; CDL: A B C D E (tdl/cdl only)")
     delay_spread_ns: float = Field(100.0, gt=0, le=10000, description="RMS delay spread (tdl/cdl; umi/uma "
-                                                                      "draw theirs)")
-    num_sinusoids: int = Field(20, ge=4, le=256, description="TDL sum-of-sinusoids count (not umi/uma)")
+                                                                      "draw theirs, ray_traced has the scene's)")
+    num_sinusoids: int = Field(20, ge=4, le=256, description="TDL sum-of-sinusoids count (tdl only)")
     los: bool | None = Field(None, description="umi/uma: line of sight (true) or not (false); null: drawn with "
                                                "38.901's LoS probability at the UE's start distance")
+    ray_traced: RayTracedChannelConfig | None = Field(None, description="model ray_traced: the scene, where the "
+                                                                        "gNB faces, the path solver and the "
+                                                                        "anchor spacing")
 
     @model_validator(mode="after")
     def _known_profile(self) -> "ChannelConfig":
+        if self.model == "ray_traced":
+            if self.ray_traced is None:
+                raise FieldError("ray_traced", "model ray_traced needs its settings ({scene: ..., ...})")
+            for name in ("profile", "delay_spread_ns", "num_sinusoids", "los"):
+                if name in self.model_fields_set:
+                    raise FieldError(name, "does not apply to ray_traced (the scene's paths set the delays, "
+                                           "angles and line of sight); leave it out")
+            return self
+        if self.ray_traced is not None:
+            raise FieldError("ray_traced", f"applies to model ray_traced only (model is {self.model}); leave it out")
         if self.model in SYSTEM_LEVEL_MIN_DISTANCE_2D_M:
             for name in ("profile", "delay_spread_ns", "num_sinusoids"):
                 if name in self.model_fields_set:
@@ -385,6 +401,11 @@ class Scenario(_Strict):
         self._check_receiver()
         self._check_report()
         self._check_system_level_start()
+        if self.channel.model == "ray_traced" and self.snr.model == "pathloss":
+            raise FieldError("snr.model", "pathloss does not go with channel.model ray_traced, whose channel keeps "
+                                          "the scene's own pathloss around its mean over the drive (38.901's would "
+                                          "count the distance trend twice): use fixed or schedule, the SNR at the "
+                                          "drive's mean power")
         if self.link_adaptation.olla.offset_min_db > self.link_adaptation.olla.offset_max_db:
             raise FieldError("link_adaptation.olla.offset_min_db", "must be <= offset_max_db")
         return self

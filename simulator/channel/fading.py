@@ -1,4 +1,4 @@
-"""38.901 fading from Sionna (TDL, CDL, UMi, UMa), continuous in time over the whole run.
+"""38.901 fading from Sionna (TDL, CDL, UMi, UMa) or a Sionna RT scene, continuous in time over the whole run.
 
 Sionna's models draw new sinusoid phases (TDL) or rays and phases (CDL, UMi, UMa) on every call,
 so one call per UE generates the whole run (``num_time_steps`` samples, one per slot of travel at
@@ -13,15 +13,21 @@ response is computed per chunk. Generating them, Sionna's CDL/UMi/UMa hold a few
 clusters x 20 rays x antenna pairs x samples complex64 at once: ~8 kB per slot and antenna pair at
 the peak (4x8 gNB, one UE antenna, 20,000 slots: 5.3 GB with UMi, 6.6 GB with CDL-C), which bounds
 the length of a run with a large array.
+
+Ray-traced channels (``simulator.channel.ray_traced``) keep only their anchors' paths, one delay set
+per segment between anchors, and form a slot's path gains when asked for; every product below runs
+per segment, with that segment's Fourier kernel (a few cached).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from simulator.channel.ray_traced import ray_traced_paths
 from simulator.channel.system_level import system_level_paths
 from simulator.schema import CarrierConfig, ChannelConfig, GnbConfig
 
 CHUNK_SLOTS = 512
+KERNEL_CACHE_SEGMENTS = 8     # ray-traced segments whose kernels are kept (the event loop reads a few at a time)
 
 
 def stream_gain(h: np.ndarray) -> np.ndarray:
@@ -60,9 +66,9 @@ class FadingChannel:
 
     cfr(slots [n] int) -> [n, num_ue_ant, num_gnb_ant, num_subcarriers] complex64, average power 1
     per antenna pair (TDL/CDL: path powers of the 38.901 profile sum to one; no per-realisation
-    normalisation, so small-scale fading is kept). TDL: i.i.d. across gNB antennas; CDL, UMi, UMa: the
-    gNB's uniform planar array (``gnb``: rows x cols, single or cross polarised, 38.901 element
-    pattern) in Sionna's antenna order.
+    normalisation, so small-scale fading is kept). TDL: i.i.d. across gNB antennas; CDL, UMi, UMa,
+    ray traced: the gNB's uniform planar array (``gnb``: rows x cols, single or cross polarised, 38.901
+    element pattern) in Sionna's antenna order.
 
     UMi/UMa (``simulator.channel.system_level``): Sionna's system-level model with pathloss and shadow
     fading off (the SNR comes from ``snr:``), the UE outdoor at ``start_position_m`` [3] moving at
@@ -75,11 +81,18 @@ class FadingChannel:
     velocity (waypoints: the first segment's direction; a UE that stops sees a frozen channel). Memory
     per slot: num_paths (UMi 16 LoS / 23 NLoS, UMa up to 24) x antenna pairs x 8 bytes kept, and the
     setup peak of the module docstring.
+
+    Ray traced (``simulator.channel.ray_traced``): the scene ``cfg.ray_traced`` traced along the UE's
+    ``mobility`` (``Mobility``) every ``anchor_spacing_m``, the path phases turning at their Doppler in
+    between, divided by one constant per UE (unit mean path power over the drive, the scene's
+    large-scale variation kept); ``seed`` seeds the path solver; a drive position without a path is
+    an error on ``ue_field`` (``ues.N.mobility``).
     """
 
     def __init__(self, cfg: ChannelConfig, carrier: CarrierConfig, num_ue_ant: int, speed_mps: float,
                  sample_of_slot: np.ndarray, seed: int, gnb: GnbConfig | None = None, *,
-                 start_position_m: np.ndarray | None = None, velocity_mps: np.ndarray | None = None):
+                 start_position_m: np.ndarray | None = None, velocity_mps: np.ndarray | None = None,
+                 mobility=None, ue_field: str = "ue"):
         import tensorflow as tf
         from sionna.phy.channel import subcarrier_frequencies
         from sionna.phy.channel.tr38901 import CDL, TDL
@@ -91,7 +104,15 @@ class FadingChannel:
         gnb = gnb or GnbConfig()
         self.num_gnb_ant = gnb.num_antennas
         _set_sionna_seed(seed)
-        if cfg.model in ("umi", "uma"):
+        self._a = self._rt = None         # path gains per sample [time, rx_ant, tx_ant, paths], or ray-traced paths
+        self._segment_of_sample = np.zeros(num_samples, np.int64)          # one delay set unless ray traced
+        if cfg.model == "ray_traced":
+            if mobility is None:
+                raise ValueError("channel model ray_traced needs the UE's mobility")
+            self._rt = ray_traced_paths(cfg.ray_traced, carrier, gnb, num_ue_ant, mobility, num_samples, seed,
+                                        ue_field)
+            self._segment_of_sample, self._tau_s = self._rt.segment_of_sample, self._rt.tau_s
+        elif cfg.model in ("umi", "uma"):
             if start_position_m is None or velocity_mps is None:
                 raise ValueError(f"channel model {cfg.model} needs the UE's start_position_m and velocity_mps")
             if not np.isclose(np.linalg.norm(velocity_mps), speed_mps, rtol=1e-6, atol=1e-9):
@@ -99,6 +120,7 @@ class FadingChannel:
             self._a, tau_s = system_level_paths(cfg.model, cfg.los, _ue_array(num_ue_ant, fc_hz),
                                                 _gnb_array(gnb, fc_hz), fc_hz, gnb.position_m, start_position_m,
                                                 velocity_mps, num_samples, 1.0 / slot_s)
+            self._tau_s = tau_s[None]
         else:
             if cfg.model == "tdl":
                 model = TDL(cfg.profile, cfg.delay_spread_s, fc_hz, num_sinusoids=cfg.num_sinusoids,
@@ -110,28 +132,58 @@ class FadingChannel:
             a, tau = model(1, num_samples, 1.0 / slot_s)
             # a: [1, 1, rx_ant, 1, tx_ant, paths, time] -> [time, rx_ant, tx_ant, paths]
             self._a = np.ascontiguousarray(tf.transpose(a[0, 0, :, 0], [3, 0, 1, 2]).numpy())
-            tau_s = tf.reshape(tau, [-1]).numpy().astype(np.float64)                 # [paths]
-        freqs_hz = subcarrier_frequencies(carrier.num_subcarriers,
-                                          carrier.subcarrier_spacing_khz * 1e3).numpy().astype(np.float64)
-        # Fourier kernel of cir_to_ofdm_channel: H(f) = sum_l a_l exp(-j 2 pi f tau_l)   [paths, sc] complex128
-        self._kernel = np.exp(-2j * np.pi * tau_s[:, None] * freqs_hz[None, :])
+            self._tau_s = tf.reshape(tau, [1, -1]).numpy().astype(np.float64)          # [1 segment, paths]
+        self._freqs_hz = subcarrier_frequencies(carrier.num_subcarriers,
+                                                carrier.subcarrier_spacing_khz * 1e3).numpy().astype(np.float64)
         self.num_ue_ant = num_ue_ant
         self._cache_start = -1
         self._cache = None
         self._gain = None
-        self._kernels: dict[int, np.ndarray] = {}     # subband size -> [subbands, paths, subband_sc]
-        self._gram = self._kernel @ self._kernel.conj().T / freqs_hz.size    # K K^H / num_sc [paths, paths]
+        self._kernels: dict[tuple, np.ndarray] = {}   # (segment,) / (segment, subband size) -> kernel, Gram
+
+    def _gains(self, samples: np.ndarray) -> np.ndarray:
+        """[n, rx_ant, tx_ant, paths] path gains of samples [n] (complex64 drawn, complex128 ray traced)."""
+        return self._a[samples] if self._rt is None else self._rt.gains(samples)
+
+    def _cached(self, key: tuple, make, segment: int) -> np.ndarray:
+        """``make(segment)``, kept for the last few segments asked for."""
+        k = self._kernels.get(key)
+        if k is None:
+            if len(self._kernels) >= 3 * KERNEL_CACHE_SEGMENTS:          # a kernel, a Gram, a subband kernel each
+                del self._kernels[next(iter(self._kernels))]
+            k = self._kernels[key] = make(segment)
+        return k
+
+    def _kernel(self, segment: int) -> np.ndarray:
+        """Fourier kernel of cir_to_ofdm_channel: H(f) = sum_l a_l exp(-j 2 pi f tau_l)   [paths, sc] complex128."""
+        return self._cached((segment,), lambda s: np.exp(-2j * np.pi * self._tau_s[s][:, None]
+                                                         * self._freqs_hz[None, :]), segment)
+
+    def _gram(self, segment: int) -> np.ndarray:
+        """K K^H / num_sc [paths, paths] of the segment's kernel K."""
+        return self._cached((segment, "gram"), self._make_gram, segment)
+
+    def _make_gram(self, segment: int) -> np.ndarray:
+        k = self._kernel(segment)
+        return k @ k.conj().T / self._freqs_hz.size
 
     def _compute(self, samples: np.ndarray, tx: slice = slice(None)) -> np.ndarray:
-        """[n, rx_ant, tx_ant, sc] complex64 for samples [n] (gNB antennas ``tx``): one 2-D product
+        """[n, rx_ant, tx_ant, sc] complex64 for samples [n] (gNB antennas ``tx``): per segment one 2-D product
         [n * rx * tx, paths] @ [paths, sc] (a stacked product makes n small BLAS calls, each a thread
         wake-up under load). It sums in complex128 and rounds once to complex64, so a slot's value does not
         depend on its row in the product, on the BLAS or on its thread count (a complex64 GEMM rounds its
         edge rows differently)."""
-        a = self._a[samples][:, :, tx]                                # [n, rx_ant, tx_ant, paths]
-        n, rx_ant, tx_ant, num_paths = a.shape
-        h = a.reshape(n * rx_ant * tx_ant, num_paths).astype(np.complex128) @ self._kernel
-        return h.astype(np.complex64).reshape(n, rx_ant, tx_ant, -1)
+        seg = self._segment_of_sample[samples]
+        segments = np.unique(seg)
+        out = np.empty((len(samples), self.num_ue_ant, len(range(self.num_gnb_ant)[tx]), self._freqs_hz.size),
+                       np.complex64)
+        for s in segments:
+            rows = np.flatnonzero(seg == s) if len(segments) > 1 else slice(None)
+            a = self._gains(samples[rows])[:, :, tx]                      # [n, rx_ant, tx_ant, paths]
+            n, rx_ant, tx_ant, num_paths = a.shape
+            h = a.reshape(n * rx_ant * tx_ant, num_paths).astype(np.complex128) @ self._kernel(s)
+            out[rows] = h.astype(np.complex64).reshape(n, rx_ant, tx_ant, -1)
+        return out
 
     def cfr(self, slots) -> np.ndarray:
         """[n, num_ue_ant, num_gnb_ant, num_subcarriers] complex64 of slots [n]."""
@@ -158,6 +210,13 @@ class FadingChannel:
         start = self._load_chunk(slot)
         return self._cache[slot - start], self._gain[slot - start]
 
+    def _slot_paths(self, slot: int) -> tuple[np.ndarray, int]:
+        """The slot's path gains [rx, tx, paths] complex128 and its segment."""
+        sample = self.sample_of_slot[slot]
+        if self._rt is None:
+            return self._a[sample].astype(np.complex128), 0
+        return self._rt.gains(sample[None])[0], int(self._segment_of_sample[sample])
+
     def precoded_slot(self, slot: int, w_sb: np.ndarray, subband_sc: int) -> np.ndarray:
         """One stream precoded per subband: w_sb [num_subbands, num_gnb_ant] (subbands of ``subband_sc``
         subcarriers, the last one shorter if it must be) -> H w [num_ue_ant, num_subcarriers] complex64.
@@ -166,27 +225,29 @@ class FadingChannel:
         the gNB antennas folded into the paths per subband first, so the cost does not grow with the
         array beyond [subbands, tx] @ [tx, paths] per UE antenna (a matmul: an einsum of the same
         product costs three times more at 32 antennas)."""
-        a = self._a[self.sample_of_slot[slot]].astype(np.complex128)            # [rx, tx, p]
+        a, seg = self._slot_paths(slot)                                           # [rx, tx, p]
         b = (w_sb @ a).transpose(1, 0, 2)                                         # [S, rx, p]
-        k = self._subband_kernel(subband_sc)                                      # [S, p, L]
-        h = (b @ k).transpose(1, 0, 2).reshape(b.shape[1], -1)[:, :self._kernel.shape[1]]
+        k = self._subband_kernel(subband_sc, seg)                                 # [S, p, L]
+        h = (b @ k).transpose(1, 0, 2).reshape(b.shape[1], -1)[:, :self._freqs_hz.size]
         return h.astype(np.complex64)
 
-    def _subband_kernel(self, subband_sc: int) -> np.ndarray:
-        k = self._kernels.get(subband_sc)
-        if k is None:
-            num_paths, num_sc = self._kernel.shape
+    def _subband_kernel(self, subband_sc: int, segment: int) -> np.ndarray:
+        """The segment's kernel by subband, [subbands, paths, subband_sc] complex128 (the last one zero-padded)."""
+        def make(s: int) -> np.ndarray:
+            kernel = self._kernel(s)
+            num_paths, num_sc = kernel.shape
             num_sb = -(-num_sc // subband_sc)
             pad = np.zeros((num_paths, num_sb * subband_sc), np.complex128)
-            pad[:, :num_sc] = self._kernel
-            k = self._kernels[subband_sc] = np.ascontiguousarray(pad.reshape(num_paths, num_sb, subband_sc)
-                                                                  .transpose(1, 0, 2))
-        return k
+            pad[:, :num_sc] = kernel
+            return np.ascontiguousarray(pad.reshape(num_paths, num_sb, subband_sc).transpose(1, 0, 2))
+
+        return self._cached((segment, subband_sc), make, segment)
 
     def mean_power_per_gnb_antenna(self, slot: int) -> float:
         """Mean over gNB antennas and subcarriers of sum_rx |H|^2: the real part of sum over antenna pairs
         of a (K K^H / num_sc) a^H (a: the pair's path gains as a row), without forming H: one product
         [pairs, paths] @ [paths, paths] and one dot product (BLAS; an einsum over the three operands
         costs ten times more at 32 antennas)."""
-        a = self._a[self.sample_of_slot[slot]].reshape(-1, self._kernel.shape[0]).astype(np.complex128)
-        return float(np.vdot(a, a @ self._gram).real) / self.num_gnb_ant
+        a, seg = self._slot_paths(slot)
+        a = a.reshape(-1, a.shape[-1])
+        return float(np.vdot(a, a @ self._gram(seg)).real) / self.num_gnb_ant

@@ -3,7 +3,6 @@ UE's trajectory (geometry at t = 0): unit power, Doppler from the UE's velocity,
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.stats import t as student_t
 
@@ -12,6 +11,7 @@ from simulator.engine import Simulation
 from simulator.loader import ConfigError
 from simulator.mobility import Mobility
 from simulator.schema import CarrierConfig, ChannelConfig, GnbConfig, WaypointMobility
+from tests.simulator.channel.precoding_checks import assert_precoded_after_first_report
 
 CARRIER = CarrierConfig(subcarrier_spacing_khz=30, num_prbs=8, carrier_frequency_ghz=3.5)
 GNB = GnbConfig(antenna_rows=2, antenna_cols=4)                 # at (0, 0, 10)
@@ -100,11 +100,7 @@ def test_end_to_end_umi_precodes_with_ideal_csi(make_scenario, tmp_path):
                                                                                   "antenna_cols": 4},
                         "csi_rs.report": {"kind": "ideal"}, "ues.0.mobility.start_m": [50, 0, 1.5]})
     Simulation(sc, tmp_path / "run").run()
-    slots = pd.read_parquet(tmp_path / "run" / "slots.parquet")
-    periods = pd.read_parquet(tmp_path / "run" / "periods.parquet")
-    precoded = slots[slots.t_us >= periods.report_arrival_t_us.min()]
-    assert len(precoded) > 300 and (precoded.precoding_gain_db > 0).all(), precoded.precoding_gain_db.describe()
-    assert (slots[slots.t_us < periods.report_arrival_t_us.min()].precoding_gain_db == 0).all()
+    assert_precoded_after_first_report(tmp_path / "run")
 
 
 def test_bad_inputs_name_the_field(make_scenario):
