@@ -140,6 +140,7 @@ class FadingChannel:
         self._cache = None
         self._gain = None
         self._kernels: dict[tuple, np.ndarray] = {}   # (segment,) / (segment, subband size) -> kernel, Gram
+        self._slot_gains = (-1, None)                 # (sample, its ray-traced path gains)
 
     def _gains(self, samples: np.ndarray) -> np.ndarray:
         """[n, rx_ant, tx_ant, paths] path gains of samples [n] (complex64 drawn, complex128 ray traced)."""
@@ -215,7 +216,9 @@ class FadingChannel:
         sample = self.sample_of_slot[slot]
         if self._rt is None:
             return self._a[sample].astype(np.complex128), 0
-        return self._rt.gains(sample[None])[0], int(self._segment_of_sample[sample])
+        if self._slot_gains[0] != sample:            # ray traced: formed once for the slot's precoding and power
+            self._slot_gains = (sample, self._rt.gains(sample[None])[0])
+        return self._slot_gains[1], int(self._segment_of_sample[sample])
 
     def precoded_slot(self, slot: int, w_sb: np.ndarray, subband_sc: int) -> np.ndarray:
         """One stream precoded per subband: w_sb [num_subbands, num_gnb_ant] (subbands of ``subband_sc``

@@ -32,8 +32,9 @@ building), so ``snr.model: fixed | schedule`` sets the SNR at the drive's mean p
 pathloss on top would count the distance trend twice, and the schema refuses it. Each UE has its
 own constant.
 
-Memory: the anchors' paths only, [anchors, ue_ant, gnb_ant, paths] complex128 (84 anchors, 32 ports,
-17 paths: 0.7 MB); a slot's gains are formed when asked for.
+Memory: the anchors' paths, [anchors, ue_ant, gnb_ant, paths] complex128 (84 anchors, 32 ports,
+14 paths: 0.6 MB), and the UE's position per sample (24 bytes); a slot's gains are formed when asked
+for.
 """
 from __future__ import annotations
 
@@ -56,10 +57,11 @@ class RayTracedPaths:
     float64 (delays from each anchor's first path; padding paths 0, with zero gain).
     """
 
-    def __init__(self, traced: TracedPaths, anchor_m: np.ndarray, position_m, samples_per_anchor: int,
-                 num_samples: int, slot_s: float, carrier_frequency_hz: float):
-        """traced: the anchors' paths, anchor_m [anchors, 3] their positions, position_m(t_s [n]) -> [n, 3]
-        the UE's position (``Mobility.position_m``); sample k is at t = k slot_s."""
+    def __init__(self, traced: TracedPaths, position_m: np.ndarray, samples_per_anchor: int,
+                 carrier_frequency_hz: float):
+        """traced: the paths at the anchors (samples 0, samples_per_anchor, ...); position_m [num_samples, 3]:
+        the UE's position at every sample."""
+        anchor_m = position_m[::samples_per_anchor]
         valid = np.arange(traced.tau_s.shape[1])[None, :] < traced.num_paths[:, None]      # [anchors, paths]
         self._wavelength_m = SPEED_OF_LIGHT_MPS / carrier_frequency_hz
         self._length_m = traced.tau_s * SPEED_OF_LIGHT_MPS                                  # [anchors, paths]
@@ -68,17 +70,16 @@ class RayTracedPaths:
             :, None, None, :]
         first_s = np.where(valid, traced.tau_s, np.inf).min(axis=1, keepdims=True)
         self.tau_s = np.where(valid, traced.tau_s - first_s, 0.0)
-        self._position_m, self._slot_s, self._stride = position_m, slot_s, samples_per_anchor
-        self.segment_of_sample = np.arange(num_samples, dtype=np.int64) // samples_per_anchor
+        self._position_m = position_m
+        self.segment_of_sample = np.arange(len(position_m), dtype=np.int64) // samples_per_anchor
         segment_samples = np.bincount(self.segment_of_sample, minlength=len(anchor_m))
         power = (np.abs(self._a) ** 2).sum(axis=-1).mean(axis=(1, 2))                      # [anchors]
         self._a /= np.sqrt(np.average(power, weights=segment_samples))
 
     def gains(self, samples: np.ndarray) -> np.ndarray:
-        samples = np.asarray(samples, np.int64)
-        seg = samples // self._stride
-        x = self._position_m(samples * self._slot_s)                                         # [n, 3]
-        extra_m = np.linalg.norm(x[:, None, :] - self._source_m[seg], axis=-1) - self._length_m[seg]
+        seg = self.segment_of_sample[samples]
+        d = self._position_m[samples][:, None, :] - self._source_m[seg]                      # [n, paths, 3]
+        extra_m = np.sqrt((d * d).sum(axis=-1)) - self._length_m[seg]
         return self._a[seg] * np.exp(-2j * np.pi * extra_m / self._wavelength_m)[:, None, None, :]
 
 
@@ -91,8 +92,9 @@ def ray_traced_paths(cfg: RayTracedChannelConfig, carrier: CarrierConfig, gnb: G
     slot_s = carrier.slot_us * 1e-6
     step_m = mobility.speed_mps * slot_s
     stride = max(1, int(round(cfg.anchor_spacing_m / step_m))) if step_m > 0 else num_samples
+    position_m = mobility.position_m(np.arange(num_samples) * slot_s)               # [samples, 3]
     t_s = np.arange(0, num_samples, stride) * slot_s                                  # [anchors]
-    anchor_m = mobility.position_m(t_s)
+    anchor_m = position_m[::stride]
     array = {"spacing_wavelengths": gnb.element_spacing_wavelengths, "dual_polarized": gnb.polarization == "dual",
              "num_ue_ant": num_ue_ant}
     traced = run_in_worker("simulator.channel.ray_tracer:trace_paths", cfg, fc_hz, gnb.antenna_rows,
@@ -106,4 +108,4 @@ def ray_traced_paths(cfg: RayTracedChannelConfig, carrier: CarrierConfig, gnb: G
                                    f"{list(gnb.position_m)} within max_depth {cfg.max_depth}; {len(none)} of the "
                                    f"{len(t_s)} positions traced every {cfg.anchor_spacing_m} m have none. Choose a "
                                    f"drive the gNB covers")
-    return RayTracedPaths(traced, anchor_m, mobility.position_m, stride, num_samples, slot_s, fc_hz)
+    return RayTracedPaths(traced, position_m, stride, fc_hz)
