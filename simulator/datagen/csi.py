@@ -40,6 +40,8 @@ element order of Sionna's PanelArray), one snapshot per sample, stored normalise
   over the carrier's 12 x num_prbs, unit mean power; ``scale`` is the RMS it divided by and
   ``distance_m`` the UE's travel within its drop. ``num_subcarriers`` must leave no subband of
   ``csi_rs.report.subband_prbs`` without a sample. The description holds the resolved scenario.
+  With ``channel.model: ray_traced`` every drop retraces the same drive (the scene is
+  deterministic): set occasions_per_drop to cover the drive instead of drawing many drops.
 
 Randomness: shard i is drawn with Sionna's seed set to the i-th child of ``SeedSequence(seed)``
 (Sionna keeps its generator in ``sionna.phy.config``), so a dataset is reproducible shard by shard.
@@ -283,7 +285,8 @@ def _scenario_samples(cfg: CsiDataConfig, first: int, n: int) -> dict[str, np.nd
     for child in np.random.SeedSequence(cfg.seed).spawn(stop_drop)[first_drop:]:
         channel = FadingChannel(sc.channel, sc.carrier, num_ue_ant, speed_mps, sample_of_slot,
                                 int(child.generate_state(1)[0]), gnb=sc.gnb,
-                                start_position_m=mob.position_m([0.0])[0], velocity_mps=mob.velocity_mps([0.0])[0])
+                                start_position_m=mob.position_m([0.0])[0], velocity_mps=mob.velocity_mps([0.0])[0],
+                                mobility=mob, ue_field="ues.0.mobility")
         h = channel.cfr(slots)                                           # [occasions, ue_ant, gnb_ant, 12 PRBs]
         x = grid.to_codec(h)                                             # [occasions, ue_ant, gnb_ant, num_sc, 2]
         xs.append(x.reshape(per_drop, *x.shape[2:]))

@@ -162,3 +162,15 @@ def test_a_umi_scenario_draws_from_the_ues_start_and_velocity(tmp_path):
     x, arrays = _all_samples(out)
     assert x.shape == (6, 8, 16, 2) and np.isfinite(x).all() and (arrays["scale"] > 0).all()
     assert read_description(out)["array"]["pattern"] == "38.901"
+
+
+def test_a_ray_traced_scenario_draws_along_the_ues_drive(tmp_path):
+    from tests.simulator.channel.test_ray_traced_channel import CANYON, CANYON_GNB
+
+    rt = {**copy.deepcopy(SCENARIO), "channel": {"model": "ray_traced", "ray_traced": CANYON},
+          "gnb": {"antenna_rows": 2, "antenna_cols": 4, "position_m": list(CANYON_GNB)},
+          "ues": [{"id": 0, "mobility": {"model": "linear", "speed_kmh": 30, "start_m": [2, 2, 1.5]}}]}
+    out = tmp_path / "rt"
+    generate_dataset(_config(_write(tmp_path / "rt.yaml", rt), num_samples=6), out)
+    x, arrays = _all_samples(out)
+    assert x.shape == (6, 8, 16, 2) and np.isfinite(x).all() and (arrays["scale"] > 0).all()
