@@ -154,7 +154,7 @@ class ChannelConfig(_Strict):
             if self.ray_traced is None:
                 raise FieldError("ray_traced", "model ray_traced needs its settings ({scene: ..., ...})")
             for name in ("profile", "delay_spread_ns", "num_sinusoids", "los"):
-                if name in self.model_fields_set:
+                if self._given(name):
                     raise FieldError(name, "does not apply to ray_traced (the scene's paths set the delays, "
                                            "angles and line of sight); leave it out")
             return self
@@ -162,21 +162,26 @@ class ChannelConfig(_Strict):
             raise FieldError("ray_traced", f"applies to model ray_traced only (model is {self.model}); leave it out")
         if self.model in SYSTEM_LEVEL_MIN_DISTANCE_2D_M:
             for name in ("profile", "delay_spread_ns", "num_sinusoids"):
-                if name in self.model_fields_set:
+                if self._given(name):
                     raise FieldError(name, f"does not apply to {self.model} (its clusters and delay spread "
                                            f"are drawn from the geometry); leave it out")
             return self
-        if "los" in self.model_fields_set:
+        if self._given("los"):
             raise FieldError("los", f"applies to umi/uma only (model is {self.model}); leave it out")
         valid = TDL_PROFILES if self.model == "tdl" else CDL_PROFILES
         if self.profile not in valid:
             raise FieldError("profile", f"unknown {self.model.upper()} profile {self.profile!r}; "
                                         f"valid: {', '.join(valid)}")
         fixed = FIXED_DELAY_SPREAD_NS.get(self.profile) if self.model == "tdl" else None
-        if fixed is not None and "delay_spread_ns" in self.model_fields_set and self.delay_spread_ns != fixed:
+        if fixed is not None and self._given("delay_spread_ns") and self.delay_spread_ns != fixed:
             raise FieldError("delay_spread_ns", f"TDL-{self.profile} has a fixed delay spread of {fixed} ns "
                                                 f"(got {self.delay_spread_ns})")
         return self
+
+    def _given(self, name: str) -> bool:
+        """Set to something other than its default (a scenario written back out, as a sweep point or a
+        manifest is, carries every field at its default: that is not setting it)."""
+        return name in self.model_fields_set and getattr(self, name) != type(self).model_fields[name].default
 
     @property
     def delay_spread_s(self) -> float:

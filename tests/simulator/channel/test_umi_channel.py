@@ -106,7 +106,7 @@ def test_end_to_end_umi_precodes_with_ideal_csi(make_scenario, tmp_path):
 def test_bad_inputs_name_the_field(make_scenario):
     start = {"ues.0.mobility.start_m": [50, 0, 1.5]}
     with pytest.raises(ConfigError, match=r"channel.profile: does not apply to umi"):
-        make_scenario({"channel": {"model": "umi", "profile": "B"}, **start})
+        make_scenario({"channel": {"model": "umi", "profile": "C"}, **start})
     with pytest.raises(ConfigError, match=r"channel.delay_spread_ns: does not apply to uma"):
         make_scenario({"channel": {"model": "uma", "delay_spread_ns": 300}, "ues.0.mobility.start_m": [100, 0, 1.5]})
     with pytest.raises(ConfigError, match=r"channel.los: applies to umi/uma only \(model is tdl\)"):
