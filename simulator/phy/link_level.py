@@ -1,8 +1,10 @@
 """Link-level PHY backend: every transmission through the NR chain (``simulator/phy/nr_chain.py``), batched.
 
 Batching: ``submit`` only queues; the first ``resolve`` evaluates everything pending, one XLA
-call per MCS, padded to ``phy.link_level_batch`` (default num_ues * k1, the most that can be
-pending, so each MCS compiles once; XLA compiles per batch shape). That is exact:
+call per MCS and layer count (``tx.layers`` 1: ``tx.h`` [A, S]; 2: ``tx.h`` [A, 2, S], through
+the chain with ``ChainKey.num_layers`` 2), padded to ``phy.link_level_batch`` (default
+num_ues * k1, the most that can be pending, so each chain compiles once; XLA compiles per
+batch shape). That is exact:
 HARQ feedback arrives ``k1`` slots after the transmission and nothing decided in between
 depends on the outcome, and a retransmission is only submitted after the feedback of the
 previous round, i.e. after its soft buffer exists. Every random number is drawn per
@@ -100,8 +102,8 @@ class LinkLevelBackend:
         self.history = SlotHistory(maxlen, self.chain, self.min_batch)
 
     # -- the PhyBackend interface -----------------------------------------------------------------
-    def chain(self, mcs: int) -> Chain:
-        return get_chain(ChainKey(mcs=int(mcs), **self._key), self.neural)
+    def chain(self, mcs: int, layers: int = 1) -> Chain:
+        return get_chain(ChainKey(mcs=int(mcs), num_layers=int(layers), **self._key), self.neural)
 
     def submit(self, tx: Transmission) -> None:
         key = (tx.ue, tx.harq_process)
@@ -121,15 +123,15 @@ class LinkLevelBackend:
         self._first_slot.pop((ue, harq_process), None)
 
     def flush(self) -> None:
-        """Evaluate every pending transmission: one batched call per MCS (and per set of neural
-        weights, when UEs receive with different ones)."""
+        """Evaluate every pending transmission: one batched call per MCS and layer count (and per set
+        of neural weights, when UEs receive with different ones)."""
         pending, self._pending = self._pending, []
-        groups: dict[tuple[int, int], tuple[list | None, list[Transmission]]] = {}
+        groups: dict[tuple[int, int, int], tuple[list | None, list[Transmission]]] = {}
         for tx in pending:
             w = self.neural_weights_at(tx.ue, tx.t_us) if self._ue_weights else self.neural_weights
-            groups.setdefault((tx.mcs, id(w)), (w, []))[1].append(tx)
-        for (mcs, _), (w, txs) in groups.items():
-            self._evaluate(self.chain(mcs), txs, w)
+            groups.setdefault((tx.mcs, tx.layers, id(w)), (w, []))[1].append(tx)
+        for (mcs, layers, _), (w, txs) in groups.items():
+            self._evaluate(self.chain(mcs, layers), txs, w)
 
     def _evaluate(self, chain: Chain, txs: list[Transmission], weights: list | None = None) -> None:
         n = len(txs)

@@ -1,11 +1,14 @@
-"""The Sionna NR transport-block chain of the link_level backend, XLA-compiled per MCS.
+"""The Sionna NR transport-block chain of the link_level backend, XLA-compiled per MCS and layer count.
 
 Sionna 1.2.2 has no PDSCH chain, so the PUSCH components stand in for it: CP-OFDM without
-transform precoding, one layer, one transmit antenna, DMRS mapping type A with
+transform precoding, one or two layers (``ChainKey.num_layers``) carrying one codeword, one
+antenna port per layer with no precoding inside the chain (the gNB's precoder is already in
+``tx.h``), DMRS mapping type A with
 ``phy.num_dmrs_symbols`` single-symbol DMRS (``additional_position = n - 1``) and two CDM
-groups without data, i.e. the DMRS symbols carry no data. That is structurally the PDSCH of
-the abstraction's tables: the transport-block size of every MCS equals
-``simulator.link_adaptation.tables.mcs_entries`` (checked when a chain is built). The chain
+groups without data, i.e. the DMRS symbols carry no data; two layers use DMRS ports 0 and 1,
+code-division multiplexed (OCC ``w_f``) on the same REs of CDM group 0. That is structurally the
+PDSCH of the abstraction's tables: the transport-block size of every MCS equals
+``simulator.link_adaptation.tables.mcs_entries`` on the chain's layers (checked when a chain is built). The chain
 is the one definition of the DMRS pilot grid (``Chain.pilots``) and of the data REs
 (``Chain.data_re``, ``Chain.data_re_index``); training data and neural receivers get them
 from it.
@@ -20,11 +23,20 @@ per process, one trace per padded batch size):
   ``PUSCHTransmitter``, composed here so the coded bits are available for the BER);
 * frequency-domain channel: ``y = h x + n`` with ``h = tx.h`` [num_ue_ant, num_subcarriers]
   held over the 14 symbols, per-RE noise variance ``no = 10**(-snr_db/10)`` (signal power 1),
-  noise from a stateless RNG seeded by (tf_seed, ue, slot, tx_round);
+  noise from a stateless RNG seeded by (tf_seed, ue, slot, tx_round). Two layers: ``h = tx.h``
+  [num_ue_ant, 2, num_subcarriers] (one precoded stream H w_l per layer) and
+  ``y = sum_l h_l x_l sqrt(1/2) + n``. Power convention: Sionna's ``LayerMapper`` only reorders
+  symbols and, without codebook precoding, every layer leaves the ``ResourceGridMapper`` at the
+  power of a one-layer transmission (unit-energy QAM; its DMRS port at ``dmrs.beta**2 = 2`` on the
+  REs of its CDM group), so the chain splits the transmit power over the layers itself, DMRS and
+  data alike: the total stays 1 and ``snr_db`` keeps the abstraction's definition
+  (``simulator.phy.precoding.layer_sinr``, power split equally over the layers);
 * receiver ``lmmse``: ``PUSCHLSChannelEstimator`` (LS on the DMRS, linear interpolation, as
-  ``PUSCHReceiver``'s default) + ``LinearDetector("lmmse", maxlog)``; ``genie_lmmse``: the true
-  ``h`` (error variance 0) + the same detector;
-* receiver ``neural``: a neural receiver (``models.base.NeuralReceiver``, e.g. DeepRx) maps the
+  ``PUSCHReceiver``'s default; with two ports it separates them by averaging over each OCC pair
+  of subcarriers) + ``LinearDetector("lmmse", maxlog)`` (two layers: both streams of one
+  transmitter, ``StreamManagement(np.ones([1, 1]), 2)``); ``genie_lmmse``: the true per-layer
+  channels (times sqrt(1/num_layers), error variance 0) + the same detector;
+* receiver ``neural`` (one layer only): a neural receiver (``models.base.NeuralReceiver``, e.g. DeepRx) maps the
   received grid, the DMRS pilot grid and ``no`` to an LLR grid [B, 14, S, bits] inside the same
   compiled call; its data-RE LLRs are gathered into the coded-bit order (data REs in (symbol,
   subcarrier) row-major order, as ``ResourceGridMapper`` fills them, the first
@@ -42,7 +54,10 @@ Outputs per transmission:
 * ``sinr_eff_db``: EESM, with the MCS's beta from the Sionna SYS table (the same beta as the
   abstraction), of this transmission's per-RE post-LMMSE SINR on the data REs,
   ``sum_rx |h_hat|^2 / (no + err_var)`` (for one stream this is the LMMSE output SINR;
-  with genie CSI it is exactly the abstraction's ``snr * sum_rx |h|^2``). It is not
+  with genie CSI it is exactly the abstraction's ``snr * sum_rx |h|^2``). Two layers: over both
+  layers' REs, ``1 / [(I + G^H G)^-1]_ll - 1`` with G the estimated per-layer channels whitened by
+  the detector's noise ``no + sum_l err_var_l`` per receive antenna (the SINR of Sionna's LMMSE
+  equaliser); with genie CSI exactly the abstraction's ``layer_sinr``. It is not
   accumulated over retransmissions. With the neural receiver it is the LS+LMMSE value on the
   same grid (the network gives no SINR);
 * ``ber_genie``, ``ber_ls`` (neural receiver only, NaN otherwise): the uncoded BER of genie
@@ -81,7 +96,7 @@ class ChainOutput(NamedTuple):
 
 @dataclass(frozen=True)
 class ChainKey:
-    """Everything a compiled chain depends on (one per MCS)."""
+    """Everything a compiled chain depends on (one per MCS and layer count)."""
     num_prbs: int
     subcarrier_spacing_khz: int
     mcs_table: int
@@ -89,10 +104,12 @@ class ChainKey:
     num_ue_ant: int
     receiver: str            # "lmmse" | "genie_lmmse" | "neural"
     mcs: int
+    num_layers: int = 1      # 1 | 2 (<= num_ue_ant; one codeword over both)
 
 
 def pusch_config(key: ChainKey):
-    """The Sionna ``PUSCHConfig`` of a chain (full-band allocation, 14 symbols, one layer)."""
+    """The Sionna ``PUSCHConfig`` of a chain (full-band allocation, 14 symbols, ``key.num_layers``
+    layers on as many antenna ports, non-codebook: no precoding; DMRS ports 0..num_layers-1)."""
     from sionna.phy.nr import PUSCHConfig
 
     pc = PUSCHConfig()
@@ -102,6 +119,8 @@ def pusch_config(key: ChainKey):
     pc.mapping_type = "A"
     pc.symbol_allocation = [0, NUM_OFDM_SYMBOLS]
     pc.transform_precoding = False
+    pc.num_layers = key.num_layers
+    pc.num_antenna_ports = key.num_layers
     pc.dmrs.config_type = 1
     pc.dmrs.length = 1
     pc.dmrs.additional_position = key.num_dmrs_symbols - 1
@@ -116,7 +135,7 @@ class Chain:
     """One MCS of the transport-block chain, callable on a batch (see the module docstring).
 
     ``__call__(seeds [B, 6] int64 (tf_seed, ue, slot, tx_round, first_slot, harq_process), h [B, A, S]
-    complex64, no [B] float32, prev_llr [B, N] float32)`` -> numpy ``(ack [B] bool,
+    complex64 (two layers: [B, A, 2, S]), no [B] float32, prev_llr [B, N] float32)`` -> numpy ``(ack [B] bool,
     ber [B] float32, sinr_eff_db [B] float32, llr [B, N] float32)`` where ``llr`` is the
     combined soft buffer (``prev_llr`` + this transmission's LLRs). ``evaluate`` takes the same
     arguments (+ the neural receiver's weights) and returns a :class:`ChainOutput`.
@@ -132,6 +151,12 @@ class Chain:
                                    TBDecoder, TBEncoder)
         from sionna.phy.ofdm import LinearDetector, ResourceGrid, ResourceGridMapper
 
+        if key.num_layers not in (1, 2) or key.num_layers > key.num_ue_ant:
+            raise ValueError(f"num_layers {key.num_layers}: the chain transmits 1 or 2 layers, at most one per UE "
+                             f"antenna ({key.num_ue_ant})")
+        if key.num_layers > 1 and (key.receiver == "neural" or neural is not None):
+            raise ValueError(f"the neural receiver is one-layer; num_layers {key.num_layers} needs receiver "
+                             f"lmmse or genie_lmmse")
         self.key = key
         pc = pusch_config(key)
         self.pusch_config = pc
@@ -139,7 +164,7 @@ class Chain:
         self.num_coded_bits = int(pc.num_coded_bits)
         self.num_bits_per_symbol = int(pc.tb.num_bits_per_symbol)
         self.num_subcarriers = int(pc.num_subcarriers)
-        table = bler_table(key.mcs_table, key.num_prbs, key.num_dmrs_symbols)
+        table = bler_table(key.mcs_table, key.num_prbs, key.num_dmrs_symbols, num_layers=key.num_layers)
         expected = int(table.tbs_bits[key.mcs])
         if self.tbs_bits != expected:
             raise AssertionError(f"PUSCH chain TBS {self.tbs_bits} != tables.py TBS {expected} for {key}")
@@ -148,7 +173,7 @@ class Chain:
         try:
             self.tb_encoder = TBEncoder(target_tb_size=self.tbs_bits, num_coded_bits=self.num_coded_bits,
                                         target_coderate=pc.tb.target_coderate,
-                                        num_bits_per_symbol=self.num_bits_per_symbol, num_layers=1,
+                                        num_bits_per_symbol=self.num_bits_per_symbol, num_layers=key.num_layers,
                                         n_rnti=pc.n_rnti, n_id=n_id, channel_type="PUSCH", use_scrambler=True)
         except ValueError as exc:
             # Sionna's LDPC5GEncoder has no repetition below its mother code rate 1/5 (MCS 0-1 of
@@ -157,10 +182,10 @@ class Chain:
             raise ValueError(f"MCS {key.mcs} of MCS table {key.mcs_table} cannot be simulated at link level: "
                              f"{exc}") from exc
         self.mapper = Mapper("qam", self.num_bits_per_symbol)
-        self.layer_mapper = LayerMapper(num_layers=1)
+        self.layer_mapper = LayerMapper(num_layers=key.num_layers)
         self.resource_grid = ResourceGrid(
             num_ofdm_symbols=NUM_OFDM_SYMBOLS, fft_size=self.num_subcarriers,
-            subcarrier_spacing=key.subcarrier_spacing_khz * 1e3, num_tx=1, num_streams_per_tx=1,
+            subcarrier_spacing=key.subcarrier_spacing_khz * 1e3, num_tx=1, num_streams_per_tx=key.num_layers,
             cyclic_prefix_length=0, pilot_pattern=PUSCHPilotPattern([pc]))
         self.rg_mapper = ResourceGridMapper(self.resource_grid)
         self.estimator = None
@@ -173,19 +198,21 @@ class Chain:
             self.estimator = PUSCHLSChannelEstimator(self.resource_grid, pc.dmrs.length, pc.dmrs.additional_position,
                                                      pc.dmrs.num_cdm_groups_without_data, interpolation_type="lin")
         self.detector = LinearDetector("lmmse", "bit", "maxlog", self.resource_grid,
-                                       StreamManagement(np.ones([1, 1], bool), 1), "qam", self.num_bits_per_symbol)
+                                       StreamManagement(np.ones([1, 1], bool), key.num_layers), "qam",
+                                       self.num_bits_per_symbol)
         self.layer_demapper = LayerDemapper(self.layer_mapper, num_bits_per_symbol=self.num_bits_per_symbol)
         self.tb_decoder = TBDecoder(self.tb_encoder)
         dmrs = set(pc.dmrs_symbol_indices)
         self.data_symbols = np.array([s for s in range(NUM_OFDM_SYMBOLS) if s not in dmrs], np.int32)
-        # DMRS grid [14, S] (zero elsewhere) and the data REs in the coded-bit order
-        self.pilots = self.rg_mapper(tf.zeros([1, 1, 1, self.resource_grid.num_data_symbols], tf.complex64)
-                                     ).numpy()[0, 0, 0].astype(np.complex64)
+        # DMRS grid [14, S] of layer 0's port (zero elsewhere) and the data REs (the same on every
+        # layer) in the coded-bit order of each layer
+        self.pilots = self.rg_mapper(tf.zeros([1, 1, key.num_layers, self.resource_grid.num_data_symbols],
+                                              tf.complex64)).numpy()[0, 0, 0].astype(np.complex64)
         self.data_re = np.asarray(self.resource_grid.pilot_pattern.mask)[0, 0] == 0
         self.data_re_index = np.flatnonzero(self.data_re.reshape(-1)).astype(np.int32)
-        if self.data_re_index.size * self.num_bits_per_symbol != self.num_coded_bits:
-            raise AssertionError(f"{self.data_re_index.size} data REs x {self.num_bits_per_symbol} bits != "
-                                 f"{self.num_coded_bits} coded bits for {key}")
+        if self.data_re_index.size * self.num_bits_per_symbol * key.num_layers != self.num_coded_bits:
+            raise AssertionError(f"{self.data_re_index.size} data REs x {self.num_bits_per_symbol} bits x "
+                                 f"{key.num_layers} layers != {self.num_coded_bits} coded bits for {key}")
         if neural is not None:
             if neural.num_rx_ant != key.num_ue_ant:
                 raise ValueError(f"the neural receiver has {neural.num_rx_ant} receive antennas, the chain "
@@ -197,7 +224,7 @@ class Chain:
         # The batch dimension is left open: one trace per MCS (~5 s), one XLA compilation per
         # batch size actually used (~5-25 s, growing with the bandwidth).
         signature = [tf.TensorSpec([None, 6], tf.int64),
-                     tf.TensorSpec([None, key.num_ue_ant, self.num_subcarriers], tf.complex64),
+                     tf.TensorSpec([None, *self.h_shape], tf.complex64),
                      tf.TensorSpec([None], tf.float32),
                      tf.TensorSpec([None, self.num_coded_bits], tf.float32)]
         if neural is not None:
@@ -206,6 +233,12 @@ class Chain:
         self._received_fn = None    # built on first use (receiver adaptation only)
         self.calls = 0              # batched calls made by backends (for benchmarks)
         self.transmissions = 0      # transmissions they carried (padding excluded)
+
+    @property
+    def h_shape(self) -> tuple[int, ...]:
+        """The shape of one transmission's ``h``: (A, S), two layers (A, 2, S)."""
+        layers = () if self.key.num_layers == 1 else (self.key.num_layers,)
+        return (self.key.num_ue_ant, *layers, self.num_subcarriers)
 
     # -- traced ------------------------------------------------------------------------------
     def _draw(self, seeds, num_ant: int):
@@ -236,13 +269,22 @@ class Chain:
     def _detect(self, y, h_hat, err_var, no):
         return self.layer_demapper(self.detector(y, h_hat, err_var, no))[:, 0]      # [B, N]
 
+    def _layer_channels(self, h):
+        """Two layers: h [B, A, 2, S] -> the channels the layers' unit-power grids see, h sqrt(1/2)
+        (the transmit power split over the layers; see the module docstring)."""
+        return h * self._tf.cast(math.sqrt(1.0 / self.key.num_layers), h.dtype)
+
     def _transmit(self, seeds, h, no):
         """Coded bits c [B, 1, N] and received grid y [B, 1, A, 14, S] of the transmissions ``seeds``."""
         tf = self._tf
         bits, w = self._draw(seeds, self.key.num_ue_ant)
         c = self.tb_encoder(bits[:, None, :])                                  # [B, 1, N]
-        x = self.rg_mapper(self.layer_mapper(self.mapper(c)))                   # [B, 1, 1, 14, S]
-        y = h[:, :, None, :] * x[:, 0, 0][:, None] + tf.cast(tf.sqrt(no), tf.complex64)[:, None, None, None] * w
+        x = self.rg_mapper(self.layer_mapper(self.mapper(c)))                   # [B, 1, L, 14, S]
+        if self.key.num_layers == 1:
+            s = h[:, :, None, :] * x[:, 0, 0][:, None]
+        else:                                                                   # sum_l h_l x_l sqrt(1/L)
+            s = tf.reduce_sum(self._layer_channels(h)[:, :, :, None, :] * x[:, 0][:, None], axis=2)
+        y = s + tf.cast(tf.sqrt(no), tf.complex64)[:, None, None, None] * w
         return c, y[:, None]
 
     def _received(self, seeds, h, no):
@@ -252,10 +294,12 @@ class Chain:
     def _run(self, seeds, h, no, prev_llr, params=None):
         tf = self._tf
         num_ant = self.key.num_ue_ant
+        num_layers = self.key.num_layers
         c, y = self._transmit(seeds, h, no)
         batch = tf.shape(h)[0]
-        h_genie = tf.broadcast_to(h[:, None, :, None, None, None, :],
-                                  [batch, 1, num_ant, 1, 1, NUM_OFDM_SYMBOLS, self.num_subcarriers])
+        h_layers = h[:, :, None, :] if num_layers == 1 else self._layer_channels(h)          # [B, A, L, S]
+        h_genie = tf.broadcast_to(h_layers[:, None, :, None, :, None, :],
+                                  [batch, 1, num_ant, 1, num_layers, NUM_OFDM_SYMBOLS, self.num_subcarriers])
 
         def ber_of(llr):
             errors = tf.not_equal(tf.cast(llr > 0.0, tf.float32), c[:, 0])
@@ -277,16 +321,33 @@ class Chain:
         ber = ber_of(llr)
         comb = prev_llr + llr
         _, crc = self.tb_decoder(comb[:, None, :])
-        # Post-LMMSE SINR per data RE (one stream): sum_rx |h_hat|^2 / (no + err_var)
-        hd = tf.gather(h_hat[:, 0, :, 0, 0], self.data_symbols, axis=2)          # [B, A, Ld, S]
-        ev = tf.broadcast_to(err_var, tf.shape(h_hat))
-        ev = tf.gather(ev[:, 0, :, 0, 0], self.data_symbols, axis=2)
-        sinr = tf.reduce_sum(tf.abs(hd) ** 2 / (no[:, None, None, None] + ev), axis=1)   # [B, Ld, S]
-        sinr = tf.reshape(sinr, [tf.shape(sinr)[0], -1])
+        sinr = self._post_lmmse_sinr(h_hat, err_var, no)
         s_min = tf.reduce_min(sinr, axis=-1, keepdims=True)
         eesm = s_min[:, 0] - self.beta * tf.math.log(tf.reduce_mean(tf.exp(-(sinr - s_min) / self.beta), axis=-1))
         eesm_db = 10.0 * tf.math.log(tf.maximum(eesm, 1e-30)) / math.log(10.0)
         return crc[:, 0], ber, eesm_db, comb, ber_genie, ber_ls
+
+    def _post_lmmse_sinr(self, h_hat, err_var, no):
+        """Per data RE (and layer) post-LMMSE SINR [B, L * Ld * S] (layer-major) from the channel
+        estimate h_hat [B, 1, A, 1, L, 14, S] and its error variance (broadcastable to h_hat)."""
+        tf = self._tf
+        ev = tf.broadcast_to(err_var, tf.shape(h_hat))
+        if self.key.num_layers == 1:
+            # one stream: sum_rx |h_hat|^2 / (no + err_var)
+            hd = tf.gather(h_hat[:, 0, :, 0, 0], self.data_symbols, axis=2)          # [B, A, Ld, S]
+            ev = tf.gather(ev[:, 0, :, 0, 0], self.data_symbols, axis=2)
+            sinr = tf.reduce_sum(tf.abs(hd) ** 2 / (no[:, None, None, None] + ev), axis=1)   # [B, Ld, S]
+            return tf.reshape(sinr, [tf.shape(sinr)[0], -1])
+        # two layers: G = h_hat / sqrt(no + sum_l err_var_l) per receive antenna (the detector's noise);
+        # SINR_l = 1 / [(I + G^H G)^-1]_ll - 1, i.e. ||g_0||^2 - |g_0^H g_1|^2 / (1 + ||g_1||^2) and vice versa
+        hd = tf.gather(h_hat[:, 0, :, 0], self.data_symbols, axis=3)                 # [B, A, 2, Ld, S]
+        nv = no[:, None, None, None] + tf.reduce_sum(tf.gather(ev[:, 0, :, 0], self.data_symbols, axis=3), axis=2)
+        g = hd / tf.cast(tf.sqrt(nv), hd.dtype)[:, :, None]
+        a = tf.reduce_sum(tf.abs(g[:, :, 0]) ** 2, axis=1)                            # [B, Ld, S]
+        d = tf.reduce_sum(tf.abs(g[:, :, 1]) ** 2, axis=1)
+        b2 = tf.abs(tf.reduce_sum(tf.math.conj(g[:, :, 0]) * g[:, :, 1], axis=1)) ** 2
+        sinr = tf.stack([a - b2 / (1.0 + d), d - b2 / (1.0 + a)], axis=1)              # [B, 2, Ld, S]
+        return tf.reshape(sinr, [tf.shape(sinr)[0], -1])
 
     # -- host --------------------------------------------------------------------------------
     def evaluate(self, seeds, h, no, prev_llr, weights: Sequence[np.ndarray] | None = None) -> ChainOutput:
@@ -316,12 +377,17 @@ class Chain:
         return y.numpy(), c.numpy()
 
     def padded_inputs(self, n: int, min_batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Zeroed seeds [b, 6] int64, h [b, A, S] complex64 and no [b] float32 for n transmissions,
+        """Zeroed seeds [b, 6] int64, h [b, *h_shape] complex64 and no [b] float32 for n transmissions,
         padded to the batch b = max(min_batch, next power of two >= n): XLA compiles once per batch
-        size, so bucketed sizes keep compilations few. Padding rows: unit channel and noise."""
+        size, so bucketed sizes keep compilations few. Padding rows: unit channel (two layers: layer
+        l on UE antenna l alone) and noise."""
         b = max(min_batch, 1 << (n - 1).bit_length())
-        return (np.zeros((b, 6), np.int64), np.ones((b, self.key.num_ue_ant, self.num_subcarriers), np.complex64),
-                np.ones(b, np.float32))
+        if self.key.num_layers == 1:
+            h = np.ones((b, *self.h_shape), np.complex64)
+        else:
+            h = np.broadcast_to(np.eye(self.key.num_ue_ant, self.key.num_layers, dtype=np.complex64)[..., None],
+                                (b, *self.h_shape)).copy()
+        return np.zeros((b, 6), np.int64), h, np.ones(b, np.float32)
 
 
 def get_chain(key: ChainKey, neural: NeuralReceiver | None = None) -> Chain:
