@@ -72,7 +72,7 @@ class CsiReportConfig(_Strict):
                                                           "ideal precoder are per subband)")
     subband_pmi: bool = Field(True, description="type1: one i2 per subband (else one wideband i2)")
     max_rank: Literal[1, 2] = Field(1, description="Most layers the UE may report (2 needs two UE antennas and a "
-                                                   "gNB array; abstraction backend): the rank with the most mutual "
+                                                   "gNB array; not with the neural receiver): the rank with the most mutual "
                                                    "information at the measured SNR is reported (type1: its RI bits)")
 
 
@@ -422,9 +422,9 @@ class Scenario(_Strict):
                 raise FieldError("csi_rs.report.max_rank", f"2 layers need two UE antennas and a gNB array (phy."
                                                            f"num_ue_antennas {self.phy.num_ue_antennas}, gnb ports "
                                                            f"{g.num_antennas})")
-            if self.phy.backend != "abstraction":
-                raise FieldError("csi_rs.report.max_rank", "the link_level backend transmits one layer; 2 layers "
-                                                           "run on phy.backend: abstraction")
+            if self.phy.receiver == "neural":
+                raise FieldError("csi_rs.report.max_rank", "the neural receiver is one-layer; 2 layers need "
+                                                           "phy.receiver lmmse or genie_lmmse")
             if self.models.bler_predictor is not None or self.link_adaptation.cqi_exploration.max_offset:
                 raise FieldError("csi_rs.report.max_rank", "the BLER predictor's features are one-layer ones; use "
                                                            "max_rank 1 with models.bler_predictor or "

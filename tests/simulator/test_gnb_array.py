@@ -99,6 +99,7 @@ def test_type1_reports_its_rank_with_the_ri_bits(make_scenario, tmp_path):
 def test_two_layers_need_two_ue_antennas_and_the_abstraction(make_scenario):
     with pytest.raises(ConfigError, match=r"csi_rs.report.max_rank: 2 layers need two UE antennas"):
         _array_scenario(make_scenario, "ideal", 1, 8, **{"csi_rs.report": {"max_rank": 2}})
-    with pytest.raises(ConfigError, match=r"csi_rs.report.max_rank: the link_level backend transmits one layer"):
+    with pytest.raises(ConfigError, match=r"csi_rs.report.max_rank: the neural receiver is one-layer"):
         _array_scenario(make_scenario, "ideal", 1, 8, **{"csi_rs.report": {"max_rank": 2}, "phy.num_ue_antennas": 2,
-                                                          "phy.backend": "link_level"})
+                                                          "phy.backend": "link_level", "phy.receiver": "neural",
+                                                          "models.receiver": {"checkpoint": "x.json"}})

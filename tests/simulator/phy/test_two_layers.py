@@ -195,9 +195,7 @@ def test_refusals():
 
 def test_engine_runs_rank_2_at_link_level(make_scenario, tmp_path):
     """End to end: two UE antennas, a 1x8 array, ideal CSI with max_rank 2 at 25 dB: after the first
-    report every transport block is a two-layer one (two-layer TBS) and the link-level chain decodes them.
-    The scenario is validated on the abstraction backend and then switched to link_level (the schema
-    still refuses max_rank 2 with link_level)."""
+    report every transport block is a two-layer one (two-layer TBS) and the link-level chain decodes them."""
     import pandas as pd
 
     from simulator.engine import Simulation
@@ -208,8 +206,7 @@ def test_engine_runs_rank_2_at_link_level(make_scenario, tmp_path):
                         "phy.num_ue_antennas": NUM_ANT, "snr": {"model": "fixed", "snr_db": 25},
                         "channel": {"model": "tdl", "profile": "A", "delay_spread_ns": 30},
                         "ues": [{"id": 0, "mobility": {"model": "static", "position_m": [10.0, 0, 1.5]}}],
-                        "link_adaptation.olla.enabled": False})
-    sc = sc.model_copy(update={"phy": sc.phy.model_copy(update={"backend": "link_level"})})
+                        "link_adaptation.olla.enabled": False, "phy.backend": "link_level"})
     Simulation(sc, tmp_path).run()
     slots = pd.read_parquet(tmp_path / "slots.parquet")
     two = slots[slots.layers == 2]
