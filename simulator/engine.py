@@ -17,7 +17,7 @@ from simulator.csi.report import CsiReporter
 from simulator.link import Link
 from simulator.link_adaptation.cqi import CqiMapper
 from simulator.link_adaptation.olla import Olla
-from simulator.link_adaptation.tables import bler_table
+from simulator.link_adaptation.tables import NUM_OFDM_SYMBOLS, bler_table
 from simulator.manifest import new_manifest
 from simulator.mobility import Mobility
 from simulator.processes.adaptation import Adaptation
@@ -25,9 +25,10 @@ from simulator.processes.context import RunContext, UeContext
 from simulator.processes.csi_feedback import CsiFeedback
 from simulator.processes.csi_rs import CsiRsSetup, csi_rs_process
 from simulator.processes.inbox import gnb_inbox_process, ue_inbox_process
-from simulator.processes.pdsch import PdschStats, pdsch_process
+from simulator.processes.pdsch import PdschStats, Scheduling, pdsch_process
 from simulator.processes.receiver_adaptation import ReceiverAdaptation
 from simulator.recorder import Recorder
+from simulator.scheduler.build import build_scheduler
 from simulator.schema import Scenario
 from simulator.summary import RunSummary
 from simulator.ue import Ue, UeLink
@@ -136,6 +137,22 @@ def build_receiver_adaptation(scenario: Scenario, run: RunContext, ue_ids: list[
     return out
 
 
+def build_scheduling(sc: Scenario, num_ues: int, table) -> Scheduling | None:
+    """The scheduler of ``sc.scheduler`` on the carrier's PRB groups, with the BLER table of each
+    allocation size (built on first use; ~0.2 s each), or None (every UE on the whole carrier)."""
+    if sc.scheduler is None:
+        return None
+    scheduler = build_scheduler(sc.scheduler, num_ues, sc.carrier.num_prbs)
+    p = sc.phy
+
+    def table_for(num_prbs: int, layers: int):
+        if num_prbs == sc.carrier.num_prbs and layers == 1:
+            return table
+        return bler_table(p.mcs_table, num_prbs, p.num_dmrs_symbols, p.bler_tables, layers)
+
+    return Scheduling(scheduler, scheduler.group_sizes_prbs, table_for, 12 * (NUM_OFDM_SYMBOLS - p.num_dmrs_symbols))
+
+
 class Simulation:
     """One run of one scenario. ``run()`` writes the logs into ``out_dir`` and returns a summary."""
 
@@ -194,6 +211,7 @@ class Simulation:
         for adaptation in self.receiver_adaptations:
             env.process(adaptation.process())
         stats = PdschStats()
+        scheduling = build_scheduling(sc, len(contexts), table)
         bar = _progress_bar(sc.num_slots) if self.progress else None
 
         def on_slot(slot: int) -> None:
@@ -205,7 +223,7 @@ class Simulation:
         receiver = sc.phy.receiver if sc.phy.backend == "link_level" else "abstraction"
         loop0 = time.monotonic()
         done = env.process(pdsch_process(run, contexts, phy, k1_slots=sc.harq.k1_slots, num_slots=sc.num_slots,
-                                         receiver=receiver, stats=stats, on_slot=on_slot))
+                                         receiver=receiver, stats=stats, on_slot=on_slot, scheduling=scheduling))
         env.run(until=done)
         for ctx in contexts:
             if ctx.csi is not None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.config import FieldError
 from models.csi_codec.config import CsiOnlineConfig
+from simulator.scheduler.config import SchedulerConfig, check_fits
 from models.deeprx.config import ReceiverAdaptationConfig
 from models.ff_bler.config import LightTuneConfig
 from simulator.channel.ray_tracing_config import RayTracedChannelConfig
@@ -381,6 +382,10 @@ class Scenario(_Strict):
     link_adaptation: LinkAdaptationConfig = Field(default_factory=LinkAdaptationConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    scheduler: SchedulerConfig | None = Field(
+        None, description="Share the carrier: a scheduler allocates PRB groups to the UEs every slot (pf | "
+                          "round_robin; one UE per group for now). null: every UE on the whole carrier every "
+                          "slot, N independent links")
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -405,6 +410,7 @@ class Scenario(_Strict):
             raise FieldError("link_adaptation.backoff.kind", "cqi_tune needs models.bler_predictor")
         self._check_receiver()
         self._check_report()
+        self._check_scheduler()
         self._check_system_level_start()
         if self.channel.model == "ray_traced" and self.snr.model == "pathloss":
             raise FieldError("snr.model", "pathloss does not go with channel.model ray_traced, whose channel keeps "
@@ -473,6 +479,20 @@ class Scenario(_Strict):
                 raise FieldError(f"ues.{i}.mobility.{name}", f"channel.model {self.channel.model} needs the UE at "
                                                              f">= {min_m} m from the gNB in the ground plane "
                                                              f"(38.901 Table 7.2-1) at t = 0 (got {d_m:.1f} m)")
+
+    def _check_scheduler(self) -> None:
+        cfg = self.scheduler
+        if cfg is None:
+            return
+        for field, message in check_fits(cfg, self.carrier.num_prbs, self.gnb.num_antennas, self.csi_rs.report.max_rank):
+            raise FieldError("scheduler." + field, message)
+        if cfg.max_ues_per_prb > 1:
+            raise FieldError("scheduler.max_ues_per_prb", "MU-MIMO co-scheduling is not wired into the event loop "
+                                                          "yet: use 1")
+        if self.phy.backend != "abstraction":
+            raise FieldError("scheduler", "the link_level backend transmits on the whole carrier (one compiled "
+                                          "chain per allocation size is not built yet): use phy.backend: "
+                                          "abstraction or scheduler: null")
 
     def _check_receiver(self) -> None:
         rx = self.models.receiver

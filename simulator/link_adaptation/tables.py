@@ -178,7 +178,7 @@ class BlerTable:
         return self.snr_min_db + self.snr_step_db * float(idx)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=128)
 def bler_table(mcs_table: int, num_prbs: int, num_dmrs_symbols: int, source: str = "airtune",
                num_layers: int = 1) -> BlerTable:
     """Cached per process: building PHYAbstraction costs ~1 s."""

@@ -26,11 +26,16 @@ class AbstractionBackend:
 
     def submit(self, tx: Transmission) -> None:
         sinr = stream_sinr(tx.h, tx.gain, tx.snr_db, tx.layers)   # two layers: the codeword's REs on both
+        if tx.sc is not None:                                     # the allocated subcarriers only
+            sinr = sinr.reshape(tx.layers, -1)[:, tx.sc].reshape(-1)
         key = (tx.ue, tx.harq_process)
         if tx.tx_round > 1 and key in self._soft:
-            sinr = sinr + self._soft[key]
+            prev = self._soft[key]
+            # a retransmission on groups of another size (the carrier's shorter last group) combines
+            # with the mean SINR of the earlier copies: REs do not pair up one to one
+            sinr = sinr + (prev if prev.shape == sinr.shape else prev.mean())
         self._soft[key] = sinr
-        table = self.tables[tx.layers]
+        table = self.tables[tx.layers] if tx.table is None else tx.table
         eff_db = table.eesm_db(sinr, tx.mcs)
         tbler = table.tbler_scalar(tx.mcs, eff_db)
         tx.sinr_eff_db = eff_db

@@ -43,6 +43,9 @@ class Transmission:
     cqi_used: int = 0
     precoding_gain_db: float = 0.0  # mean power of the precoded stream over one gNB antenna's (0 with one)
     layers: int = 1                 # 2: ``h`` is [num_ue_ant, 2, num_subcarriers], one stream per layer
+    sc: np.ndarray | None = field(default=None, repr=False)   # the allocated subcarriers (None: the whole carrier)
+    table: object | None = field(default=None, repr=False)    # the BLER table of the allocation (None: the carrier's)
+    groups: tuple = ()              # the PRB groups allocated (scheduler on; () = the whole carrier)
     precoder: object | None = field(default=None, repr=False)   # what the gNB precoded with (a retransmission
                                                                 # of a two-layer block may need it again)
 

@@ -1,9 +1,17 @@
-"""pdsch: full-buffer downlink, one transport block per slot per UE, HARQ with K1 feedback delay.
+"""pdsch: full-buffer downlink, one transport block per slot per scheduled UE, HARQ with K1 feedback delay.
 
 Each slot, in this order: HARQ feedback due now is applied (OLLA, retransmission queue), then
-every UE gets one transmission: the oldest pending retransmission, else a new transport block on
-a free HARQ process with the MCS from the last CQI and the OLLA offset. ACK/NACK reaches the gNB
-``k1_slots`` later.
+the UEs transmit: the oldest pending retransmission, else a new transport block on a free HARQ
+process with the MCS from the last CQI and the OLLA offset. ACK/NACK reaches the gNB ``k1_slots``
+later.
+
+Without a scheduler every UE transmits on the whole carrier every slot (N independent links).
+With one (``Scheduling``), the slot's PRB groups are allocated first: each UE's rate on a group is
+what its next block's MCS would carry there (the wideband CQI through OLLA: the same on every
+group), a pending retransmission asks for as many groups as its block had, and a UE with no free
+HARQ process and nothing to retransmit asks for nothing. A UE's block then spans its groups: the
+TBS of that many PRBs (a retransmission keeps its block's), the SINR of their subcarriers, the
+BLER table of that allocation. PF's past throughput counts the TBS of each UE's new block per slot.
 
 A slot starts after every other event of its instant (``slot_tick``): a CQI report whose last bit
 arrives exactly at a slot boundary is used by that slot, whatever the order the events were
@@ -12,7 +20,7 @@ scheduled in.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -35,6 +43,23 @@ def slot_tick(env: simpy.Environment, delay_us: int) -> simpy.Event:
 
 
 @dataclass
+class Scheduling:
+    """What the scheduled path needs: the scheduler (``simulator.scheduler``), its PRB groups, the
+    BLER table of an allocation (PRBs, layers) -> BlerTable, and the data REs of one PRB."""
+    scheduler: object
+    group_sizes_prbs: np.ndarray
+    table_for: Callable[[int, int], object]
+    data_re_per_prb: int
+
+    def __post_init__(self):
+        starts = np.concatenate([[0], np.cumsum(self.group_sizes_prbs)[:-1]])
+        self._group_sc = [np.arange(12 * s, 12 * (s + n)) for s, n in zip(starts, self.group_sizes_prbs)]
+
+    def subcarriers(self, groups: np.ndarray) -> np.ndarray:
+        return np.concatenate([self._group_sc[g] for g in groups])
+
+
+@dataclass
 class PdschStats:
     """Running totals for the end-of-run summary."""
     delivered_bits: int = 0
@@ -44,17 +69,26 @@ class PdschStats:
     tbs_failed: int = 0
     mcs_sum: int = 0
     transmissions: int = 0
+    delivered_bits_per_ue: dict = field(default_factory=dict)
 
 
 def pdsch_process(run: RunContext, ues: list[UeContext], phy, *, k1_slots: int, num_slots: int, receiver: str,
-                  stats: PdschStats, on_slot: Callable[[int], None] | None = None):
+                  stats: PdschStats, on_slot: Callable[[int], None] | None = None,
+                  scheduling: Scheduling | None = None):
     env, slot_us, trace, rec = run.env, run.slot_us, run.trace, run.rec
     pending: deque = deque()           # (feedback_due_us, Transmission, UeLink), in due order
     k1_us = k1_slots * slot_us
+    last_rate_bps = np.zeros(len(ues))
     for slot in range(num_slots):
         t = env.now
         while pending and pending[0][0] <= t:
             _feedback(*pending.popleft(), phy, rec, stats, receiver, trace)
+        if scheduling is not None:
+            last_rate_bps = _scheduled_slot(run, ues, phy, scheduling, slot, t, last_rate_bps, pending, k1_us)
+            if on_slot is not None:
+                on_slot(slot)
+            yield slot_tick(env, slot_us)
+            continue
         for ctx in ues:
             ue, link = ctx.ue, ctx.link
             precoder, layers = link.precoder, link.layers
@@ -85,6 +119,52 @@ def pdsch_process(run: RunContext, ues: list[UeContext], phy, *, k1_slots: int, 
         if due > env.now:
             yield slot_tick(env, due - env.now)
         _feedback(*pending.popleft(), phy, rec, stats, receiver, trace)
+
+
+def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling, slot: int, t: int,
+                    last_rate_bps: np.ndarray, pending: deque, k1_us: int) -> np.ndarray:
+    """One slot with a scheduler (module docstring); returns each UE's new-block rate (bit/s) for PF."""
+    slot_s = run.slot_us * 1e-6
+    num_groups = len(sch.group_sizes_prbs)
+    rate = np.zeros((len(ues), num_groups))
+    retx_groups = np.zeros(len(ues), np.int64)
+    for i, ctx in enumerate(ues):
+        link = ctx.link
+        if link.retx:
+            retx_groups[i] = len(link.retx[0].groups)
+        if link.retx or link.free_harq:
+            table = link.olla.tables[link.layers]
+            rate[i] = (table.se[link.new_tb_mcs()] * link.layers * sch.data_re_per_prb / slot_s) * sch.group_sizes_prbs
+    alloc = sch.scheduler.schedule(rate, retx_groups, last_rate_bps)
+    new_rate = np.zeros(len(ues))
+    for i, ctx in enumerate(ues):
+        if alloc.prbs[i] == 0:
+            continue
+        ue, link = ctx.ue, ctx.link
+        groups = alloc.groups_of(i)
+        precoder, layers = link.precoder, link.layers
+        if alloc.retransmission[i]:
+            prev = link.retx.popleft()
+            harq, rnd, mcs, tbs = prev.harq_process, prev.tx_round + 1, prev.mcs, prev.tbs_bits
+            if prev.layers != layers:
+                precoder, layers = prev.precoder, prev.layers
+            table = prev.table
+        else:
+            harq, rnd, mcs = link.free_harq.popleft(), 1, link.new_tb_mcs()
+            table = sch.table_for(int(alloc.prbs[i]), layers)
+            tbs = int(table.tbs_bits[mcs])
+            new_rate[i] = tbs / slot_s
+        h, gain = ue.channel_through(slot, precoder)
+        tx = Transmission(ue.id, slot, t, harq, rnd, mcs, tbs, float(ue.snr_db[slot]), h, gain=gain, layers=layers,
+                          precoder=precoder, sc=sch.subcarriers(groups), table=table, groups=tuple(int(g) for g in groups))
+        tx.precoding_gain_db = _precoding_gain_db(ue, slot, gain) if precoder is not None else 0.0
+        tx.olla_offset_db = link.olla.offset_db
+        tx.cqi_used = link.cqi
+        phy.submit(tx)
+        pending.append((t + k1_us, tx, link))
+        if run.trace is not None:
+            run.trace.append((t, "pdsch", ue.id, harq, rnd))
+    return new_rate
 
 
 def _precoding_gain_db(ue, slot: int, gain) -> float:
@@ -120,11 +200,12 @@ def _feedback(due_us: int, tx: Transmission, link, phy, rec, stats: PdschStats, 
         link.retx.append(tx)
     delivered = tx.tbs_bits if ack else 0
     stats.delivered_bits += delivered
+    stats.delivered_bits_per_ue[tx.ue] = stats.delivered_bits_per_ue.get(tx.ue, 0) + delivered
     rec.append("slots", {
         "t_us": tx.t_us, "ue": tx.ue, "slot": tx.slot, "harq_process": tx.harq_process, "tx_round": tx.tx_round,
         "mcs": tx.mcs, "tbs_bits": tx.tbs_bits, "snr_db": tx.snr_db, "sinr_eff_db": tx.sinr_eff_db,
         "olla_offset_db": tx.olla_offset_db, "cqi_used": tx.cqi_used, "ack": ack, "ack_t_us": due_us,
         "delivered_bits": delivered, "receiver": receiver, "ber": tx.ber,
         "ber_genie": tx.ber_genie, "ber_ls": tx.ber_ls, "precoding_gain_db": tx.precoding_gain_db,
-        "layers": tx.layers,
+        "layers": tx.layers, "prb_groups": list(tx.groups) if tx.groups else None,
     })
