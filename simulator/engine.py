@@ -21,6 +21,7 @@ from simulator.link_adaptation.tables import NUM_OFDM_SYMBOLS, bler_table
 from simulator.manifest import new_manifest
 from simulator.mobility import Mobility
 from simulator.processes.adaptation import Adaptation
+from simulator.processes.co_scheduling import CoScheduling
 from simulator.processes.context import RunContext, UeContext
 from simulator.processes.csi_feedback import CsiFeedback
 from simulator.processes.csi_rs import CsiRsSetup, csi_rs_process
@@ -29,6 +30,7 @@ from simulator.processes.pdsch import PdschStats, Scheduling, pdsch_process
 from simulator.processes.receiver_adaptation import ReceiverAdaptation
 from simulator.recorder import Recorder
 from simulator.scheduler.build import build_scheduler
+from simulator.scheduler.prb_groups import group_sizes_prbs
 from simulator.schema import Scenario
 from simulator.summary import RunSummary
 from simulator.ue import Ue, UeLink
@@ -137,20 +139,25 @@ def build_receiver_adaptation(scenario: Scenario, run: RunContext, ue_ids: list[
     return out
 
 
-def build_scheduling(sc: Scenario, num_ues: int, table) -> Scheduling | None:
+def build_scheduling(sc: Scenario, contexts: list, table) -> Scheduling | None:
     """The scheduler of ``sc.scheduler`` on the carrier's PRB groups, with the BLER table of each
     allocation size (built on first use; ~0.2 s each), or None (every UE on the whole carrier)."""
     if sc.scheduler is None:
         return None
-    scheduler = build_scheduler(sc.scheduler, num_ues, sc.carrier.num_prbs)
+    num_ues = len(contexts)
     p = sc.phy
+    data_re_per_prb = 12 * (NUM_OFDM_SYMBOLS - p.num_dmrs_symbols)
+    sizes = group_sizes_prbs(sc.carrier.num_prbs, sc.scheduler.prb_group_prbs)
+    co = (CoScheduling(contexts, sizes, data_re_per_prb, sc.carrier.slot_us * 1e-6)
+          if sc.scheduler.max_ues_per_prb > 1 else None)
+    scheduler = build_scheduler(sc.scheduler, num_ues, sc.carrier.num_prbs, None if co is None else co.set_rate_fn)
 
     def table_for(num_prbs: int, layers: int):
         if num_prbs == sc.carrier.num_prbs and layers == 1:
             return table
         return bler_table(p.mcs_table, num_prbs, p.num_dmrs_symbols, p.bler_tables, layers)
 
-    return Scheduling(scheduler, scheduler.group_sizes_prbs, table_for, 12 * (NUM_OFDM_SYMBOLS - p.num_dmrs_symbols))
+    return Scheduling(scheduler, scheduler.group_sizes_prbs, table_for, data_re_per_prb, co)
 
 
 class Simulation:
@@ -211,7 +218,7 @@ class Simulation:
         for adaptation in self.receiver_adaptations:
             env.process(adaptation.process())
         stats = PdschStats()
-        scheduling = build_scheduling(sc, len(contexts), table)
+        scheduling = build_scheduling(sc, contexts, table)
         bar = _progress_bar(sc.num_slots) if self.progress else None
 
         def on_slot(slot: int) -> None:

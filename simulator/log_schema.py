@@ -29,6 +29,7 @@ SLOTS = pa.schema([
     ("precoding_gain_db", pa.float32()),  # mean power of the precoded stream over one gNB antenna's (0: one antenna)
     ("layers", pa.int8()),             # layers of the transport block (1, or 2 with csi_rs.report.max_rank 2)
     ("prb_groups", pa.list_(pa.int16())),  # with a scheduler: the PRB groups of the block (null: the whole carrier)
+    ("co_scheduled", pa.list_(pa.int32())),  # with a scheduler: the UEs sharing any of those groups (MU-MIMO)
 ])
 
 PERIODS = pa.schema([

@@ -16,10 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.config import FieldError
 from models.csi_codec.config import CsiOnlineConfig
-from simulator.scheduler.config import SchedulerConfig, check_fits
 from models.deeprx.config import ReceiverAdaptationConfig
 from models.ff_bler.config import LightTuneConfig
 from simulator.channel.ray_tracing_config import RayTracedChannelConfig
+from simulator.scheduler.config import SchedulerConfig, check_fits
+from simulator.scheduler.prb_groups import group_sizes_prbs
 
 # Maximum transmission bandwidth configuration N_RB per numerology (38.101-1 Table 5.3.2-1
 # for FR1 at 15/30/60 kHz, 38.101-2 Table 5.3.2-1 for FR2 at 120 kHz).
@@ -384,8 +385,9 @@ class Scenario(_Strict):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     scheduler: SchedulerConfig | None = Field(
         None, description="Share the carrier: a scheduler allocates PRB groups to the UEs every slot (pf | "
-                          "round_robin; one UE per group for now). null: every UE on the whole carrier every "
-                          "slot, N independent links")
+                          "round_robin; max_ues_per_prb > 1: MU-MIMO with regularised zero-forcing, groups as "
+                          "wide as the precoding subbands; abstraction backend). null: every UE on the whole "
+                          "carrier every slot, N independent links")
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -487,8 +489,15 @@ class Scenario(_Strict):
         for field, message in check_fits(cfg, self.carrier.num_prbs, self.gnb.num_antennas, self.csi_rs.report.max_rank):
             raise FieldError("scheduler." + field, message)
         if cfg.max_ues_per_prb > 1:
-            raise FieldError("scheduler.max_ues_per_prb", "MU-MIMO co-scheduling is not wired into the event loop "
-                                                          "yet: use 1")
+            group = int(group_sizes_prbs(self.carrier.num_prbs, cfg.prb_group_prbs)[0])
+            if group != self.csi_rs.report.subband_prbs:
+                raise FieldError("scheduler.prb_group_prbs", f"MU-MIMO precodes each PRB group with the reports' "
+                                                             f"subband: the groups ({group} PRBs) must be "
+                                                             f"csi_rs.report.subband_prbs "
+                                                             f"({self.csi_rs.report.subband_prbs}) wide")
+            if self.csi_rs.report.max_rank > 1:
+                raise FieldError("csi_rs.report.max_rank", "MU-MIMO co-schedules one-layer UEs: use 1 with "
+                                                           "scheduler.max_ues_per_prb > 1")
         if self.phy.backend != "abstraction":
             raise FieldError("scheduler", "the link_level backend transmits on the whole carrier (one compiled "
                                           "chain per allocation size is not built yet): use phy.backend: "

@@ -194,6 +194,16 @@ class FadingChannel:
         """[num_ue_ant, num_gnb_ant, num_subcarriers] complex64 of one slot (what the UE measures at CSI-RS)."""
         return self._compute(self.sample_of_slot[slot:slot + 1])[0]
 
+    def cfr_slot_sc(self, slot: int, sc: np.ndarray) -> np.ndarray:
+        """[num_ue_ant, num_gnb_ant, len(sc)] complex64 of one slot on the subcarriers ``sc`` only (a PRB
+        group's: the kernel's columns, so the cost is that of the group, not of the carrier)."""
+        sample = self.sample_of_slot[slot:slot + 1]
+        a = self._gains(sample)[0]                                              # [rx_ant, tx_ant, paths]
+        k = self._kernel(int(self._segment_of_sample[sample[0]]))[:, sc]        # [paths, L]
+        rx_ant, tx_ant, num_paths = a.shape
+        h = a.reshape(rx_ant * tx_ant, num_paths).astype(np.complex128) @ k
+        return h.astype(np.complex64).reshape(rx_ant, tx_ant, -1)
+
     def _load_chunk(self, slot: int) -> int:
         start = (slot // CHUNK_SLOTS) * CHUNK_SLOTS
         if start != self._cache_start:

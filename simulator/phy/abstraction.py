@@ -25,9 +25,12 @@ class AbstractionBackend:
         self._soft: dict[tuple[int, int], np.ndarray] = {}
 
     def submit(self, tx: Transmission) -> None:
-        sinr = stream_sinr(tx.h, tx.gain, tx.snr_db, tx.layers)   # two layers: the codeword's REs on both
-        if tx.sc is not None:                                     # the allocated subcarriers only
-            sinr = sinr.reshape(tx.layers, -1)[:, tx.sc].reshape(-1)
+        if tx.sinr_re is not None:                                # MU-MIMO: computed with the interference
+            sinr = tx.sinr_re
+        else:
+            sinr = stream_sinr(tx.h, tx.gain, tx.snr_db, tx.layers)   # two layers: the codeword's REs on both
+            if tx.sc is not None:                                     # the allocated subcarriers only
+                sinr = sinr.reshape(tx.layers, -1)[:, tx.sc].reshape(-1)
         key = (tx.ue, tx.harq_process)
         if tx.tx_round > 1 and key in self._soft:
             prev = self._soft[key]

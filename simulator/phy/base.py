@@ -46,6 +46,9 @@ class Transmission:
     sc: np.ndarray | None = field(default=None, repr=False)   # the allocated subcarriers (None: the whole carrier)
     table: object | None = field(default=None, repr=False)    # the BLER table of the allocation (None: the carrier's)
     groups: tuple = ()              # the PRB groups allocated (scheduler on; () = the whole carrier)
+    sinr_re: np.ndarray | None = field(default=None, repr=False)  # MU-MIMO: the per-RE SINR of the allocated REs,
+                                                                   # co-scheduled interference included
+    co_scheduled: tuple = ()        # MU-MIMO: the UEs sharing any of its PRB groups
     precoder: object | None = field(default=None, repr=False)   # what the gNB precoded with (a retransmission
                                                                 # of a two-layer block may need it again)
 

@@ -12,6 +12,9 @@ group), a pending retransmission asks for as many groups as its block had, and a
 HARQ process and nothing to retransmit asks for nothing. A UE's block then spans its groups: the
 TBS of that many PRBs (a retransmission keeps its block's), the SINR of their subcarriers, the
 BLER table of that allocation. PF's past throughput counts the TBS of each UE's new block per slot.
+With ``max_ues_per_prb`` > 1 (``Scheduling.co``, ``simulator/processes/co_scheduling.py``) PF adds
+UEs to a group while the expected rates of the set (RZF on the held CSI) raise its PF sum, and each
+block's SINR is computed with the co-scheduled streams as interference on the true channels.
 
 A slot starts after every other event of its instant (``slot_tick``): a CQI report whose last bit
 arrives exactly at a slot boundary is used by that slot, whatever the order the events were
@@ -50,6 +53,7 @@ class Scheduling:
     group_sizes_prbs: np.ndarray
     table_for: Callable[[int, int], object]
     data_re_per_prb: int
+    co: object | None = None      # MU-MIMO (``simulator.processes.co_scheduling.CoScheduling``), or None
 
     def __post_init__(self):
         starts = np.concatenate([[0], np.cumsum(self.group_sizes_prbs)[:-1]])
@@ -136,6 +140,7 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
             table = link.olla.tables[link.layers]
             rate[i] = (table.se[link.new_tb_mcs()] * link.layers * sch.data_re_per_prb / slot_s) * sch.group_sizes_prbs
     alloc = sch.scheduler.schedule(rate, retx_groups, last_rate_bps)
+    mu = sch.co.slot_sinr(slot, alloc.ues) if sch.co is not None else None
     new_rate = np.zeros(len(ues))
     for i, ctx in enumerate(ues):
         if alloc.prbs[i] == 0:
@@ -158,6 +163,9 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
         tx = Transmission(ue.id, slot, t, harq, rnd, mcs, tbs, float(ue.snr_db[slot]), h, gain=gain, layers=layers,
                           precoder=precoder, sc=sch.subcarriers(groups), table=table, groups=tuple(int(g) for g in groups))
         tx.precoding_gain_db = _precoding_gain_db(ue, slot, gain) if precoder is not None else 0.0
+        if mu is not None:
+            tx.sinr_re, tx.precoding_gain_db, co = mu[i]
+            tx.co_scheduled = tuple(sorted(ues[j].id for j in co))
         tx.olla_offset_db = link.olla.offset_db
         tx.cqi_used = link.cqi
         phy.submit(tx)
@@ -208,4 +216,5 @@ def _feedback(due_us: int, tx: Transmission, link, phy, rec, stats: PdschStats, 
         "delivered_bits": delivered, "receiver": receiver, "ber": tx.ber,
         "ber_genie": tx.ber_genie, "ber_ls": tx.ber_ls, "precoding_gain_db": tx.precoding_gain_db,
         "layers": tx.layers, "prb_groups": list(tx.groups) if tx.groups else None,
+        "co_scheduled": list(tx.co_scheduled) if tx.groups else None,
     })
