@@ -38,6 +38,11 @@ class Olla:
         """Highest MCS with TBLER(sinr_eff_db - offset) <= target on ``layers`` layers; lowest available if none."""
         return int(self._best[layers][self.tables[layers].snr_index_scalar(sinr_eff_db - self.offset_db)])
 
+    def mcs_of_snr_index(self, layers: int = 1) -> np.ndarray:
+        """[num_snr] the MCS ``select_mcs`` picks at each SINR grid point (before the offset): for
+        vectorised selection, ``mcs_of_snr_index()[table.snr_index(sinr_db - offset_db)]``."""
+        return self._best[layers]
+
     @property
     def bler_target(self) -> float:
         return self._bler_target
