@@ -8,8 +8,8 @@
 Imports nothing from the engine but ``simulator.log_schema``.
 """
 from analysis.load import LoadError, Logs, load, load_run, load_sweep
-from analysis.metrics import (ber_gap_to_genie, bler, bler_prediction_error, csi_rd, mean_ci, throughput,
+from analysis.metrics import (ber_gap_to_genie, bler, bler_prediction_error, cell, csi_rd, mean_ci, throughput,
                               update_stats)
 
 __all__ = ["LoadError", "Logs", "load", "load_run", "load_sweep", "throughput", "bler", "bler_prediction_error",
-           "csi_rd", "ber_gap_to_genie", "update_stats", "mean_ci"]
+           "csi_rd", "ber_gap_to_genie", "update_stats", "mean_ci", "cell"]

@@ -84,6 +84,26 @@ def throughput(slots: pd.DataFrame, window_s: float | None = None, duration_s=No
     return _finish(out.drop(columns=["t_min", "t_max"]), slots)
 
 
+def cell(slots: pd.DataFrame, duration_s=None, by: Sequence[str] | None = None) -> pd.DataFrame:
+    """The cell per group (default: the swept parameters and ``point``, not ``ue``): ``cell_mbps`` (all
+    UEs' delivered bits over ``duration_s``, as in ``throughput``), ``ue_p5_mbps`` (the 5th percentile
+    of the UEs' throughputs, linear interpolation), ``jain`` ((sum x)^2 / (n sum x^2) of the UEs'
+    throughputs, 1 = equal), ``max_share`` (the largest UE's share of the cell) and ``num_ues``."""
+    _need(slots, "ue")
+    cols = [c for c in keys(slots, by) if c != "ue"] if by is None else list(by)
+    per_ue = throughput(slots, duration_s=duration_s, by=[*cols, "ue"])
+    rows = []
+    for key, g in (per_ue.groupby(cols, observed=True, sort=True) if cols else [((), per_ue)]):
+        x = g["throughput_mbps"].to_numpy(float)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(cols, key)), "cell_mbps": x.sum(), "ue_p5_mbps": float(np.percentile(x, 5)),
+                     "jain": float(x.sum() ** 2 / (len(x) * (x ** 2).sum())) if x.any() else 1.0,
+                     "max_share": float(x.max() / x.sum()) if x.any() else np.nan, "num_ues": len(x)})
+    out = pd.DataFrame(rows)
+    out.attrs["params"] = [p for p in slots.attrs.get("params", ()) if p in out.columns]
+    return out
+
+
 def bler(slots: pd.DataFrame, max_transmissions, by: Sequence[str] | None = None) -> pd.DataFrame:
     """First-transmission BLER (NACKed first transmissions / first transmissions), residual BLER
     (TBs still NACKed at their last allowed transmission / TBs finished) and the mean first-tx MCS.

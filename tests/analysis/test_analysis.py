@@ -216,3 +216,13 @@ def test_figures_one_line_per_group_bands_and_png_svg(tmp_path):
     paths = plots.save_figure(fig, tmp_path / "figs" / "v_vs_interval")
     assert [p.name for p in paths] == ["v_vs_interval.png", "v_vs_interval.svg"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG" and "<svg" in paths[1].read_text()
+
+
+def test_cell_metrics_known_answer():
+    # three UEs delivering 1, 2 and 5 Mbit over 1 s: cell 8, Jain 64 / (3 * 30), p5 by linear interpolation
+    slots = pd.DataFrame({"t_us": [0, 0, 0], "ue": [0, 1, 2], "delivered_bits": [1e6, 2e6, 5e6]})
+    out = analysis.cell(slots, duration_s=1.0, by=[])
+    row = out.iloc[0]
+    assert row.cell_mbps == pytest.approx(8.0) and row.jain == pytest.approx(64 / 90)
+    assert row.ue_p5_mbps == pytest.approx(1.0 + 0.1 * 1.0) and row.max_share == pytest.approx(5 / 8)
+    assert row.num_ues == 3
