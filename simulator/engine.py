@@ -141,7 +141,7 @@ def build_receiver_adaptation(scenario: Scenario, run: RunContext, ue_ids: list[
 
 def build_scheduling(sc: Scenario, contexts: list, table) -> Scheduling | None:
     """The scheduler of ``sc.scheduler`` on the carrier's PRB groups, with the BLER table of each
-    allocation size (built on first use; ~0.2 s each), or None (every UE on the whole carrier)."""
+    allocation size (all built here, ~0.2 s each), or None (every UE on the whole carrier)."""
     if sc.scheduler is None:
         return None
     num_ues = len(contexts)
@@ -156,6 +156,14 @@ def build_scheduling(sc: Scenario, contexts: list, table) -> Scheduling | None:
         if num_prbs == sc.carrier.num_prbs and layers == 1:
             return table
         return bler_table(p.mcs_table, num_prbs, p.num_dmrs_symbols, p.bler_tables, layers)
+
+    # every allocation size a slot can give (sums of group sizes), built here rather than in the loop
+    sums = {0}
+    for size in sizes:
+        sums |= {s + int(size) for s in sums}
+    for num_prbs in sorted(sums - {0}):
+        for layers in range(1, sc.csi_rs.report.max_rank + 1):
+            table_for(num_prbs, layers)
 
     return Scheduling(scheduler, scheduler.group_sizes_prbs, table_for, data_re_per_prb, co)
 
