@@ -13,7 +13,7 @@ import yaml
 
 from analysis import plots
 from analysis.load import LoadError, Logs, load
-from analysis.metrics import bler, bler_prediction_error, csi_rd, mean_ci, throughput, update_stats
+from analysis.metrics import bler, bler_prediction_error, cell, csi_rd, mean_ci, throughput, update_stats
 
 
 class ReportError(ValueError):
@@ -100,6 +100,17 @@ def tables(logs: Logs) -> dict[str, pd.DataFrame]:
         out["Mean over seeds with 95 % confidence interval (Student t)"] = pd.concat(rows, ignore_index=True)
     else:
         out["Per UE"] = per
+    if "prb_groups" in logs.slots.columns and logs.slots["prb_groups"].notna().any():     # a scheduled cell
+        cells = cell(logs.slots, duration_s=logs.duration_s, by=[*logs.params, "point"])
+        if logs.kind == "sweep" and "seed" in logs.params:
+            rows = []
+            for metric in ("cell_mbps", "ue_p5_mbps", "jain"):
+                ci = mean_ci(cells, metric, by=[p for p in logs.params if p != "seed"])
+                ci.insert(0, "metric", metric)
+                rows.append(ci)
+            out["Cell: mean over seeds with 95 % confidence interval (Student t)"] = pd.concat(rows, ignore_index=True)
+        else:
+            out["Cell"] = cells
     if len(logs.updates):
         out["Model updates"] = update_stats(logs.updates)
     return out

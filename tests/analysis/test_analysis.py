@@ -226,3 +226,16 @@ def test_cell_metrics_known_answer():
     assert row.cell_mbps == pytest.approx(8.0) and row.jain == pytest.approx(64 / 90)
     assert row.ue_p5_mbps == pytest.approx(1.0 + 0.1 * 1.0) and row.max_share == pytest.approx(5 / 8)
     assert row.num_ues == 3
+
+
+def test_report_of_a_scheduled_cell_has_its_cell_table(tmp_path):
+    from analysis.report import tables
+    from simulator.loader import validate_data
+
+    data = copy.deepcopy(TINY)
+    data.update(duration_s=0.2, scheduler={"kind": "round_robin"},
+                ues=[{"id": 0}, {"id": 3, "mobility": {"model": "linear", "speed_kmh": 60}}])
+    summary = Simulation(validate_data(data), tmp_path / "cell").run()
+    cell_table = tables(analysis.load(tmp_path / "cell"))["Cell"]
+    assert cell_table["cell_mbps"].iloc[0] == pytest.approx(summary.cell_throughput_mbps, rel=1e-6)
+    assert cell_table["jain"].iloc[0] == pytest.approx(summary.jain_index, rel=1e-6)
