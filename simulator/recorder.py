@@ -74,8 +74,9 @@ class Recorder:
                 continue
             schema = TABLES[name]
             cols = self._cols[name]
-            arrays = [pa.array(cols[f.name], type=f.type) if cols[f.name]
-                      else pa.nulls(self._rows[name], type=f.type) for f in schema]
+            n = self._rows[name]        # whole rows: a row an interrupt (SIGTERM) cut short in append is dropped
+            arrays = [pa.array(cols[f.name][:n], type=f.type) if cols[f.name]
+                      else pa.nulls(n, type=f.type) for f in schema]
             tbl = pa.Table.from_arrays(arrays, schema=schema)
             part = self.out_dir / f"{name}.parquet" / f"part-{self._parts[name]:05d}.parquet"
             tmp = part.with_name("." + part.name + ".tmp")
