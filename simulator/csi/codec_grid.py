@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.phy.precoding import dominant_precoder, eigen_precoder
+from simulator.phy.precoding import layered_precoder
 
 
 def grid_misfit(num_ant: int, num_sc: int, num_gnb_ant: int, num_prbs: int, subband_prbs: int) -> str | None:
@@ -56,6 +56,4 @@ class CodecGrid:
 
     def precoder(self, x_hat: np.ndarray, rank: int = 1) -> np.ndarray:
         h_hat = x_hat[..., 0] + 1j * x_hat[..., 1]                               # [ue, gnb, num_sc]
-        if rank == 1:
-            return dominant_precoder(h_hat, self.subband_of_sample)
-        return eigen_precoder(h_hat, self.subband_of_sample, rank)
+        return layered_precoder(h_hat, self.subband_of_sample, rank)

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.csi.type1 import WIDEBAND_CQI_BITS, codebook_config, precoder, report_bits, select_ri
-from simulator.phy.precoding import (dominant_precoder, eigen_gain, eigen_precoder, layer_sinr, precoded_gain,
-                                     precoder_of_sc, sgcs)
+from simulator.phy.precoding import (dominant_precoder, eigen_gain, eigen_precoder, layer_sinr, layered_precoder,
+                                     precoded_gain, precoder_of_sc, sgcs)
 from simulator.schema import CsiReportConfig, GnbConfig
 
 
@@ -71,7 +71,7 @@ def precoder_quality(m: CsiMeasurement) -> tuple[float, float]:
         return math.nan, math.nan
     subband_of_sc = np.arange(m.h.shape[-1]) // m.precoder.subband_sc
     layers = m.precoder.layers
-    w_ideal = m.w_ideal if m.w_ideal is not None else _eigen(m.h, subband_of_sc, layers)
+    w_ideal = m.w_ideal if m.w_ideal is not None else layered_precoder(m.h, subband_of_sc, layers)
     if layers > 1:
         return float(np.mean(np.abs(np.sum(w_ideal.conj() * m.precoder.w, axis=-2)) ** 2)), math.nan
     sg = float(np.mean(sgcs(w_ideal, m.precoder.w)))
@@ -79,23 +79,16 @@ def precoder_quality(m: CsiMeasurement) -> tuple[float, float]:
     return sg, float(10.0 * np.log10(eigen_gain(m.h).sum() / got))
 
 
-def _eigen(h: np.ndarray, subband_of_sc: np.ndarray, layers: int) -> np.ndarray:
-    """The eigen-precoder of ``layers`` layers: [S, gnb_ant] for one, [S, gnb_ant, 2] for two."""
-    return dominant_precoder(h, subband_of_sc) if layers == 1 else eigen_precoder(h, subband_of_sc, layers)
-
-
-def rank_information(h: np.ndarray, w_by_rank: dict[int, np.ndarray], subband_of_sc: np.ndarray,
-                     snr_db: float) -> int:
-    """The rank whose precoder carries the most mutual information on h [ue_ant, gnb_ant, sc] at snr_db:
-    sum over REs and layers of log2(1 + post-LMMSE SINR) (ties: the lower rank). ``w_by_rank``: rank ->
-    its per-subband precoder ([S, gnb_ant] for rank 1, [S, gnb_ant, rank] above)."""
-    best, best_mi = 1, -np.inf
-    for rank, w in sorted(w_by_rank.items()):
-        cols = w[..., None] if w.ndim == 2 else w
-        g = np.einsum("ugs,sgl->uls", h, cols[subband_of_sc])             # [ue, rank, sc]
+def choose_rank(h: np.ndarray, w2: np.ndarray, subband_of_sc: np.ndarray, snr_db: float) -> np.ndarray:
+    """Of the top-1 and top-2 eigen-precoders w2 [S, gnb_ant, 2], the one (in ``Precoder.w``'s layout)
+    that carries the most mutual information on h [ue_ant, gnb_ant, sc] at snr_db: sum over REs and
+    layers of log2(1 + post-LMMSE SINR) (ties: one layer)."""
+    best, best_mi = w2[..., 0], -np.inf
+    for w in (w2[..., :1], w2):
+        g = np.einsum("ugs,sgl->uls", h, w[subband_of_sc])                 # [ue, layers, sc]
         mi = float(np.log2(1.0 + layer_sinr(g, snr_db)).sum())
         if mi > best_mi + 1e-9:
-            best, best_mi = rank, mi
+            best, best_mi = (w[..., 0] if w.shape[-1] == 1 else w), mi
     return best
 
 
@@ -128,9 +121,7 @@ class CsiReporter:
             if self.max_rank == 1:
                 w = dominant_precoder(h, self.subband_of_sc)                                  # [S, gnb_ant]
             else:
-                w2 = eigen_precoder(h, self.subband_of_sc, 2)                                 # [S, gnb_ant, 2]
-                by_rank = {1: w2[..., 0], 2: w2}
-                w = by_rank[rank_information(h, by_rank, self.subband_of_sc, snr_db)]
+                w = choose_rank(h, eigen_precoder(h, self.subband_of_sc, 2), self.subband_of_sc, snr_db)
             return CsiMeasurement(Precoder(w, self.subband_sc), 0, h=h, w_ideal=w)
         rows = np.moveaxis(h[:, :, self._rows], -1, 0)                                        # [R, ue, gnb]
         pmi, _ = select_ri(self.codebook, rows, snr_db, self.max_rank, self._subband_of_row)

@@ -32,7 +32,7 @@ class Transmission:
     mcs: int
     tbs_bits: int
     snr_db: float
-    h: np.ndarray = field(repr=False)
+    h: np.ndarray | None = field(repr=False)          # None with MU-MIMO (``sinr_re`` carries the SINR)
     ack: bool | None = None
     sinr_eff_db: float = math.nan
     ber: float = math.nan

@@ -72,6 +72,13 @@ def dominant_precoder(h_hat: np.ndarray, subband_of_sc: np.ndarray) -> np.ndarra
     return eigen_precoder(h_hat, subband_of_sc, 1)[..., 0]
 
 
+def layered_precoder(h_hat: np.ndarray, subband_of_sc: np.ndarray, layers: int) -> np.ndarray:
+    """The eigen-precoder in ``Precoder.w``'s layout: [..., S, gnb_ant] for one layer, [..., S, gnb_ant,
+    layers] above."""
+    w = eigen_precoder(h_hat, subband_of_sc, layers)
+    return w[..., 0] if layers == 1 else w
+
+
 def eigen_precoder(h_hat: np.ndarray, subband_of_sc: np.ndarray, rank: int) -> np.ndarray:
     """Per-subband top-``rank`` right singular vectors of the held channel (SU eigen-precoder).
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.phy.mu_precoding import mu_sinr, precoded_channels, rzf_precoder
+from simulator.scheduler.prb_groups import group_subcarriers
 
 
 class CoScheduling:
@@ -31,8 +32,7 @@ class CoScheduling:
     def __init__(self, ues: list, group_sizes_prbs: np.ndarray, data_re_per_prb: int, slot_s: float):
         self.ues = ues
         self.group_sizes_prbs = np.asarray(group_sizes_prbs)
-        starts = np.concatenate([[0], np.cumsum(self.group_sizes_prbs)[:-1]])
-        self.group_sc = [np.arange(12 * s, 12 * (s + n)) for s, n in zip(starts, self.group_sizes_prbs)]
+        self.group_sc = group_subcarriers(self.group_sizes_prbs)
         self.re_per_group = self.group_sizes_prbs * data_re_per_prb
         self.slot_s = slot_s
 

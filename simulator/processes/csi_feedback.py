@@ -31,7 +31,7 @@ import numpy as np
 
 from models.base import CsiDecoderSide, CsiEncoderSide
 from simulator.csi.codec_grid import CodecGrid
-from simulator.csi.report import CsiMeasurement, Precoder, rank_information
+from simulator.csi.report import CsiMeasurement, Precoder, choose_rank
 from simulator.link import Message
 from simulator.processes.context import RunContext
 
@@ -72,10 +72,8 @@ class CsiFeedback:
         report = self._report(self.grid.to_codec(h), distance_m)
         if self.max_rank == 1:
             return CsiMeasurement(Precoder(self.grid.precoder(report.x_expected), self.subband_sc), 0, csi=report, h=h)
-        w2 = self.grid.precoder(report.x_expected, 2)
-        by_rank = {1: w2[..., 0], 2: w2}
-        rank = rank_information(h, by_rank, np.arange(h.shape[-1]) // self.subband_sc, snr_db)
-        return CsiMeasurement(Precoder(by_rank[rank], self.subband_sc), 1, csi=report, h=h)
+        w = choose_rank(h, self.grid.precoder(report.x_expected, 2), np.arange(h.shape[-1]) // self.subband_sc, snr_db)
+        return CsiMeasurement(Precoder(w, self.subband_sc), 1, csi=report, h=h)
 
     def on_occasion(self, distance_m: float):
         """Track mode: compress the track's CSI at ``distance_m``. Returns the report."""

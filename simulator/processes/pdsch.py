@@ -31,6 +31,7 @@ import simpy
 
 from simulator.phy.base import Transmission
 from simulator.processes.context import RunContext, UeContext
+from simulator.scheduler.prb_groups import group_subcarriers
 
 # SimPy orders the events of one instant by priority (URGENT 0, NORMAL 1), then by scheduling
 # order; slot ticks come after both.
@@ -56,8 +57,7 @@ class Scheduling:
     co: object | None = None      # MU-MIMO (``simulator.processes.co_scheduling.CoScheduling``), or None
 
     def __post_init__(self):
-        starts = np.concatenate([[0], np.cumsum(self.group_sizes_prbs)[:-1]])
-        self._group_sc = [np.arange(12 * s, 12 * (s + n)) for s, n in zip(starts, self.group_sizes_prbs)]
+        self._group_sc = group_subcarriers(self.group_sizes_prbs)
 
     def subcarriers(self, groups: np.ndarray) -> np.ndarray:
         return np.concatenate([self._group_sc[g] for g in groups])
@@ -109,12 +109,7 @@ def pdsch_process(run: RunContext, ues: list[UeContext], phy, *, k1_slots: int, 
             tx = Transmission(ue.id, slot, t, harq, rnd, mcs, int(link.olla.tables[layers].tbs_bits[mcs]),
                               float(ue.snr_db[slot]), h, gain=gain, layers=layers, precoder=precoder)
             tx.precoding_gain_db = _precoding_gain_db(ue, slot, gain) if precoder is not None else 0.0
-            tx.olla_offset_db = link.olla.offset_db
-            tx.cqi_used = link.cqi
-            phy.submit(tx)
-            pending.append((t + k1_us, tx, link))
-            if trace is not None:
-                trace.append((t, "pdsch", ue.id, harq, rnd))
+            _submit(run, phy, tx, link, pending, t + k1_us)
         if on_slot is not None:
             on_slot(slot)
         yield slot_tick(env, slot_us)
@@ -159,20 +154,27 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
             table = sch.table_for(int(alloc.prbs[i]), layers)
             tbs = int(table.tbs_bits[mcs])
             new_rate[i] = tbs / slot_s
-        h, gain = ue.channel_through(slot, precoder)
+        # MU-MIMO: the SINR and gain come from the co-scheduled set, not from the single-user stream
+        h, gain = ue.channel_through(slot, precoder) if mu is None else (None, None)
         tx = Transmission(ue.id, slot, t, harq, rnd, mcs, tbs, float(ue.snr_db[slot]), h, gain=gain, layers=layers,
                           precoder=precoder, sc=sch.subcarriers(groups), table=table, groups=tuple(int(g) for g in groups))
-        tx.precoding_gain_db = _precoding_gain_db(ue, slot, gain) if precoder is not None else 0.0
-        if mu is not None:
+        if mu is None:
+            tx.precoding_gain_db = _precoding_gain_db(ue, slot, gain) if precoder is not None else 0.0
+        else:
             tx.sinr_re, tx.precoding_gain_db, co = mu[i]
             tx.co_scheduled = tuple(sorted(ues[j].id for j in co))
-        tx.olla_offset_db = link.olla.offset_db
-        tx.cqi_used = link.cqi
-        phy.submit(tx)
-        pending.append((t + k1_us, tx, link))
-        if run.trace is not None:
-            run.trace.append((t, "pdsch", ue.id, harq, rnd))
+        _submit(run, phy, tx, link, pending, t + k1_us)
     return new_rate
+
+
+def _submit(run: RunContext, phy, tx: Transmission, link, pending: deque, due_us: int) -> None:
+    """Hand the transmission to the PHY with the gNB's link state at sending; its feedback is due at due_us."""
+    tx.olla_offset_db = link.olla.offset_db
+    tx.cqi_used = link.cqi
+    phy.submit(tx)
+    pending.append((due_us, tx, link))
+    if run.trace is not None:
+        run.trace.append((tx.t_us, "pdsch", tx.ue, tx.harq_process, tx.tx_round))
 
 
 def _precoding_gain_db(ue, slot: int, gain) -> float:

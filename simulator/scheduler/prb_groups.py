@@ -35,6 +35,12 @@ def group_prbs(num_prbs: int, prb_group_prbs: int | None) -> int:
     return rbg_sizes(num_prbs)[0] if prb_group_prbs is None else prb_group_prbs
 
 
+def group_subcarriers(group_sizes_prbs: np.ndarray) -> list[np.ndarray]:
+    """The subcarrier indices of each group, [num_groups] arrays of 12 x its PRBs (groups from PRB 0)."""
+    starts = np.concatenate([[0], np.cumsum(group_sizes_prbs)[:-1]])
+    return [np.arange(12 * s, 12 * (s + n)) for s, n in zip(starts, group_sizes_prbs)]
+
+
 def group_sizes_prbs(num_prbs: int, prb_group_prbs: int | None) -> np.ndarray:
     """[num_groups] int64: the PRBs in each group, groups of P from PRB 0, the last one shorter when
     P does not divide ``num_prbs`` (52 PRBs, P = 8: six groups of 8 and one of 4)."""
