@@ -232,17 +232,29 @@ class FadingChannel:
 
     def precoded_slot(self, slot: int, w_sb: np.ndarray, subband_sc: int) -> np.ndarray:
         """One stream precoded per subband: w_sb [num_subbands, num_gnb_ant] (subbands of ``subband_sc``
-        subcarriers, the last one shorter if it must be) -> H w [num_ue_ant, num_subcarriers] complex64.
+        subcarriers, the last one shorter if it must be) -> H w [num_ue_ant, num_subcarriers] complex64
+        (``precoded_groups`` on every subband)."""
+        h = self.precoded_groups(slot, w_sb[:, :, None], None, subband_sc)[:, :, 0]               # [S, rx, L]
+        return h.transpose(1, 0, 2).reshape(h.shape[1], -1)[:, :self._freqs_hz.size]
 
-        Formed from the path gains without the full MIMO response: H w = sum_p K[p, sc] (a[:, :, p] w),
-        the gNB antennas folded into the paths per subband first, so the cost does not grow with the
-        array beyond [subbands, tx] @ [tx, paths] per UE antenna (a matmul: an einsum of the same
-        product costs three times more at 32 antennas)."""
+    def precoded_groups(self, slot: int, w: np.ndarray, subbands: np.ndarray | None, subband_sc: int) -> np.ndarray:
+        """Streams precoded on some subbands: w [n, num_gnb_ant, M] the precoder of subbands ``subbands`` [n]
+        (None: all, n of them; subbands of ``subband_sc`` subcarriers from the first) -> H W [n, num_ue_ant, M, subband_sc] complex64;
+        the last subband's subcarriers past the carrier (when it is shorter) are zero.
+
+        Formed from the path gains without the full MIMO response: H W = sum_p K[p, sc] (a[:, :, p] W),
+        the gNB antennas folded into the paths first, so the cost does not grow with the array beyond
+        [n * M, tx] @ [tx, paths] per UE antenna (a matmul: an einsum of the same product costs three
+        times more at 32 antennas), then one [rx * M, paths] @ [paths, subband_sc] product per subband."""
         a, seg = self._slot_paths(slot)                                           # [rx, tx, p]
-        b = (w_sb @ a).transpose(1, 0, 2)                                         # [S, rx, p]
+        n, _, m = w.shape
+        rx, _, num_paths = a.shape
+        b = np.swapaxes(w, 1, 2).reshape(n * m, -1) @ a                           # [rx, n * M, p]
+        b = b.reshape(rx, n, m, num_paths).transpose(1, 0, 2, 3).reshape(n, rx * m, num_paths)
         k = self._subband_kernel(subband_sc, seg)                                 # [S, p, L]
-        h = (b @ k).transpose(1, 0, 2).reshape(b.shape[1], -1)[:, :self._freqs_hz.size]
-        return h.astype(np.complex64)
+        if subbands is not None:
+            k = k[subbands]
+        return (b @ k).astype(np.complex64).reshape(n, rx, m, subband_sc)
 
     def _subband_kernel(self, subband_sc: int, segment: int) -> np.ndarray:
         """The segment's kernel by subband, [subbands, paths, subband_sc] complex128 (the last one zero-padded)."""

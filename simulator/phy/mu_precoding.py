@@ -35,9 +35,10 @@ a call eager and 180 us in a ``tf.function`` (one thread), the same closed form 
 ResourceGrid and StreamManagement per set and runs in TensorFlow too.
 
 Cost (tests/benchmarks/bench_mu_precoding.py, one thread, 32 gNB antennas, 624 subcarriers, 13 subbands):
-per slot ``precoded_channels`` + ``mu_sinr`` about 20 / 28 / 57 / 152 us for K = 1 / 2 / 4 / 8 one-antenna
-UEs (42 / 69 / 139 / 389 us with two antennas); ``effective_rows`` + ``rzf_precoder`` 23 / 33 / 47 / 80 us
-per set; ``held_gain`` about 42 us per one-antenna UE and report.
+per slot ``precoded_channels`` + ``mu_sinr`` about 21 / 31 / 61 / 164 us for K = 1 / 2 / 4 / 8 one-antenna
+UEs (46 / 74 / 153 / 417 us with two antennas); ``effective_rows`` + ``rzf_precoder`` 25 / 35 / 44 / 68 us
+per set; ``held_gain`` about 45 us per one-antenna UE and report. The event loop's MU path
+(``simulator.processes.co_scheduling``) precodes in the path domain instead of ``precoded_channels``.
 """
 from __future__ import annotations
 
@@ -65,25 +66,34 @@ def effective_rows(w: np.ndarray, gain: np.ndarray) -> np.ndarray:
     return np.swapaxes(rows, -3, -2)
 
 
-def rzf_precoder(rows: np.ndarray, snr_db, alpha: float | None = None) -> np.ndarray:
+def rzf_precoder(rows: np.ndarray, snr_db, alpha: float | None = None,
+                 num_streams: np.ndarray | None = None) -> np.ndarray:
     """Regularised zero-forcing per subband, one stream per UE, the power split equally.
 
     rows [..., S, K, gnb_ant] (``effective_rows``), snr_db float or [..., K] each UE's average per-RE SNR,
-    alpha the regularisation in noise powers over the total power (None: K, the MMSE-like value; 0:
-    zero-forcing) -> W [..., S, gnb_ant, K] complex128 with ||w_j|| = 1/sqrt(K) (a zero row gets a zero
-    column). With K = 1 it is w = rows^H / ||rows||, the held direction itself."""
+    alpha the regularisation in noise powers over the total power (None: the set's K, the MMSE-like
+    value; 0: zero-forcing) -> W [..., S, gnb_ant, K] complex128 with ||w_j|| = 1/sqrt(K) (a zero row gets
+    a zero column). With K = 1 it is w = rows^H / ||rows||, the held direction itself.
+
+    num_streams [..., S] int (None: K everywhere) lets sets of different sizes share one call: each set's
+    first num_streams rows are its UEs and the rest must be zero rows (pads). A padded set's W is that of
+    its unpadded rows (its alpha and power split are its own K's), with zero columns for the pads."""
     rows = np.asarray(rows, dtype=np.complex128)
     num_ues, gnb_ant = rows.shape[-2:]
-    alpha = float(num_ues) if alpha is None else float(alpha)
-    if alpha < 0 or (alpha == 0 and num_ues > gnb_ant):
+    k = np.float64(num_ues) if num_streams is None else np.asarray(num_streams, dtype=np.float64)[..., None, None]
+    alpha = k if alpha is None else float(alpha)
+    if np.any(alpha < 0) or (np.any(alpha == 0) and np.any(k > gnb_ant)):
         raise ValueError(f"rzf_precoder: alpha must be >= 0 (> 0 when K = {num_ues} > gnb_ant = {gnb_ant}), "
                          f"got {alpha}")
     snr = 10.0 ** (np.asarray(snr_db, dtype=np.float64) / 10.0)
     f = np.sqrt(snr)[..., None, :, None] * rows if snr.ndim else np.sqrt(snr) * rows     # [..., S, K, gnb]
-    gram = f @ np.swapaxes(f.conj(), -1, -2) + alpha * np.eye(num_ues)                   # [..., S, K, K]
-    w = np.swapaxes(np.linalg.solve(gram, f).conj(), -1, -2)                              # [..., S, gnb, K]
+    diag = alpha * np.eye(num_ues)
+    if num_streams is not None:                         # a pad's diagonal is 1: its row is zero, its column too
+        diag = np.where(np.arange(num_ues) >= k, 1.0, 1.0 * alpha) * np.eye(num_ues)
+    f_h = np.swapaxes(f.conj(), -1, -2)                                                  # [..., S, gnb, K]
+    w = f_h @ np.linalg.inv(f @ f_h + diag)          # (A^-1 F)^H = F^H A^-1, A Hermitian; a K x K inverse
     norm = np.linalg.norm(w, axis=-2, keepdims=True)
-    return w / (np.sqrt(num_ues) * np.maximum(norm, np.finfo(np.float64).tiny))
+    return w / (np.sqrt(k) * np.maximum(norm, np.finfo(np.float64).tiny))
 
 
 def precoded_channels(h: np.ndarray, w: np.ndarray, subband_sc: int) -> np.ndarray:

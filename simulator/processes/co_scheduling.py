@@ -17,12 +17,17 @@ split equally over the K streams, alpha = K).
   channels of the slot, and each equalises its own stream by LMMSE with the others as interference
   (``mu_sinr``); a UE's block gets the per-RE SINR of all its groups. The CQI stays the UE's
   single-user measurement, so OLLA is what corrects for the interference (the textbook case).
+
+Cost: the gNB's state is taken once a slot (``begin_slot``), the expected rates come from K x K Gram
+matrices of the held rows, and a slot's transmissions are one padded RZF call, one path-domain
+product per scheduled UE and one ``mu_sinr`` call (tests/simulator/processes/test_co_scheduling.py
+checks both against the group-by-group computation; tests/benchmarks/bench_cell.py times the loop).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from simulator.phy.mu_precoding import mu_sinr, precoded_channels, rzf_precoder
+from simulator.phy.mu_precoding import mu_sinr, rzf_precoder
 from simulator.scheduler.prb_groups import group_subcarriers
 
 
@@ -34,54 +39,62 @@ class CoScheduling:
         self.group_sizes_prbs = np.asarray(group_sizes_prbs)
         self.group_sc = group_subcarriers(self.group_sizes_prbs)
         self.re_per_group = self.group_sizes_prbs * data_re_per_prb
+        self.widths_sc = np.array([len(sc) for sc in self.group_sc])
+        self.width_sc = int(self.widths_sc[0])           # the subband of precoded_groups: every group but the last
+        if any(sc[0] != g * self.width_sc for g, sc in enumerate(self.group_sc)) or self.widths_sc.max() > self.width_sc:
+            raise ValueError(f"co-scheduling needs PRB groups of one size from the carrier's first PRB "
+                             f"(the last may be shorter), got {list(self.group_sizes_prbs)}")
         self.slot_s = slot_s
 
     # -- what the gNB holds -----------------------------------------------------------------------
-    def _held(self, members: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """rows [n, K, gnb] (sqrt(rho_k) w_k^H on each row's group) of sets members [n, K], and [n, K] bool:
-        the member has reported a precoder (one that has not is served alone on gNB antenna 0, as before
-        any report in the single-user path, and never co-scheduled)."""
-        w, rho, held = self._held_state()
-        rows = np.sqrt(rho[members])[..., None] * np.conj(w[members, groups[:, None]])
-        return rows, held[members]
-
-    def _held_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """w [U, G, gnb] each UE's reported direction per group (e_0 before a report), rho [U] its CQI's
-        SINR (1 before a report) and held [U]; rebuilt when a report has changed them."""
-        key = tuple((id(ctx.link.precoder), ctx.link.sinr_est_db) for ctx in self.ues)
+    def begin_slot(self) -> None:
+        """Take the gNB's state for this slot's decisions: the held CSI (rebuilt when a report has changed
+        it) and each UE's OLLA offset and MCS choice per SINR (they change only between slots)."""
+        links = [ctx.link for ctx in self.ues]
+        key = tuple((id(link.precoder), link.sinr_est_db) for link in links)
         if key != getattr(self, "_key", None):
-            num_gnb = self.ues[0].ue.channel.num_gnb_ant
-            w = np.zeros((len(self.ues), len(self.group_sc), num_gnb), np.complex128)
-            w[:, :, 0] = 1.0
-            rho, held = np.ones(len(self.ues)), np.zeros(len(self.ues), bool)
-            for u, ctx in enumerate(self.ues):
-                if ctx.link.precoder is not None:
-                    w[u], rho[u], held[u] = ctx.link.precoder.w, 10.0 ** (ctx.link.sinr_est_db / 10.0), True
-            self._key, self._state = key, (w, rho, held)
-        return self._state
+            self._key, self._state = key, self._held_state(links)
+        self._offset_db = np.array([link.olla.offset_db for link in links])
+        self._mcs_of_snr = np.stack([link.olla.mcs_of_snr_index() for link in links])     # [U, num_snr]
+        self._table = links[0].olla.table
 
-    def precoders(self, members: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        """W [n, gnb, K]: RZF of each set's held rows (0 dB: the rows carry the SNR)."""
-        rows, _ = self._held(members, groups)
-        return rzf_precoder(rows[:, None], 0.0)[:, 0]
+    def _held_state(self, links: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """rows [U, G, gnb] each UE's held row per group, sqrt(rho_u) w_u^H (w_u its reported direction, e_0
+        before a report; rho_u its CQI's SINR, 1 before a report), their Gram matrices gram [G, U, U]
+        (rows_u . rows_v^*), and held [U]: the UE has reported a precoder (one that has not is served alone
+        on gNB antenna 0, as before any report in the single-user path, and never co-scheduled)."""
+        num_gnb = self.ues[0].ue.channel.num_gnb_ant
+        w = np.zeros((len(links), len(self.group_sc), num_gnb), np.complex128)
+        w[:, :, 0] = 1.0
+        rho, held = np.ones(len(links)), np.zeros(len(links), bool)
+        for u, link in enumerate(links):
+            if link.precoder is not None:
+                w[u], rho[u], held[u] = link.precoder.w, 10.0 ** (link.sinr_est_db / 10.0), True
+        rows = np.sqrt(rho)[:, None, None] * np.conj(w)
+        by_group = np.swapaxes(rows, 0, 1)                                   # [G, U, gnb]
+        return rows, by_group @ np.swapaxes(by_group.conj(), 1, 2), held
 
     def set_rate_fn(self, ue_sets: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """The scheduler's callback: ue_sets [n, M] (members first, -1 pads; one size per call), groups [n]
-        -> [n, M] bit/s each member's expected rate with its set co-scheduled."""
+        -> [n, M] bit/s each member's expected rate with its set co-scheduled.
+
+        From the sets' Gram matrices of held rows alone (K x K, not K x gnb): with G = F F^H and
+        A = G + K I, RZF gives F W_j = (G A^-1) e_j / (sqrt(K) ||W_j||), G A^-1 = I - K A^-1 and
+        ||W_j||^2 = (A^-1 G A^-1)_jj = (A^-1 - K A^-2)_jj, so one K x K inverse B = A^-1 gives
+        p_kj = |I - K B|_kj^2 / (K (B_jj - K sum_l |B_jl|^2))."""
         k = int((ue_sets[0] >= 0).sum())
         members = ue_sets[:, :k]
-        rows, held = self._held(members, groups)
-        w = rzf_precoder(rows[:, None], 0.0)[:, 0]                       # [n, gnb, K]
-        p = np.abs(rows @ w) ** 2                                        # [n, K (UE), K (stream)]
-        own = np.einsum("nkk->nk", p)
-        sinr_db = 10.0 * np.log10(np.maximum(own / (1.0 + p.sum(axis=-1) - own), 1e-30))
-        links = [ctx.link for ctx in self.ues]
-        table = links[0].olla.table
-        offset = np.array([link.olla.offset_db for link in links])
-        best = np.stack([link.olla.mcs_of_snr_index() for link in links])           # [U, num_snr]
-        mcs = best[members, table.snr_index(sinr_db - offset[members])]            # OLLA's pick per member
+        _, gram, held = self._state
+        b = np.linalg.inv(gram[groups[:, None, None], members[:, :, None], members[:, None, :]] + k * np.eye(k))
+        b2 = b.real ** 2 + b.imag ** 2
+        norm2 = np.einsum("njj->nj", b).real - k * b2.sum(axis=-1)                          # ||W_j||^2 [n, K]
+        p = k * b2 / np.maximum(norm2, np.finfo(np.float64).tiny)[:, None, :]              # off-diagonal: |K B_kj|^2 / (K ||W_j||^2)
+        own = (1.0 - k * np.einsum("nkk->nk", b).real) ** 2 / (k * np.maximum(norm2, np.finfo(np.float64).tiny))
+        sinr_db = 10.0 * np.log10(np.maximum(own / (1.0 + p.sum(axis=-1) - np.einsum("nkk->nk", p)), 1e-30))
+        table = self._table
+        mcs = self._mcs_of_snr[members, table.snr_index(sinr_db - self._offset_db[members])]   # OLLA's pick
         rate = table.se[mcs] * self.re_per_group[groups][:, None] / self.slot_s
-        rate[~held.all(axis=1)] = 0.0                # a set with a UE that has not reported: not co-scheduled
+        rate[~held[members].all(axis=1)] = 0.0     # a set with a UE that has not reported: not co-scheduled
         out = np.zeros(ue_sets.shape)
         out[:, :k] = rate
         return out
@@ -90,38 +103,46 @@ class CoScheduling:
     def slot_sinr(self, slot: int, ue_sets: np.ndarray) -> dict[int, tuple[np.ndarray, float, set]]:
         """The slot's allocation ue_sets [G, M] (-1 pads) -> per scheduled UE index: (per-RE SINR [REs of its
         groups in group order] linear, its own stream's mean gain over one gNB antenna's in dB, the UEs
-        co-scheduled with it on any group). Batched: one channel product per scheduled UE (on its groups'
-        subcarriers), one RZF / SINR call per set size and group width."""
-        sizes = (ue_sets >= 0).sum(axis=1)
-        scheduled = np.unique(ue_sets[ue_sets >= 0])
-        groups_of = {int(u): np.flatnonzero((ue_sets == u).any(axis=1)) for u in scheduled}
-        h_of = {}                                                     # UE -> {group: [ue_ant, gnb, L]}
-        for u, gs in groups_of.items():
-            h = self.ues[u].ue.channel.cfr_slot_sc(slot, np.concatenate([self.group_sc[g] for g in gs]))
-            edges = np.cumsum([0] + [len(self.group_sc[g]) for g in gs])
-            h_of[u] = {int(g): h[..., edges[i]:edges[i + 1]] for i, g in enumerate(gs)}
-        sinr_of: dict[tuple[int, int], np.ndarray] = {}               # (UE, group) -> [L]
-        gain_of: dict[tuple[int, int], float] = {}
-        widths = np.array([len(sc) for sc in self.group_sc])
-        for k in np.unique(sizes[sizes > 0]):
-            for width in np.unique(widths[sizes == k]):
-                gs = np.flatnonzero((sizes == k) & (widths == width))
-                members = ue_sets[gs, :k]                             # [n, K]
-                w = self.precoders(members, gs)                       # [n, gnb, K]
-                h = np.stack([np.stack([h_of[int(u)][int(g)] for u in row]) for row, g in zip(members, gs)])
-                g_kj = precoded_channels(h, w[:, None], int(width))   # [n, K, ue, K, L]
-                snr_db = np.array([[float(self.ues[u].ue.snr_db[slot]) for u in row] for row in members])
-                sinr = mu_sinr(g_kj, snr_db)                          # [n, K, L]
-                own = np.einsum("nkuks->nkus", g_kj)
-                gain = (own.real ** 2 + own.imag ** 2).sum(axis=2).mean(axis=-1)     # [n, K]
-                for (i, j), u in np.ndenumerate(members):
-                    sinr_of[int(u), int(gs[i])] = sinr[i, j]
-                    gain_of[int(u), int(gs[i])] = float(gain[i, j])
+        co-scheduled with it on any group).
+
+        Batched over the slot: the sets of every size are padded to M streams (zero rows, zero columns:
+        ``rzf_precoder``'s ``num_streams``), so one RZF call serves every group, one path-domain product
+        per scheduled UE gives its precoded channels of all M streams on its groups
+        (``FadingChannel.precoded_groups``), and one ``mu_sinr`` call the SINR of every member."""
+        active = np.flatnonzero((ue_sets >= 0).any(axis=1))
+        sets = ue_sets[active]                                        # [n, M]
+        n, m = sets.shape
+        member = sets >= 0
+        sizes = member.sum(axis=1)
+        rows = np.where(member[..., None], self._state[0][np.where(member, sets, 0), active[:, None]], 0.0)
+        w = rzf_precoder(rows[:, None], 0.0, num_streams=sizes[:, None])[:, 0]          # [n, gnb, M]
+        width = self.width_sc
+        ue_ant = self.ues[0].ue.channel.num_ue_ant
+        g = np.zeros((n, m, ue_ant, m, width), np.complex64)         # [set, member, ue_ant, stream, L]
+        snr_db = np.zeros((n, m))
+        flat = sets[member]                                           # the members, set by set
+        scheduled = np.unique(flat)
+        where = {}
+        for u in scheduled.tolist():
+            i, j = np.nonzero(sets == u)                              # the UE's sets (ascending) and its place
+            where[u] = (i, j)
+            ue = self.ues[u].ue
+            g[i, j] = ue.channel.precoded_groups(slot, w[i], active[i], width)
+            snr_db[i, j] = ue.snr_db[slot]
+        sinr = mu_sinr(g, snr_db)                                     # [n, M, L]
+        own = np.einsum("nkuks->nkus", g)[member]                     # [members, ue_ant, L]
+        gain = (own.real.astype(np.float64) ** 2 + own.imag.astype(np.float64) ** 2).sum(axis=1).mean(axis=-1)
+        mean_gain = np.bincount(flat, gain, len(self.ues)) / np.maximum(np.bincount(flat, None, len(self.ues)), 1)
+        full = self.widths_sc[active] == width                        # groups of the full width
         out = {}
-        for u, gs in groups_of.items():
-            co = {int(v) for g in gs for v in ue_sets[g] if v >= 0 and v != u}
+        for u, (i, j) in where.items():
+            co = set(sets[i].ravel().tolist()) - {u, -1}
             per_antenna = self.ues[u].ue.channel.mean_power_per_gnb_antenna(slot)
-            mean_gain = np.mean([gain_of[u, int(g)] for g in gs])
-            gain_db = float(10.0 * np.log10(mean_gain / per_antenna)) if per_antenna > 0 and mean_gain > 0 else 0.0
-            out[u] = (np.concatenate([sinr_of[u, int(g)] for g in gs]), gain_db, co)
+            gain_db = (float(10.0 * np.log10(mean_gain[u] / per_antenna)) if per_antenna > 0 and mean_gain[u] > 0
+                       else 0.0)
+            if full[i].all():
+                re = sinr[i, j].reshape(-1)
+            else:
+                re = np.concatenate([sinr[a, b, :L] for a, b, L in zip(i, j, self.widths_sc[active[i]])])
+            out[u] = (re, gain_db, co)
         return out

@@ -134,6 +134,8 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
         if link.retx or link.free_harq:
             table = link.olla.tables[link.layers]
             rate[i] = (table.se[link.new_tb_mcs()] * link.layers * sch.data_re_per_prb / slot_s) * sch.group_sizes_prbs
+    if sch.co is not None:
+        sch.co.begin_slot()
     alloc = sch.scheduler.schedule(rate, retx_groups, last_rate_bps)
     mu = sch.co.slot_sinr(slot, alloc.ues) if sch.co is not None else None
     new_rate = np.zeros(len(ues))

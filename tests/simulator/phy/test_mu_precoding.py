@@ -176,3 +176,20 @@ def test_refusals_and_a_zero_row():
     np.testing.assert_allclose(np.linalg.norm(w[..., [0, 2, 3, 4]], axis=-2), 1 / np.sqrt(5), rtol=1e-12)
     with pytest.raises(ValueError, match=r"w must be \[..., 2, 4, 5\]"):
         precoded_channels(rayleigh(rng, (5, 1, 4, 10)), w[:1], 5)
+
+
+@pytest.mark.parametrize("alpha", [None, 0.0, 0.3])
+def test_padded_sets_equal_their_unpadded_rzf(alpha):
+    """Sets of 1..4 UEs padded with zero rows to 4 (``num_streams``): each set's W is that of its own rows
+    (its alpha and power split are its own K's) and the pads' columns are zero."""
+    rng = np.random.default_rng(12)
+    rows = rayleigh(rng, (4, 3, 4, 8))                                         # [sets, S, 4, gnb]
+    sizes = np.array([1, 2, 3, 4])
+    padded = rows.copy()
+    for i, k in enumerate(sizes):
+        padded[i, :, k:] = 0
+    w = rzf_precoder(padded, 5.0, alpha=alpha, num_streams=sizes[:, None])
+    for i, k in enumerate(sizes):
+        np.testing.assert_allclose(w[i, ..., :k], rzf_precoder(rows[i, :, :k], 5.0, alpha=alpha), rtol=1e-10,
+                                   atol=1e-14)
+        np.testing.assert_array_equal(w[i, ..., k:], 0)
