@@ -386,8 +386,8 @@ class Scenario(_Strict):
     scheduler: SchedulerConfig | None = Field(
         None, description="Share the carrier: a scheduler allocates PRB groups to the UEs every slot (pf | "
                           "round_robin; max_ues_per_prb > 1: MU-MIMO with regularised zero-forcing, groups as "
-                          "wide as the precoding subbands; abstraction backend). null: every UE on the whole "
-                          "carrier every slot, N independent links")
+                          "wide as the precoding subbands; link_level: groups of one size, a chain per MCS and "
+                          "allocation size). null: every UE on the whole carrier every slot, N independent links")
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -498,10 +498,16 @@ class Scenario(_Strict):
             if self.csi_rs.report.max_rank > 1:
                 raise FieldError("csi_rs.report.max_rank", "MU-MIMO co-schedules one-layer UEs: use 1 with "
                                                            "scheduler.max_ues_per_prb > 1")
-        if self.phy.backend != "abstraction":
-            raise FieldError("scheduler", "the link_level backend transmits on the whole carrier (one compiled "
-                                          "chain per allocation size is not built yet): use phy.backend: "
-                                          "abstraction or scheduler: null")
+        if self.phy.backend == "link_level":
+            sizes = group_sizes_prbs(self.carrier.num_prbs, cfg.prb_group_prbs)
+            if len(set(sizes.tolist())) > 1:
+                raise FieldError("scheduler.prb_group_prbs", f"link_level retransmits a block on as many PRBs as it "
+                                                             f"had: the PRB groups must be of one size (carrier.num_prbs "
+                                                             f"{self.carrier.num_prbs} gives {sorted(set(sizes.tolist()))})")
+            if self.models.receiver is not None and self.models.receiver.adaptation:
+                raise FieldError("models.receiver.adaptation", "the receiver adaptation regenerates whole-carrier "
+                                                               "received grids of one UE: not with a scheduler "
+                                                               "(scheduler: null)")
 
     def _check_receiver(self) -> None:
         rx = self.models.receiver

@@ -21,8 +21,10 @@ class Transmission:
 
     ``h`` is the channel frequency response [num_ue_ant, num_subcarriers] complex64 of the
     slot as the stream sees it, i.e. precoded with the precoder the gNB holds (unit average power
-    per antenna pair; the DMRS is precoded like the data); ``snr_db`` the average per-RE SNR; ``noise`` is set by the
-    backend. ``ack``/``sinr_eff_db``/``ber`` (and ``ber_genie``/``ber_ls``) are filled in by the backend.
+    per antenna pair; the DMRS is precoded like the data), on the whole carrier (a scheduled block's
+    subcarriers are ``sc``); MU-MIMO blocks carry it on their ``sc`` only, with the co-scheduled
+    streams' channels in ``h_int``, and only for link_level (the abstraction reads ``sinr_re``).
+    ``snr_db`` the average per-RE SNR; ``noise`` is set by the backend. ``ack``/``sinr_eff_db``/``ber`` (and ``ber_genie``/``ber_ls``) are filled in by the backend.
     """
     ue: int
     slot: int
@@ -32,7 +34,7 @@ class Transmission:
     mcs: int
     tbs_bits: int
     snr_db: float
-    h: np.ndarray | None = field(repr=False)          # None with MU-MIMO (``sinr_re`` carries the SINR)
+    h: np.ndarray | None = field(repr=False)          # None with MU-MIMO on the abstraction (``sinr_re``)
     ack: bool | None = None
     sinr_eff_db: float = math.nan
     ber: float = math.nan
@@ -49,6 +51,8 @@ class Transmission:
     sinr_re: np.ndarray | None = field(default=None, repr=False)  # MU-MIMO: the per-RE SINR of the allocated REs,
                                                                    # co-scheduled interference included
     co_scheduled: tuple = ()        # MU-MIMO: the UEs sharing any of its PRB groups
+    h_int: np.ndarray | None = field(default=None, repr=False)  # MU-MIMO, link_level: [num_ue_ant, J, len(sc)] the
+                                                                 # other streams of its groups (zeros where none)
     precoder: object | None = field(default=None, repr=False)   # what the gNB precoded with (a retransmission
                                                                 # of a two-layer block may need it again)
 

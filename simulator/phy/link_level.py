@@ -1,8 +1,8 @@
 """Link-level PHY backend: every transmission through the NR chain (``simulator/phy/nr_chain.py``), batched.
 
 Batching: ``submit`` only queues; the first ``resolve`` evaluates everything pending, one XLA
-call per MCS and layer count (``tx.layers`` 1: ``tx.h`` [A, S]; 2: ``tx.h`` [A, 2, S], through
-the chain with ``ChainKey.num_layers`` 2), padded to ``phy.link_level_batch`` (default
+call per MCS, layer count and allocation (``tx.layers`` 1: ``tx.h`` [A, S]; 2: ``tx.h`` [A, 2, S],
+through the chain with ``ChainKey.num_layers`` 2), padded to ``phy.link_level_batch`` (default
 num_ues * k1, the most that can be pending, so each chain compiles once; XLA compiles per
 batch shape). That is exact:
 HARQ feedback arrives ``k1`` slots after the transmission and nothing decided in between
@@ -10,6 +10,16 @@ depends on the outcome, and a retransmission is only submitted after the feedbac
 previous round, i.e. after its soft buffer exists. Every random number is drawn per
 transmission from its own seed, so the results do not depend on how transmissions are
 grouped into calls.
+
+With a scheduler, a block on n PRBs goes through the chain of n PRBs (``ChainKey.num_prbs``, its
+TBS that of the allocation) on its allocated subcarriers ``tx.sc`` put side by side, in group order:
+a chain per MCS and allocation size, each compiled on first use (~5-25 s). Non-adjacent groups
+become adjacent in the chain's grid, so the LS estimator interpolates across their edge (one
+subcarrier per edge of the DMRS comb) where a real receiver would estimate each group on its own.
+MU-MIMO blocks bring the other streams of their groups (``tx.h_int``, ``max_ues_per_prb - 1`` of
+them, zeros where a group has fewer): the chain adds them as Gaussian symbols on the data REs and
+the UE's LMMSE treats them as known-covariance interference (``ChainKey.num_interferers``,
+``simulator/phy/nr_chain.py``).
 
 Neural receiver (``phy.receiver: neural``): the class of ``models.receiver.type`` from
 ``models.registry``, loaded from ``models.receiver.checkpoint``; the chain reaches it only
@@ -102,8 +112,11 @@ class LinkLevelBackend:
         self.history = SlotHistory(maxlen, self.chain, self.min_batch)
 
     # -- the PhyBackend interface -----------------------------------------------------------------
-    def chain(self, mcs: int, layers: int = 1) -> Chain:
-        return get_chain(ChainKey(mcs=int(mcs), num_layers=int(layers), **self._key), self.neural)
+    def chain(self, mcs: int, layers: int = 1, num_prbs: int | None = None, num_interferers: int = 0) -> Chain:
+        """The chain of an MCS, layer count, allocation (None: the carrier) and co-scheduled stream count."""
+        key = {**self._key, "num_prbs": int(num_prbs or self._key["num_prbs"])}
+        return get_chain(ChainKey(mcs=int(mcs), num_layers=int(layers), num_interferers=int(num_interferers), **key),
+                         self.neural)
 
     def submit(self, tx: Transmission) -> None:
         key = (tx.ue, tx.harq_process)
@@ -123,28 +136,34 @@ class LinkLevelBackend:
         self._first_slot.pop((ue, harq_process), None)
 
     def flush(self) -> None:
-        """Evaluate every pending transmission: one batched call per MCS and layer count (and per set
-        of neural weights, when UEs receive with different ones)."""
+        """Evaluate every pending transmission: one batched call per MCS, layer count and allocation size
+        (and per set of neural weights, when UEs receive with different ones)."""
         pending, self._pending = self._pending, []
-        groups: dict[tuple[int, int, int], tuple[list | None, list[Transmission]]] = {}
+        groups: dict[tuple, tuple[list | None, list[Transmission]]] = {}
         for tx in pending:
             w = self.neural_weights_at(tx.ue, tx.t_us) if self._ue_weights else self.neural_weights
-            groups.setdefault((tx.mcs, tx.layers, id(w)), (w, []))[1].append(tx)
-        for (mcs, layers, _), (w, txs) in groups.items():
-            self._evaluate(self.chain(mcs, layers), txs, w)
+            num_prbs = self._key["num_prbs"] if tx.sc is None else len(tx.sc) // 12
+            num_int = 0 if tx.h_int is None else tx.h_int.shape[1]
+            groups.setdefault((tx.mcs, tx.layers, num_prbs, num_int, id(w)), (w, []))[1].append(tx)
+        for (mcs, layers, num_prbs, num_int, _), (w, txs) in groups.items():
+            self._evaluate(self.chain(mcs, layers, num_prbs, num_int), txs, w)
 
     def _evaluate(self, chain: Chain, txs: list[Transmission], weights: list | None = None) -> None:
         n = len(txs)
         seeds, h, no = chain.padded_inputs(n, self.min_batch)
+        h_int = np.zeros((len(seeds), *chain.h_int_shape), np.complex64) if chain.key.num_interferers else None
         prev = np.zeros((len(seeds), chain.num_coded_bits), np.float32)
         for i, tx in enumerate(txs):
             key = (tx.ue, tx.harq_process)
             if tx.tx_round > 1 and key in self._soft:
                 prev[i] = self._soft[key]
             seeds[i] = (self.tf_seeds[tx.ue], tx.ue, tx.slot, tx.tx_round, self._first_slot[key], tx.harq_process)
-            h[i] = tx.h
+            # the allocated subcarriers (MU-MIMO blocks bring only those)
+            h[i] = tx.h if tx.sc is None or tx.h.shape[-1] == len(tx.sc) else tx.h[..., tx.sc]
+            if h_int is not None:
+                h_int[i] = tx.h_int
             no[i] = 10.0 ** (-tx.snr_db / 10.0)
-        out = chain.evaluate(seeds, h, no, prev, self.neural_weights if weights is None else weights)
+        out = chain.evaluate(seeds, h, no, prev, self.neural_weights if weights is None else weights, h_int=h_int)
         chain.calls += 1
         chain.transmissions += n
         for i, tx in enumerate(txs):

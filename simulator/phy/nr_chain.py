@@ -1,4 +1,5 @@
-"""The Sionna NR transport-block chain of the link_level backend, XLA-compiled per MCS and layer count.
+"""The Sionna NR transport-block chain of the link_level backend, XLA-compiled per MCS, layer count,
+allocation size (``ChainKey.num_prbs``) and co-scheduled stream count.
 
 Sionna 1.2.2 has no PDSCH chain, so the PUSCH components stand in for it: CP-OFDM without
 transform precoding, one or two layers (``ChainKey.num_layers``) carrying one codeword, one
@@ -31,6 +32,13 @@ per process, one trace per padded batch size):
   REs of its CDM group), so the chain splits the transmit power over the layers itself, DMRS and
   data alike: the total stays 1 and ``snr_db`` keeps the abstraction's definition
   (``simulator.phy.precoding.layer_sinr``, power split equally over the layers);
+* MU-MIMO (``ChainKey.num_interferers`` J > 0, one layer): ``h_int`` [num_ue_ant, J, num_subcarriers],
+  the co-scheduled streams' precoded channels at this UE, each carrying unit-power complex Gaussian
+  symbols on the data REs (seeded like the noise; none on the DMRS symbols: the co-scheduled DMRS
+  ports are orthogonal to the UE's). The UE knows their covariance: after channel estimation, y and
+  h_hat are whitened per subcarrier by sqrt(no) L^-1, R = no I + sum_j h_j h_j^H = L L^H, so the
+  detector's white noise ``no`` stands for noise plus interference (interference-aware LMMSE, the
+  abstraction's ``mu_sinr``);
 * receiver ``lmmse``: ``PUSCHLSChannelEstimator`` (LS on the DMRS, linear interpolation, as
   ``PUSCHReceiver``'s default; with two ports it separates them by averaging over each OCC pair
   of subcarriers) + ``LinearDetector("lmmse", maxlog)`` (two layers: both streams of one
@@ -78,8 +86,8 @@ import numpy as np
 from models.base import NeuralReceiver
 from simulator.link_adaptation.tables import NUM_OFDM_SYMBOLS, bler_table
 
-# Salts that separate the payload and noise streams derived from the same per-UE seed.
-_PAYLOAD_SALT, _NOISE_SALT = 1, 2
+# Salts that separate the payload, noise and interference streams derived from the same per-UE seed.
+_PAYLOAD_SALT, _NOISE_SALT, _INTERFERENCE_SALT = 1, 2, 3
 RECEIVERS = ("lmmse", "genie_lmmse", "neural")
 
 
@@ -105,6 +113,7 @@ class ChainKey:
     receiver: str            # "lmmse" | "genie_lmmse" | "neural"
     mcs: int
     num_layers: int = 1      # 1 | 2 (<= num_ue_ant; one codeword over both)
+    num_interferers: int = 0  # co-scheduled MU-MIMO streams received beside the UE's own (one layer)
 
 
 def pusch_config(key: ChainKey):
@@ -154,6 +163,9 @@ class Chain:
         if key.num_layers not in (1, 2) or key.num_layers > key.num_ue_ant:
             raise ValueError(f"num_layers {key.num_layers}: the chain transmits 1 or 2 layers, at most one per UE "
                              f"antenna ({key.num_ue_ant})")
+        if key.num_interferers < 0 or (key.num_interferers and key.num_layers > 1):
+            raise ValueError(f"num_interferers {key.num_interferers}: co-scheduled streams interfere with one-layer "
+                             f"transmissions only (num_layers {key.num_layers})")
         if key.num_layers > 1 and (key.receiver == "neural" or neural is not None):
             raise ValueError(f"the neural receiver is one-layer; num_layers {key.num_layers} needs receiver "
                              f"lmmse or genie_lmmse")
@@ -227,6 +239,8 @@ class Chain:
                      tf.TensorSpec([None, *self.h_shape], tf.complex64),
                      tf.TensorSpec([None], tf.float32),
                      tf.TensorSpec([None, self.num_coded_bits], tf.float32)]
+        if key.num_interferers:
+            signature.append(tf.TensorSpec([None, *self.h_int_shape], tf.complex64))
         if neural is not None:
             signature.append([tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in neural.weights()])
         self._fn = tf.function(self._run, jit_compile=True, input_signature=signature)
@@ -239,6 +253,11 @@ class Chain:
         """The shape of one transmission's ``h``: (A, S), two layers (A, 2, S)."""
         layers = () if self.key.num_layers == 1 else (self.key.num_layers,)
         return (self.key.num_ue_ant, *layers, self.num_subcarriers)
+
+    @property
+    def h_int_shape(self) -> tuple[int, ...]:
+        """The shape of one transmission's interfering channels ``h_int``: (A, J, S)."""
+        return (self.key.num_ue_ant, self.key.num_interferers, self.num_subcarriers)
 
     # -- traced ------------------------------------------------------------------------------
     def _draw(self, seeds, num_ant: int):
@@ -274,8 +293,10 @@ class Chain:
         (the transmit power split over the layers; see the module docstring)."""
         return h * self._tf.cast(math.sqrt(1.0 / self.key.num_layers), h.dtype)
 
-    def _transmit(self, seeds, h, no):
-        """Coded bits c [B, 1, N] and received grid y [B, 1, A, 14, S] of the transmissions ``seeds``."""
+    def _transmit(self, seeds, h, no, h_int=None):
+        """Coded bits c [B, 1, N] and received grid y [B, 1, A, 14, S] of the transmissions ``seeds``;
+        ``h_int`` [B, A, J, S]: the co-scheduled streams' channels, each carrying unit-power complex
+        Gaussian symbols on the data REs (their DMRS ports are orthogonal to the UE's: none on the DMRS)."""
         tf = self._tf
         bits, w = self._draw(seeds, self.key.num_ue_ant)
         c = self.tb_encoder(bits[:, None, :])                                  # [B, 1, N]
@@ -284,18 +305,65 @@ class Chain:
             s = h[:, :, None, :] * x[:, 0, 0][:, None]
         else:                                                                   # sum_l h_l x_l sqrt(1/L)
             s = tf.reduce_sum(self._layer_channels(h)[:, :, :, None, :] * x[:, 0][:, None], axis=2)
+        if h_int is not None:
+            s = s + tf.reduce_sum(h_int[:, :, :, None, :] * self._interference(seeds)[:, None], axis=2)
         y = s + tf.cast(tf.sqrt(no), tf.complex64)[:, None, None, None] * w
         return c, y[:, None]
+
+    def _interference(self, seeds):
+        """The co-scheduled streams' symbols [B, J, 14, S]: unit-power complex Gaussian on the data REs,
+        zero on the DMRS symbols, from a stateless RNG seeded like the noise (tf_seed, ue, harq, slot, round)."""
+        tf = self._tf
+        fold = tf.random.experimental.stateless_fold_in
+        shape = [2, self.key.num_interferers, NUM_OFDM_SYMBOLS, self.num_subcarriers]
+        data = tf.constant(self.data_re.astype(np.float32))                    # [14, S]
+
+        def one(s):
+            ue_harq = fold(tf.stack([s[0], s[1]]), s[5])
+            v = tf.random.stateless_normal(shape, fold(fold(fold(ue_harq, _INTERFERENCE_SALT), s[2]), s[3]))
+            return tf.complex(v[0] * data, v[1] * data) * tf.cast(math.sqrt(0.5), tf.complex64)
+
+        return tf.map_fn(one, seeds, fn_output_signature=tf.complex64)
+
+    def _whiten(self, y, h_hat, err_var, no, h_int):
+        """Interference-aware LMMSE through Sionna's detector: per subcarrier, R = no I + sum_j h_j h_j^H
+        (the co-scheduled streams' covariance, known to the UE: their precoded channels, as the
+        abstraction's ``mu_sinr`` assumes) and y, h_hat -> sqrt(no) L^-1 (.) with R = L L^H, so the
+        detector's white noise ``no`` stands for noise plus interference. One UE antenna: the scale
+        sqrt(no / (no + sum_j |h_j|^2)). The error variance of h_hat is scaled alike (per antenna, its
+        cross terms dropped). Applied on every symbol; the detector reads the data symbols only."""
+        tf = self._tf
+        num_ant = self.key.num_ue_ant
+        nc = tf.cast(no, tf.complex64)
+        r = tf.einsum("bajs,bcjs->bsac", h_int, tf.math.conj(h_int))              # [B, S, A, A]
+        r = r + nc[:, None, None, None] * tf.eye(num_ant, dtype=tf.complex64)
+        if num_ant == 1:
+            scale = tf.sqrt(tf.cast(no, tf.float32)[:, None] / tf.math.real(r[:, :, 0, 0]))   # [B, S]
+            sc = tf.cast(scale, tf.complex64)
+            ev = tf.broadcast_to(err_var, tf.shape(h_hat)) * (scale ** 2)[:, None, None, None, None, None, :]
+            return y * sc[:, None, None, None, :], h_hat * sc[:, None, None, None, None, None, :], ev
+        chol = tf.linalg.cholesky(r)                                              # [B, S, A, A]
+        wt = tf.linalg.triangular_solve(chol, tf.eye(num_ant, batch_shape=tf.shape(r)[:2], dtype=tf.complex64))
+        wt = wt * tf.cast(tf.sqrt(no), tf.complex64)[:, None, None, None]          # sqrt(no) L^-1
+        y_w = tf.einsum("bsac,bxcts->bxats", wt, y)
+        h_w = tf.einsum("bsac,bxcylts->bxaylts", wt, h_hat)
+        ev = tf.broadcast_to(err_var, tf.shape(h_hat))
+        gain2 = tf.math.real(wt * tf.math.conj(wt))                                # [B, S, A, A] |wt_ac|^2
+        ev_w = tf.einsum("bsac,bxcylts->bxaylts", gain2, ev)
+        return y_w, h_w, ev_w
 
     def _received(self, seeds, h, no):
         c, y = self._transmit(seeds, h, no)
         return y[:, 0], c[:, 0]
 
-    def _run(self, seeds, h, no, prev_llr, params=None):
+    def _run(self, seeds, h, no, prev_llr, *extra):
+        """extra: ``h_int`` [B, A, J, S] when ``num_interferers`` > 0, then the neural receiver's weights."""
         tf = self._tf
         num_ant = self.key.num_ue_ant
         num_layers = self.key.num_layers
-        c, y = self._transmit(seeds, h, no)
+        h_int = extra[0] if self.key.num_interferers else None
+        params = extra[-1] if self.neural is not None else None
+        c, y = self._transmit(seeds, h, no, h_int)
         batch = tf.shape(h)[0]
         h_layers = h[:, :, None, :] if num_layers == 1 else self._layer_channels(h)          # [B, A, L, S]
         h_genie = tf.broadcast_to(h_layers[:, None, :, None, :, None, :],
@@ -311,11 +379,15 @@ class Chain:
             h_hat, err_var = h_genie, tf.zeros([], tf.float32)
         else:
             h_hat, err_var = self.estimator(y, no)
+        y_rx = y                                                      # what a neural receiver sees
+        if h_int is not None:
+            y, h_hat, err_var = self._whiten(y, h_hat, err_var, no, h_int)
+            _, h_genie, _ = self._whiten(y_rx, h_genie, tf.zeros([], tf.float32), no, h_int)
         if self.neural is None:
             llr = self._detect(y, h_hat, err_var, no)
         else:
             pilots = tf.broadcast_to(tf.constant(self.pilots)[None], [batch, NUM_OFDM_SYMBOLS, self.num_subcarriers])
-            llr = self.grid_to_coded(self.neural.llr_grid(y[:, 0], pilots, no, params))
+            llr = self.grid_to_coded(self.neural.llr_grid(y_rx[:, 0], pilots, no, params))
             ber_ls = ber_of(self._detect(y, h_hat, err_var, no))
             ber_genie = ber_of(self._detect(y, h_genie, tf.zeros([], tf.float32), no))
         ber = ber_of(llr)
@@ -350,19 +422,25 @@ class Chain:
         return tf.reshape(sinr, [tf.shape(sinr)[0], -1])
 
     # -- host --------------------------------------------------------------------------------
-    def evaluate(self, seeds, h, no, prev_llr, weights: Sequence[np.ndarray] | None = None) -> ChainOutput:
+    def evaluate(self, seeds, h, no, prev_llr, weights: Sequence[np.ndarray] | None = None,
+                 h_int: np.ndarray | None = None) -> ChainOutput:
         """One compiled call; ``weights``: the neural receiver's (default: the current weights of the
-        receiver this chain was built with, which may be another receiver of the same graph)."""
+        receiver this chain was built with, which may be another receiver of the same graph);
+        ``h_int`` [B, A, J, S] the co-scheduled streams' channels (``num_interferers`` J > 0 only)."""
         tf = self._tf
         args = [tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32),
                 tf.constant(prev_llr, tf.float32)]
+        if (h_int is None) != (self.key.num_interferers == 0):
+            raise ValueError(f"h_int is needed exactly when num_interferers > 0 ({self.key.num_interferers})")
+        if h_int is not None:
+            args.append(tf.constant(h_int, tf.complex64))
         if self.neural is not None:
             weights = self.neural.weights() if weights is None else weights
             args.append([tf.constant(w) for w in weights])
         return ChainOutput(*(o.numpy() for o in self._fn(*args)))
 
-    def __call__(self, seeds, h, no, prev_llr):
-        return tuple(self.evaluate(seeds, h, no, prev_llr)[:4])
+    def __call__(self, seeds, h, no, prev_llr, h_int=None):
+        return tuple(self.evaluate(seeds, h, no, prev_llr, h_int=h_int)[:4])
 
     def received(self, seeds, h, no) -> tuple[np.ndarray, np.ndarray]:
         """The received grid y [B, A, 14, S] complex64 and the coded bits [B, N] float32 (0/1) of the

@@ -34,8 +34,10 @@ from simulator.scheduler.prb_groups import group_subcarriers
 class CoScheduling:
     """ues: the UE contexts in scheduler order; group_sizes_prbs [G]; data_re_per_prb; slot_s."""
 
-    def __init__(self, ues: list, group_sizes_prbs: np.ndarray, data_re_per_prb: int, slot_s: float):
+    def __init__(self, ues: list, group_sizes_prbs: np.ndarray, data_re_per_prb: int, slot_s: float, *,
+                 keep_channels: bool = False):
         self.ues = ues
+        self.keep_channels = keep_channels           # link_level: the precoded channels go with the SINR
         self.group_sizes_prbs = np.asarray(group_sizes_prbs)
         self.group_sc = group_subcarriers(self.group_sizes_prbs)
         self.re_per_group = self.group_sizes_prbs * data_re_per_prb
@@ -100,10 +102,12 @@ class CoScheduling:
         return out
 
     # -- what the UEs receive -----------------------------------------------------------------------
-    def slot_sinr(self, slot: int, ue_sets: np.ndarray) -> dict[int, tuple[np.ndarray, float, set]]:
+    def slot_sinr(self, slot: int, ue_sets: np.ndarray) -> dict[int, tuple]:
         """The slot's allocation ue_sets [G, M] (-1 pads) -> per scheduled UE index: (per-RE SINR [REs of its
         groups in group order] linear, its own stream's mean gain over one gNB antenna's in dB, the UEs
-        co-scheduled with it on any group).
+        co-scheduled with it on any group, and with ``keep_channels`` its own stream's precoded channel
+        h [ue_ant, REs] complex64 and the other M - 1 streams' h_int [ue_ant, M - 1, REs] (zero for a set's
+        pads), else None, None).
 
         Batched over the slot: the sets of every size are padded to M streams (zero rows, zero columns:
         ``rzf_precoder``'s ``num_streams``), so one RZF call serves every group, one path-domain product
@@ -140,9 +144,21 @@ class CoScheduling:
             per_antenna = self.ues[u].ue.channel.mean_power_per_gnb_antenna(slot)
             gain_db = (float(10.0 * np.log10(mean_gain[u] / per_antenna)) if per_antenna > 0 and mean_gain[u] > 0
                        else 0.0)
-            if full[i].all():
-                re = sinr[i, j].reshape(-1)
-            else:
-                re = np.concatenate([sinr[a, b, :L] for a, b, L in zip(i, j, self.widths_sc[active[i]])])
-            out[u] = (re, gain_db, co)
+            widths = None if full[i].all() else self.widths_sc[active[i]]
+            re = _by_re(sinr[i, j], widths)
+            h = h_int = None
+            if self.keep_channels:
+                streams = g[i, j]                                       # [groups, ue_ant, M, L]
+                others = np.arange(m)[None, :] != j[:, None]            # [groups, M]
+                h = _by_re(streams[np.arange(len(i)), :, j], widths)    # [ue_ant, REs]
+                h_int = _by_re(np.stack([s[:, o] for s, o in zip(streams, others)]), widths)   # [ue_ant, M-1, REs]
+            out[u] = (re, gain_db, co, h, h_int)
         return out
+
+
+def _by_re(x: np.ndarray, widths: np.ndarray | None) -> np.ndarray:
+    """x [groups, ..., L] per group -> [..., REs]: the groups' subcarriers in group order, each cut to its
+    width (None: every group is L wide)."""
+    if widths is None:
+        return np.moveaxis(x, 0, -2).reshape(*x.shape[1:-1], -1)
+    return np.concatenate([part[..., :w] for part, w in zip(x, widths)], axis=-1)

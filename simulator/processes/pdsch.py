@@ -163,7 +163,7 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
         if mu is None:
             tx.precoding_gain_db = _precoding_gain_db(ue, slot, gain) if precoder is not None else 0.0
         else:
-            tx.sinr_re, tx.precoding_gain_db, co = mu[i]
+            tx.sinr_re, tx.precoding_gain_db, co, tx.h, tx.h_int = mu[i]
             tx.co_scheduled = tuple(sorted(ues[j].id for j in co))
         _submit(run, phy, tx, link, pending, t + k1_us)
     return new_rate

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from simulator.loader import ConfigError, load_scenario
 from tests.conftest import REPO
 
 FILES = sorted((REPO / "scenarios").rglob("*.yaml"))
@@ -65,3 +66,9 @@ def test_bundled_yaml_validates(path, monkeypatch):
         from simulator.validation import check_files
 
         check_files(load_scenario(path), path)
+
+
+def test_the_receiver_adaptation_refuses_a_scheduler():
+    with pytest.raises(ConfigError, match=r"models.receiver.adaptation: the receiver adaptation regenerates "
+                                          r"whole-carrier received grids of one UE: not with a scheduler"):
+        load_scenario(REPO / "scenarios" / "deeprx_adaptation.yaml", overrides=['scheduler={"kind": "round_robin"}'])

@@ -70,8 +70,11 @@ def test_bad_scheduler_inputs_name_the_field(make_scenario):
         _cell(make_scenario, "pf", **{"scheduler": {"kind": "pf", "max_ues_per_prb": 2}})
     with pytest.raises(ConfigError, match=r"scheduler.prb_group_prbs: must be one of \[2, 4\] for 12 PRBs"):
         _cell(make_scenario, "pf", **{"scheduler": {"kind": "pf", "prb_group_prbs": 3}})
-    with pytest.raises(ConfigError, match=r"scheduler: the link_level backend transmits on the whole carrier"):
-        _cell(make_scenario, "pf", **{"phy.backend": "link_level"})
+    with pytest.raises(ConfigError, match=r"scheduler.prb_group_prbs: link_level retransmits a block on as many PRBs "
+                                          r"as it had: the PRB groups must be of one size \(carrier.num_prbs 11 gives "
+                                          r"\[1, 2\]\)"):
+        _cell(make_scenario, "pf", **{"phy.backend": "link_level", "carrier.num_prbs": 11})
+    _cell(make_scenario, "pf", **{"phy.backend": "link_level"})                    # 12 PRBs in groups of 2: fine
     with pytest.raises(ConfigError, match=r"scheduler.pf.beta"):
         _cell(make_scenario, "pf", **{"scheduler": {"kind": "pf", "pf": {"beta": 1.5}}})
 

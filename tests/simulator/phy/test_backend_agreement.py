@@ -29,6 +29,12 @@ Two layers (one codeword over both, the power split over them): two UE antennas,
 precoded per 4-PRB subband with the ideal two-layer eigen-precoder; the abstraction's EESM of
 ``layer_sinr`` on the two-layer table against the chain with ``num_layers`` 2, genie LMMSE
 (400 realisations): MCS 10 +0.08 dB, MCS 20 +0.43 dB.
+
+MU-MIMO: two co-scheduled one-antenna UEs on a 2x4 array, RZF on held CSI with NMSE -5 dB per
+subband, so UE 0 receives the other stream's residual at -12.6 dB of its own on average (it moves
+the 10 % points up by 2.1 and 4.3 dB against a -20 dB residual); the abstraction's ``mu_sinr`` against
+the chain with the other stream as interference (genie LMMSE, 400 realisations): MCS 10 +0.25 dB,
+MCS 15 +0.02 dB.
 """
 from __future__ import annotations
 
@@ -175,3 +181,77 @@ def test_link_level_awgn_matches_sionna_coded_reference(mcs):
     print(f"MCS {mcs} AWGN 10% BLER: link level {ll_db:.2f} dB, Sionna coded-AWGN reference {ref_db:.2f} dB, "
           f"SYS table (abstraction) {table_db:.2f} dB")
     assert abs(ll_db - ref_db) < 0.25
+
+
+def mu_realisations(num: int, nmse_db: float, ref_snr_db: float = 10.0, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Two one-antenna UEs on a 2x4 array (i.i.d. TDL-B across the antennas, independent UEs), RZF per
+    4-PRB subband on held CSI with error: each UE's held channel is the true one plus complex Gaussian
+    error of NMSE ``nmse_db``, one draw per subband (as a quantised report's: an error that averages over the
+    subband's subcarriers would vanish from its dominant eigenvector), its held row sqrt(snr g) w^H (dominant eigenvector w, held gain g,
+    ``effective_rows``), W = ``rzf_precoder`` at ``ref_snr_db``. -> UE 0's own stream g_00 [num, 1, S]
+    and the other stream at UE 0, g_01 [num, 1, 1, S] (``precoded_channels``)."""
+    from simulator.phy.mu_precoding import effective_rows, held_gain, precoded_channels, rzf_precoder
+
+    carrier = CarrierConfig(subcarrier_spacing_khz=30, num_prbs=NUM_PRBS)
+    cfg = ChannelConfig(model="tdl", profile="B", delay_spread_ns=100)
+    gnb = GnbConfig(antenna_rows=2, antenna_cols=4)
+    chans = [FadingChannel(cfg, carrier, 1, 30 / 3.6, np.arange(num) * 100, seed + k, gnb=gnb) for k in range(2)]
+    subband_of_sc = np.arange(12 * NUM_PRBS) // 48
+    rng = np.random.default_rng(seed)
+    own, other = [], []
+    for i in range(num):
+        h = np.stack([c.cfr_slot(i) for c in chans])                             # [K, 1, gnb, S]
+        shape = (*h.shape[:-1], h.shape[-1] // 48)                               # one error per subband
+        err = np.repeat(rng.standard_normal(shape) + 1j * rng.standard_normal(shape), 48, axis=-1)
+        h_hat = h + np.sqrt(10 ** (nmse_db / 10) / 2) * err * np.sqrt(np.mean(np.abs(h) ** 2))
+        w = eigen_precoder(h_hat, subband_of_sc, 1)[..., 0]                      # [K, S_sb, gnb]
+        rows = effective_rows(w, held_gain(h_hat, w, 48))                        # [S_sb, K, gnb]
+        g = precoded_channels(h, rzf_precoder(rows, ref_snr_db), 48)           # [K, 1, K, S]
+        own.append(g[0, :, 0])
+        other.append(g[0, :, 1:])
+    return np.stack(own), np.stack(other)
+
+
+def measure_mu(mcs_list, num_real=NUM_REAL, nmse_db=-5.0, step_db=1.0) -> dict[int, tuple[float, float]]:
+    table = bler_table(1, NUM_PRBS, 2)
+    g_own, g_int = mu_realisations(num_real, nmse_db)
+    p_own = np.abs(g_own[:, 0]) ** 2                                               # [num, S]
+    p_int = (np.abs(g_int[:, 0]) ** 2).sum(axis=1)
+
+    def abstraction(mcs, snr_db):                     # mu_sinr with one UE antenna, then EESM and the table
+        snr = 10 ** (snr_db / 10)
+        sinr = snr * p_own / (1 + snr * p_int)
+        return float(np.mean([table.tbler_scalar(mcs, table.eesm_db(s, mcs)) for s in sinr]))
+
+    out = {}
+    n = len(g_own)
+    seeds = np.stack([np.full(n, 99), np.zeros(n), np.arange(n), np.ones(n), np.arange(n), np.zeros(n)],
+                     axis=1).astype(np.int64)
+    for mcs in mcs_list:
+        fine = np.arange(-25.0, 40.0, 0.25)
+        center = np.round(crossing_db(fine, np.array([abstraction(mcs, s) for s in fine])))
+        grid = center + np.arange(-4.0, 4.0 + step_db / 2, step_db)
+        abs_db = crossing_db(grid, np.array([abstraction(mcs, s) for s in grid]))
+        chain = get_chain(ChainKey(NUM_PRBS, 30, 1, 2, 1, "genie_lmmse", mcs, num_interferers=1))
+        ll = []
+        for s in grid:
+            no = np.full(n, 10 ** (-s / 10), np.float32)
+            ack, *_ = chain(seeds, g_own.astype(np.complex64), no, np.zeros((n, chain.num_coded_bits), np.float32),
+                            h_int=g_int.astype(np.complex64))
+            ll.append(1.0 - ack.mean())
+        ll_db = crossing_db(grid, np.array(ll))
+        out[mcs] = (abs_db, ll_db)
+        print(f"MU MCS {mcs:2d}: 10% BLER at {abs_db:6.2f} dB (abstraction) vs {ll_db:6.2f} dB (link level), "
+              f"diff {ll_db - abs_db:+.2f} dB | interference over own power {10 * np.log10(p_int.mean() / p_own.mean()):.1f} dB",
+              flush=True)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mcs", [10, 15])
+def test_backends_agree_within_half_a_db_with_mu_mimo_interference(mcs):
+    """Two co-scheduled one-antenna UEs, RZF on held CSI of NMSE -5 dB: UE 0 receives its stream and the
+    residual of the other's. The abstraction's ``mu_sinr`` -> EESM -> table against the chain with the
+    other stream as interference (``num_interferers`` 1, genie LMMSE, the interference's covariance known)."""
+    abs_db, ll_db = measure_mu([mcs])[mcs]
+    assert abs(ll_db - abs_db) <= 0.5, (mcs, abs_db, ll_db)
