@@ -62,9 +62,13 @@ def build_ue(sc: Scenario, ue_cfg, table, snr_model: SnrModel, channel_seed: np.
     snr_db = snr_model.snr_db(slot_t_s, mob.position_m(slot_t_s)).astype(np.float64)
     o = sc.link_adaptation.olla
     table2 = two_layer_table(sc)
-    olla = Olla(table, o.bler_target, o.step_up_db, o.offset_min_db, o.offset_max_db, o.enabled, table2=table2)
-    link = UeLink(ue_cfg.id, olla, CqiMapper(table, sc.phy.mcs_table), sc.harq.num_processes,
+    def new_olla():
+        return Olla(table, o.bler_target, o.step_up_db, o.offset_min_db, o.offset_max_db, o.enabled, table2=table2)
+
+    link = UeLink(ue_cfg.id, new_olla(), CqiMapper(table, sc.phy.mcs_table), sc.harq.num_processes,
                   sc.harq.max_transmissions, None if table2 is None else CqiMapper(table2, sc.phy.mcs_table))
+    if sc.scheduler is not None and sc.scheduler.max_ues_per_prb > 1 and sc.scheduler.mu_mcs == "set_estimate":
+        link.olla_mu = new_olla()
     return Ue(ue_cfg.id, mob, channel, snr_db), link
 
 
@@ -149,7 +153,8 @@ def build_scheduling(sc: Scenario, contexts: list, table) -> Scheduling | None:
     data_re_per_prb = 12 * (NUM_OFDM_SYMBOLS - p.num_dmrs_symbols)
     sizes = group_sizes_prbs(sc.carrier.num_prbs, sc.scheduler.prb_group_prbs)
     co = (CoScheduling(contexts, sizes, data_re_per_prb, sc.carrier.slot_us * 1e-6,
-                       keep_channels=p.backend == "link_level") if sc.scheduler.max_ues_per_prb > 1 else None)
+                       keep_channels=p.backend == "link_level", mu_olla=sc.scheduler.mu_mcs == "set_estimate")
+          if sc.scheduler.max_ues_per_prb > 1 else None)
     scheduler = build_scheduler(sc.scheduler, num_ues, sc.carrier.num_prbs, None if co is None else co.set_rate_fn)
 
     def table_for(num_prbs: int, layers: int):

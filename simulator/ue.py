@@ -45,6 +45,7 @@ class UeLink:
     num_harq: int
     max_transmissions: int
     cqi_mapper2: CqiMapper | None = None          # CQI of two-layer reports (csi_rs.report.max_rank 2)
+    olla_mu: Olla | None = None                   # scheduler.mu_mcs set_estimate: the offset of its MU-MIMO blocks
     cqi: int = 0                                  # last CQI received (0: none yet)
     precoder: Precoder | None = None              # from the last report (None: gNB antenna 0 alone)
     sinr_est_db: float | None = None              # SINR the gNB infers from that CQI
@@ -78,6 +79,11 @@ class UeLink:
         if self.sinr_est_db is None:              # no report yet: most robust MCS
             return self.olla.table.lowest_mcs
         return self.olla.select_mcs(self.sinr_est_db, self.layers)
+
+    def olla_of(self, co_scheduled: bool) -> Olla:
+        """The OLLA loop a block's MCS came from and its first transmission's ACK/NACK goes to: the MU
+        loop for a co-scheduled block when there is one, else the single-user loop."""
+        return self.olla_mu if co_scheduled and self.olla_mu is not None else self.olla
 
     def close_period(self) -> tuple[int, int]:
         n = (self.n_ack, self.n_nack)

@@ -35,8 +35,9 @@ class CoScheduling:
     """ues: the UE contexts in scheduler order; group_sizes_prbs [G]; data_re_per_prb; slot_s."""
 
     def __init__(self, ues: list, group_sizes_prbs: np.ndarray, data_re_per_prb: int, slot_s: float, *,
-                 keep_channels: bool = False):
+                 keep_channels: bool = False, mu_olla: bool = False):
         self.ues = ues
+        self.mu_olla = mu_olla                       # scheduler.mu_mcs set_estimate: the UEs' MU OLLA offsets
         self.keep_channels = keep_channels           # link_level: the precoded channels go with the SINR
         self.group_sizes_prbs = np.asarray(group_sizes_prbs)
         self.group_sc = group_subcarriers(self.group_sizes_prbs)
@@ -56,7 +57,7 @@ class CoScheduling:
         key = tuple((id(link.precoder), link.sinr_est_db) for link in links)
         if key != getattr(self, "_key", None):
             self._key, self._state = key, self._held_state(links)
-        self._offset_db = np.array([link.olla.offset_db for link in links])
+        self._offset_db = np.array([link.olla_of(self.mu_olla).offset_db for link in links])
         self._mcs_of_snr = np.stack([link.olla.mcs_of_snr_index() for link in links])     # [U, num_snr]
         self._table = links[0].olla.table
 
@@ -78,28 +79,54 @@ class CoScheduling:
 
     def set_rate_fn(self, ue_sets: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """The scheduler's callback: ue_sets [n, M] (members first, -1 pads; one size per call), groups [n]
-        -> [n, M] bit/s each member's expected rate with its set co-scheduled.
-
-        From the sets' Gram matrices of held rows alone (K x K, not K x gnb): with G = F F^H and
-        A = G + K I, RZF gives F W_j = (G A^-1) e_j / (sqrt(K) ||W_j||), G A^-1 = I - K A^-1 and
-        ||W_j||^2 = (A^-1 G A^-1)_jj = (A^-1 - K A^-2)_jj, so one K x K inverse B = A^-1 gives
-        p_kj = |I - K B|_kj^2 / (K (B_jj - K sum_l |B_jl|^2))."""
+        -> [n, M] bit/s each member's expected rate with its set co-scheduled: the MCS its OLLA offset
+        picks at the expected SINR (``_held_sinr_db``) and that MCS's spectral efficiency on the group's
+        data REs."""
         k = int((ue_sets[0] >= 0).sum())
         members = ue_sets[:, :k]
-        _, gram, held = self._state
-        b = np.linalg.inv(gram[groups[:, None, None], members[:, :, None], members[:, None, :]] + k * np.eye(k))
-        b2 = b.real ** 2 + b.imag ** 2
-        norm2 = np.einsum("njj->nj", b).real - k * b2.sum(axis=-1)                          # ||W_j||^2 [n, K]
-        p = k * b2 / np.maximum(norm2, np.finfo(np.float64).tiny)[:, None, :]              # off-diagonal: |K B_kj|^2 / (K ||W_j||^2)
-        own = (1.0 - k * np.einsum("nkk->nk", b).real) ** 2 / (k * np.maximum(norm2, np.finfo(np.float64).tiny))
-        sinr_db = 10.0 * np.log10(np.maximum(own / (1.0 + p.sum(axis=-1) - np.einsum("nkk->nk", p)), 1e-30))
+        held = self._state[2]
         table = self._table
+        sinr_db = self._held_sinr_db(members, groups)
         mcs = self._mcs_of_snr[members, table.snr_index(sinr_db - self._offset_db[members])]   # OLLA's pick
         rate = table.se[mcs] * self.re_per_group[groups][:, None] / self.slot_s
         rate[~held[members].all(axis=1)] = 0.0     # a set with a UE that has not reported: not co-scheduled
         out = np.zeros(ue_sets.shape)
         out[:, :k] = rate
         return out
+
+    def _held_sinr_db(self, members: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """members [n, K] sets of one size on groups [n] -> [n, K] the SINR (dB) the gNB expects of each
+        member on the held rows, |r_k W_k|^2 / (1 + sum_{j != k} |r_k W_j|^2) with W the set's RZF.
+
+        From the sets' Gram matrices of held rows alone (K x K, not K x gnb): with G = F F^H and
+        A = G + K I, RZF gives F W_j = (G A^-1) e_j / (sqrt(K) ||W_j||), G A^-1 = I - K A^-1 and
+        ||W_j||^2 = (A^-1 G A^-1)_jj = (A^-1 - K A^-2)_jj, so one K x K inverse B = A^-1 gives
+        p_kj = |I - K B|_kj^2 / (K (B_jj - K sum_l |B_jl|^2))."""
+        k = members.shape[1]
+        gram = self._state[1]
+        b = np.linalg.inv(gram[groups[:, None, None], members[:, :, None], members[:, None, :]] + k * np.eye(k))
+        b2 = b.real ** 2 + b.imag ** 2
+        norm2 = np.maximum(np.einsum("njj->nj", b).real - k * b2.sum(axis=-1), np.finfo(np.float64).tiny)  # ||W_j||^2
+        p = k * b2 / norm2[:, None, :]                       # off-diagonal: |K B_kj|^2 / (K ||W_j||^2)
+        own = (1.0 - k * np.einsum("nkk->nk", b).real) ** 2 / (k * norm2)
+        return 10.0 * np.log10(np.maximum(own / (1.0 + p.sum(axis=-1) - np.einsum("nkk->nk", p)), 1e-30))
+
+    def expected_sinr_db(self, ue_sets: np.ndarray) -> dict[int, float]:
+        """The slot's allocation ue_sets [G, M] -> for each UE co-scheduled on some group, the mean over its
+        groups of the SINR (dB) the gNB expects of it there (``_held_sinr_db`` of each group's set; a
+        group it has alone counts its single-user estimate, its CQI's SINR): its MU block's MCS before
+        the MU OLLA offset (``scheduler.mu_mcs: set_estimate``)."""
+        sizes = (ue_sets >= 0).sum(axis=1)
+        rho_db = np.array([ctx.link.sinr_est_db if ctx.link.sinr_est_db is not None else np.nan for ctx in self.ues])
+        sums: dict[int, list] = {}
+        for k in np.unique(sizes[sizes > 0]).tolist():
+            groups = np.flatnonzero(sizes == k)
+            members = ue_sets[groups, :k]
+            sinr_db = self._held_sinr_db(members, groups) if k > 1 else rho_db[members]
+            for u, v in zip(members.ravel().tolist(), sinr_db.ravel().tolist()):
+                sums.setdefault(u, []).append(v)
+        co = {int(u) for k, row in zip(sizes, ue_sets) if k > 1 for u in row[:k]}
+        return {u: float(np.mean(sums[u])) for u in co}
 
     # -- what the UEs receive -----------------------------------------------------------------------
     def slot_sinr(self, slot: int, ue_sets: np.ndarray) -> dict[int, tuple]:

@@ -138,6 +138,7 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
         sch.co.begin_slot()
     alloc = sch.scheduler.schedule(rate, retx_groups, last_rate_bps)
     mu = sch.co.slot_sinr(slot, alloc.ues) if sch.co is not None else None
+    expected_db = sch.co.expected_sinr_db(alloc.ues) if sch.co is not None and sch.co.mu_olla else {}
     new_rate = np.zeros(len(ues))
     for i, ctx in enumerate(ues):
         if alloc.prbs[i] == 0:
@@ -153,6 +154,8 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
             table = prev.table
         else:
             harq, rnd, mcs = link.free_harq.popleft(), 1, link.new_tb_mcs()
+            if i in expected_db:                  # a co-scheduled block, scheduler.mu_mcs set_estimate
+                mcs = link.olla_mu.select_mcs(expected_db[i])
             table = sch.table_for(int(alloc.prbs[i]), layers)
             tbs = int(table.tbs_bits[mcs])
             new_rate[i] = tbs / slot_s
@@ -171,7 +174,7 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
 
 def _submit(run: RunContext, phy, tx: Transmission, link, pending: deque, due_us: int) -> None:
     """Hand the transmission to the PHY with the gNB's link state at sending; its feedback is due at due_us."""
-    tx.olla_offset_db = link.olla.offset_db
+    tx.olla_offset_db = link.olla_of(bool(tx.co_scheduled)).offset_db
     tx.cqi_used = link.cqi
     phy.submit(tx)
     pending.append((due_us, tx, link))
@@ -193,7 +196,7 @@ def _feedback(due_us: int, tx: Transmission, link, phy, rec, stats: PdschStats, 
         trace.append((due_us, "harq_feedback", tx.ue, tx.harq_process, ack))
     if tx.tx_round == 1:
         # OLLA runs on first transmissions: it steers the first-transmission BLER to its target
-        link.olla.feedback(ack)
+        link.olla_of(bool(tx.co_scheduled)).feedback(ack)
         stats.first_tx += 1
         stats.first_tx_nack += not ack
         stats.mcs_sum += tx.mcs

@@ -42,6 +42,13 @@ class SchedulerConfig(BaseModel):
     max_ues_per_prb: int = Field(1, ge=1, le=MAX_DMRS_PORTS, description="UEs co-scheduled on one PRB group "
                                                                          "(one layer each): 1 = single-user, > 1 "
                                                                          "= MU-MIMO with greedy PF user sets")
+    mu_mcs: Literal["set_estimate", "su_cqi"] = Field(
+        "set_estimate", description="MU-MIMO blocks' MCS (max_ues_per_prb > 1; a single-user block always takes its "
+                          "CQI through OLLA). set_estimate: the "
+                          "SINR the gNB expects of the UE in its co-scheduled sets (RZF on the held CSI) through a "
+                          "second OLLA offset fed by the UE's MU blocks only, which also corrects the set rates the "
+                          "greedy search expects. su_cqi: the UE's single-user CQI through its one OLLA offset "
+                          "(OLLA alone corrects for the interference)")
     pf: PfConfig = Field(default_factory=PfConfig)
 
 

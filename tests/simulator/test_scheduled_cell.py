@@ -115,3 +115,37 @@ def test_mu_mimo_needs_groups_on_the_subbands_and_one_layer(make_scenario):
     with pytest.raises(ConfigError, match=r"csi_rs.report.max_rank: MU-MIMO co-schedules one-layer UEs"):
         _mu_cell(make_scenario, 2, **{"csi_rs.report": {"kind": "ideal", "subband_prbs": 2, "max_rank": 2},
                                       "phy.num_ue_antennas": 2})
+
+
+def _olla_replay(blocks: pd.DataFrame, step_up_db: float, target: float, lo: float, hi: float) -> np.ndarray:
+    """The OLLA offset each of a UE's first transmissions ``blocks`` (time order) should have been sent
+    with, replayed from their own ACKs alone: every ACK/NACK that reached the gNB by a block's slot
+    (``ack_t_us`` <= ``t_us``: feedback is applied at the start of the slot) moves the offset."""
+    step_down = step_up_db * target / (1 - target)
+    events = blocks.sort_values("ack_t_us", kind="stable")[["ack_t_us", "ack"]].to_numpy()
+    offset, k, out = 0.0, 0, []
+    for t in blocks.t_us:
+        while k < len(events) and events[k][0] <= t:
+            offset = min(max(offset + (-step_down if events[k][1] else step_up_db), lo), hi)
+            k += 1
+        out.append(offset)
+    return np.array(out)
+
+
+def test_mu_blocks_take_their_mcs_from_the_set_estimate_through_their_own_olla(make_scenario, tmp_path):
+    """scheduler.mu_mcs set_estimate (the default): each UE runs two OLLA loops, one fed by its co-scheduled
+    first transmissions, one by the others. Replayed from the log, each block's offset is exactly what
+    its own loop's ACKs made it, and the MU blocks' first-transmission BLER is held near the 10 % target
+    (0.090 measured). On this slow, ideal-CSI cell su_cqi's single loop holds it too (0.091); the bundled
+    cell, where it does not, is in the README."""
+    sc = _mu_cell(make_scenario, 2, **{"duration_s": 1.0})
+    assert sc.scheduler.mu_mcs == "set_estimate"
+    _, slots = _run(sc, tmp_path / "est")
+    o = sc.link_adaptation.olla
+    first = slots[slots.tx_round == 1].sort_values("t_us", kind="stable")
+    first = first.assign(mu=first.co_scheduled.apply(len) > 0)
+    for (_, mu), blocks in first.groupby(["ue", "mu"]):
+        replay = _olla_replay(blocks, o.step_up_db, o.bler_target, o.offset_min_db, o.offset_max_db)
+        np.testing.assert_allclose(blocks.olla_offset_db.to_numpy(), replay, atol=1e-9)
+    mu_bler = 1 - first[first.mu].ack.mean()
+    assert first.mu.mean() > 0.3 and 0.06 < mu_bler < 0.14, (first.mu.mean(), mu_bler)

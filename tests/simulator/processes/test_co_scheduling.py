@@ -78,7 +78,8 @@ def test_slot_sinr_equals_group_by_group_brute_force(cell):
             expect.setdefault(int(u), []).append((sinr[k], set(members.tolist()) - {u}))
     assert set(out) == set(expect)
     for u, parts in expect.items():
-        re, gain_db, co = out[u]
+        re, gain_db, co, h, h_int = out[u]
+        assert h is None and h_int is None                           # keep_channels off
         np.testing.assert_allclose(re, np.concatenate([p[0] for p in parts]), rtol=2e-4)
         assert co == set().union(*(p[1] for p in parts))
         assert np.isfinite(gain_db)
@@ -116,3 +117,17 @@ def test_a_set_with_a_ue_without_a_report_gets_no_rate(cell):
     finally:
         link.precoder, link.sinr_est_db = saved
         cell.co.begin_slot()
+
+
+def test_kept_channels_give_the_sinr(cell):
+    """keep_channels (link_level): a UE's own stream h [ue_ant, REs] and the other streams h_int
+    [ue_ant, M - 1, REs] are the ones its SINR comes from: snr |h|^2 / (1 + snr sum_j |h_j|^2), one antenna."""
+    co = CoScheduling(cell.ctxs, cell.sizes, DATA_RE_PER_PRB, cell.co.slot_s, keep_channels=True)
+    co.begin_slot()
+    ue_sets = np.array([[0, 2, 4], [1, -1, -1], [2, 3, -1], [-1, -1, -1], [4, 1, 2], [2, -1, -1]])
+    for u, (re, _, _, h, h_int) in co.slot_sinr(SLOT, ue_sets).items():
+        snr = 10 ** (cell.ctxs[u].ue.snr_db[SLOT] / 10)
+        assert h.shape == (1, len(re)) and h_int.shape == (1, 2, len(re))
+        own = np.abs(h[0].astype(complex)) ** 2
+        other = (np.abs(h_int[0].astype(complex)) ** 2).sum(axis=0)
+        np.testing.assert_allclose(re, snr * own / (1 + snr * other), rtol=1e-5)
