@@ -1,9 +1,9 @@
 """The DeepRx dataset format: a folder of npz shards with ``description.json``, written and read
 here, and the model batch of its samples. The generator, which draws the samples from the
-simulator's NR chain and fading channel, is ``simulator/datagen/deeprx.py`` (``airtune data deeprx``).
+simulator's NR chain and Sionna's TDL/CDL channels, is ``simulator/datagen/deeprx.py`` (``airtune data deeprx``).
 
-Layout: ``description.json`` (``config``: the data config the samples were drawn with, its
-``kind`` ``deeprx_data``; ``grid``; ``signal_model``; ``shards`` with sha256) and
+Layout: ``description.json`` (``format_version``; ``config``: the data config the samples were
+drawn with, its ``kind`` ``deeprx_data``; ``grid``; ``signal_model``; ``shards`` with sha256) and
 ``shard_00000.npz`` ... with, per sample: ``index`` [n] int64 (the sample index the generator
 draws it from), ``y`` [n, ant, 14, sc] complex64, ``h`` [n, ant, sc] complex64 (true channel,
 for the genie receiver), ``no`` [n] float32, ``snr_db`` [n] float32, ``mcs`` [n] int16,
@@ -24,6 +24,10 @@ import numpy as np
 from models.npz_file import file_sha256, save_npz
 
 DESCRIPTION = "description.json"
+# 1 (description without "format_version"): one Sionna channel call per sample; 2: channels drawn in
+# blocks of samples (simulator/datagen/deeprx.py). Same layout, other samples for the same config and
+# index, so a reader refuses another version (influence and training name samples by index).
+FORMAT_VERSION = 2
 DATA_KIND = "deeprx_data"            # the data config's ``kind``
 PER_SHARD = ("pilots", "data_re")    # arrays stored once per shard, not per sample
 
@@ -53,7 +57,7 @@ def sample_grid(arrays: dict[str, np.ndarray]) -> dict:
 def write_description(out: Path, config: dict, shards: list[dict], grid: dict) -> Path:
     """Write ``out``/description.json of the shards drawn with ``config`` (the data config as JSON)
     on ``grid`` (``sample_grid`` of their arrays); returns its path."""
-    desc = {"kind": "airtune deeprx dataset", "config": config, "grid": grid,
+    desc = {"kind": "airtune deeprx dataset", "format_version": FORMAT_VERSION, "config": config, "grid": grid,
             "signal_model": "y = h x + sqrt(no) w, h held over the slot, no = 10^(-snr_db/10), signal power 1",
             "shards": shards}
     path = out / DESCRIPTION
@@ -63,7 +67,7 @@ def write_description(out: Path, config: dict, shards: list[dict], grid: dict) -
 
 def read_description(path: str | Path) -> dict:
     """description.json of the deeprx dataset folder ``path`` ({"config", "grid", "shards", ...});
-    a ValueError naming the folder if it holds none."""
+    a ValueError naming the folder if it holds none, or one of another ``FORMAT_VERSION``."""
     desc_path = Path(path) / DESCRIPTION
     if not desc_path.is_file():
         raise ValueError(f"no deeprx dataset at {str(path)!r} (make one with `airtune data deeprx`)")
@@ -74,6 +78,11 @@ def read_description(path: str | Path) -> dict:
         raise ValueError(f"cannot read {desc_path}: {exc}") from None
     if kind != DATA_KIND or not isinstance(desc.get("shards"), list):
         raise ValueError(f"{str(path)!r} is not a deeprx dataset (config kind {kind!r})")
+    version = desc.get("format_version", 1)
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{str(path)!r} is a deeprx dataset of format version {version}, this airtune reads "
+                         f"version {FORMAT_VERSION}; regenerate it: delete the folder, then `airtune data deeprx "
+                         f"--config <its data config YAML> --out {path}`")
     return desc
 
 

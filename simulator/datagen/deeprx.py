@@ -1,17 +1,23 @@
-"""DeepRx training data from the simulator's own NR chain and fading channel (``airtune data deeprx``).
+"""DeepRx training data from the simulator's own NR chain and Sionna's TDL/CDL channels (``airtune data deeprx``).
 
 A sample is one slot of the PDSCH stand-in of ``simulator/phy/nr_chain.py`` (its ``Chain``
 components, unchanged: ``TBEncoder`` -> QAM ``Mapper`` -> ``LayerMapper`` -> ``ResourceGridMapper``
-with the ``PUSCHPilotPattern``) through a 38.901 TDL/CDL channel drawn by the simulator's
-``FadingChannel``, with the same received-signal model as the chain:
-``y = h x + sqrt(no) w``, h [ant, sc] held over the 14 symbols, no = 10^(-snr_db / 10) per RE
-(signal power 1). Each sample draws its channel model/profile, delay spread, SNR and MCS
-uniformly from the config's lists and ranges. Doppler does not enter: the chain holds the
-channel constant within a slot, so one slot has no time variation to learn.
+with the ``PUSCHPilotPattern``) through a 38.901 TDL/CDL channel of Sionna, with the antennas of the
+simulator's ``FadingChannel`` (gNB: one 38.901 element; UE: a row of omni elements) and the same
+received-signal model as the chain: ``y = h x + sqrt(no) w``, h [ant, sc] held over the 14 symbols,
+no = 10^(-snr_db / 10) per RE (signal power 1). Each sample draws its channel model/profile,
+delay spread, SNR and MCS uniformly from the config's lists and ranges. Doppler does not enter:
+the chain holds the channel constant within a slot, so one slot has no time variation to learn.
 
-Reproducible per sample: sample i's payload, noise and draws come from
-``numpy.random.default_rng([seed, i])`` and its channel from Sionna seeded with a number drawn
-from the same generator, so ``draw_samples(cfg, [i])`` regenerates sample i exactly (influence
+Channels are drawn in blocks of ``CHANNEL_BLOCK`` samples: sample i's channel is element
+i mod CHANNEL_BLOCK of one batched Sionna call for its profile, seeded by (config seed, block
+i // CHANNEL_BLOCK, profile name) and made at a delay spread of 1 s, its delays then multiplied
+by the sample's delay spread (float32, the product Sionna forms itself: TDL/CDL path gains do not
+depend on the delay spread, so the channel is the one a call at the sample's spread would give;
+fixed-spread TDL profiles such as A30 are not scaled), and its frequency response from Sionna's
+``cir_to_ofdm_channel`` on the whole block. Everything else of sample i (MCS, profile, delay
+spread, SNR, payload, noise) comes from ``numpy.random.default_rng([seed, i])``. So
+``draw_samples(cfg, [i])`` regenerates sample i exactly, whatever else is drawn with it (influence
 names training samples by this ``index``).
 
 The arrays and the folder layout are the dataset format of ``models/deeprx/data.py``, which
@@ -29,13 +35,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.deeprx.data import (DATA_KIND, DESCRIPTION, coded_to_grid, read_description, sample_grid,
                                 write_description, write_shard)
-from simulator.channel.fading import FadingChannel
+from simulator.channel.fading import _gnb_array, _ue_array
 from simulator.link_adaptation.tables import NUM_OFDM_SYMBOLS
 from simulator.loader import load_yaml_config
 from simulator.phy.nr_chain import Chain, ChainKey, get_chain
-from simulator.schema import CDL_PROFILES, FIXED_DELAY_SPREAD_NS, TDL_PROFILES, CarrierConfig, ChannelConfig
+from simulator.schema import (CDL_PROFILES, FIXED_DELAY_SPREAD_NS, TDL_PROFILES, CarrierConfig, ChannelConfig,
+                              GnbConfig)
 
 REFERENCE_RECEIVERS = ("lmmse", "genie_lmmse")     # the chain's own receivers, for comparison
+# Samples per batched Sionna channel call. A block makes one call per profile of the config, each of
+# the whole block (an element serves only the samples of that profile), also to regenerate one sample.
+# Measured at 4 PRB, one thread: TDL 6 / 10 / 28 ms and CDL 67 / 165 / 600 ms a call at 64 / 256 / 1,024,
+# so with 3 TDL + 2 CDL profiles a slot costs 2.4 / 1.4 / 1.25 ms of channel: 256 is near the large-block
+# rate while one regenerated sample costs at most ~0.2 s, and it divides the bundled shard sizes (1,024,
+# 4,096), so no shard draws a block another shard needs. Changing it changes the samples.
+CHANNEL_BLOCK = 256
+REFERENCE_DELAY_SPREAD_S = 1.0                     # the spread of the block call; delays x the sample's spread
 
 
 class DeepRxDataConfig(BaseModel):
@@ -97,14 +112,64 @@ def chain(cfg: DeepRxDataConfig, mcs: int) -> Chain:
                               num_ue_ant=cfg.num_rx_ant, receiver="lmmse", mcs=mcs))
 
 
-def _channel(cfg: DeepRxDataConfig, which: str, delay_spread_ns: float, seed: int) -> np.ndarray:
-    """One slot of the simulator's FadingChannel: h [ant, sc] complex64."""
+def _index_draws(cfg: DeepRxDataConfig, i: int) -> tuple[np.random.Generator, int, int, float, float]:
+    """Sample i's generator and its first draws: (rng, mcs, channel index, delay spread [ns], SNR [dB]);
+    the rng goes on to the payload and the noise."""
+    rng = np.random.default_rng([cfg.seed, int(i)])
+    mcs = cfg.mcs[rng.integers(len(cfg.mcs))]
+    c = int(rng.integers(len(cfg.channels)))
+    return rng, mcs, c, rng.uniform(*cfg.delay_spread_ns), rng.uniform(*cfg.snr_db)
+
+
+def _carrier(cfg: DeepRxDataConfig) -> CarrierConfig:
+    return CarrierConfig(subcarrier_spacing_khz=cfg.subcarrier_spacing_khz, num_prbs=cfg.num_prbs,
+                         carrier_frequency_ghz=cfg.carrier_frequency_ghz)
+
+
+def _sionna_model(cfg: DeepRxDataConfig, which: str):
+    """Sionna's TDL/CDL of the channel ``which`` at REFERENCE_DELAY_SPREAD_S (a fixed-spread TDL profile
+    at its own), static, with FadingChannel's antennas (one gNB element); whether to scale its delays."""
+    from sionna.phy.channel.tr38901 import CDL, TDL
+
     model, _, profile = which.partition(":")
-    ch_kw = {} if (model == "tdl" and profile in FIXED_DELAY_SPREAD_NS) else {"delay_spread_ns": delay_spread_ns}
-    ch_cfg = ChannelConfig(model=model, profile=profile, **ch_kw)
-    carrier = CarrierConfig(subcarrier_spacing_khz=cfg.subcarrier_spacing_khz, num_prbs=cfg.num_prbs,
-                            carrier_frequency_ghz=cfg.carrier_frequency_ghz)
-    return FadingChannel(ch_cfg, carrier, cfg.num_rx_ant, 0.0, np.zeros(1, np.int64), seed).cfr_slot(0)[:, 0]
+    fc_hz = cfg.carrier_frequency_ghz * 1e9
+    fixed_ns = FIXED_DELAY_SPREAD_NS.get(profile) if model == "tdl" else None
+    spread_s = REFERENCE_DELAY_SPREAD_S if fixed_ns is None else fixed_ns / 1e9     # Sionna's own value: no warning
+    if model == "tdl":
+        return TDL(profile, spread_s, fc_hz, num_sinusoids=ChannelConfig.model_fields["num_sinusoids"].default,
+                   min_speed=0.0, max_speed=0.0, num_rx_ant=cfg.num_rx_ant, num_tx_ant=1), fixed_ns is None
+    return CDL(profile, spread_s, fc_hz, _ue_array(cfg.num_rx_ant, fc_hz), _gnb_array(GnbConfig(), fc_hz),
+               "downlink", min_speed=0.0, max_speed=0.0), True
+
+
+def block_seed(cfg: DeepRxDataConfig, which: str, block: int) -> int:
+    """The Sionna seed of the block call of channel ``which`` (e.g. "tdl:A") for samples block * CHANNEL_BLOCK ..."""
+    return int(np.random.default_rng([cfg.seed, block, *which.encode()]).integers(2 ** 31))
+
+
+def block_paths(cfg: DeepRxDataConfig, which: str, block: int):
+    """One batched Sionna call: the paths of channel ``which`` for samples block * CHANNEL_BLOCK ...,
+    element k at the delay spread drawn for sample block * CHANNEL_BLOCK + k (module docstring).
+
+    Output: a [CHANNEL_BLOCK, 1, ant, 1, 1, paths, 1] complex64 path gains and tau [CHANNEL_BLOCK, 1, 1,
+    paths] float32 delays [s] (tf.Tensor, Sionna's TDL/CDL layout)."""
+    import sionna.phy
+    import tensorflow as tf
+
+    first = block * CHANNEL_BLOCK
+    spread_s = np.array([_index_draws(cfg, first + k)[3] for k in range(CHANNEL_BLOCK)]) * 1e-9
+    model, scaled = _sionna_model(cfg, which)
+    sionna.phy.config.seed = block_seed(cfg, which, block)
+    a, tau = model(CHANNEL_BLOCK, 1, 1e6 / _carrier(cfg).slot_us)
+    return a, (tau * tf.constant(spread_s, tf.float32)[:, None, None, None] if scaled else tau)
+
+
+def _channel_block(cfg: DeepRxDataConfig, which: str, block: int) -> np.ndarray:
+    """h [CHANNEL_BLOCK, ant, sc] complex64 of ``block_paths`` (Sionna's cir_to_ofdm_channel)."""
+    from sionna.phy.channel import cir_to_ofdm_channel, subcarrier_frequencies
+
+    freqs_hz = subcarrier_frequencies(_carrier(cfg).num_subcarriers, cfg.subcarrier_spacing_khz * 1e3)
+    return cir_to_ofdm_channel(freqs_hz, *block_paths(cfg, which, block)).numpy()[:, 0, :, 0, 0, 0]
 
 
 def draw_samples(cfg: DeepRxDataConfig, indices: Sequence[int]) -> dict[str, np.ndarray]:
@@ -130,18 +195,18 @@ def draw_samples(cfg: DeepRxDataConfig, indices: Sequence[int]) -> dict[str, np.
            "pilots": pilots, "data_re": data_re}
     payload, noise = {}, {}
     for j, i in enumerate(indices):
-        rng = np.random.default_rng([cfg.seed, int(i)])
-        mcs = cfg.mcs[rng.integers(len(cfg.mcs))]
-        c = int(rng.integers(len(cfg.channels)))
-        ds = rng.uniform(*cfg.delay_spread_ns)
-        snr = rng.uniform(*cfg.snr_db)
-        out["h"][j] = _channel(cfg, cfg.channels[c], ds, int(rng.integers(2 ** 31)))
+        rng, mcs, c, ds, snr = _index_draws(cfg, i)
         out["mcs"][j], out["channel"][j], out["delay_spread_ns"][j], out["snr_db"][j] = mcs, c, ds, snr
         out["no"][j] = 10.0 ** (-snr / 10.0)
         out["bits_per_symbol"][j] = chains[mcs].num_bits_per_symbol
         payload[j] = rng.integers(0, 2, chains[mcs].tbs_bits)
         noise[j] = (rng.standard_normal((a, NUM_OFDM_SYMBOLS, num_sc))
                     + 1j * rng.standard_normal((a, NUM_OFDM_SYMBOLS, num_sc))) * np.sqrt(0.5)
+    blocks = indices // CHANNEL_BLOCK
+    for block in np.unique(blocks):
+        for c in np.unique(out["channel"][blocks == block]):
+            rows = np.flatnonzero((blocks == block) & (out["channel"] == c))
+            out["h"][rows] = _channel_block(cfg, cfg.channels[c], int(block))[indices[rows] % CHANNEL_BLOCK]
     for mcs, ch in chains.items():
         rows = np.flatnonzero(out["mcs"] == mcs)
         if rows.size == 0:

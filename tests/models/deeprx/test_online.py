@@ -10,6 +10,7 @@ import pytest
 
 from models.csi_codec.update_coder import make_update_coder
 from models.deeprx.config import ReceiverAdaptationConfig, ReceiverUpdateConfig
+from models.deeprx.data import FORMAT_VERSION
 from models.deeprx.data import load_dataset as load_pool
 from models.deeprx.model import DeepRx, DeepRxConfig
 from models.npz_file import file_sha256
@@ -66,7 +67,8 @@ def _fake_dataset(path, shard_sizes):
                  pilots=np.ones((14, 6), np.complex64), data_re=np.ones((14, 6), bool))
         shards.append({"file": f.name, "num_samples": n, "sha256": file_sha256(f)})
         start += n
-    (path / "description.json").write_text(json.dumps({"config": {"kind": "deeprx_data"}, "shards": shards}))
+    (path / "description.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "config": {"kind": "deeprx_data"},
+                                                       "shards": shards}))
 
 
 def test_load_pool_reads_the_first_samples_from_the_shards_it_needs(tmp_path):
