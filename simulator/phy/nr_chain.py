@@ -154,6 +154,10 @@ class Chain:
 
     def __init__(self, key: ChainKey, neural: NeuralReceiver | None = None):
         import tensorflow as tf
+
+        from simulator.phy.scrambling_cache import install
+
+        install()                  # Sionna's scrambler rebuilds its sequence at every trace: cache it
         from sionna.phy.mapping import Mapper
         from sionna.phy.mimo import StreamManagement
         from sionna.phy.nr import (LayerDemapper, LayerMapper, PUSCHLSChannelEstimator, PUSCHPilotPattern,
