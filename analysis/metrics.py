@@ -39,7 +39,7 @@ def _finish(out: pd.DataFrame, src: pd.DataFrame) -> pd.DataFrame:
 
 
 def _groups(df: pd.DataFrame, cols: list[str]):
-    return df.groupby(cols, observed=True, sort=True) if cols else df.assign(_all=0).groupby("_all")
+    return df.groupby(cols, observed=True, sort=True, dropna=False) if cols else df.assign(_all=0).groupby("_all")
 
 
 def _per_point(value, df: pd.DataFrame, name: str) -> np.ndarray | None:
@@ -93,7 +93,7 @@ def cell(slots: pd.DataFrame, duration_s=None, by: Sequence[str] | None = None) 
     cols = [c for c in keys(slots, by) if c != "ue"] if by is None else list(by)
     per_ue = throughput(slots, duration_s=duration_s, by=[*cols, "ue"])
     rows = []
-    for key, g in (per_ue.groupby(cols, observed=True, sort=True) if cols else [((), per_ue)]):
+    for key, g in (per_ue.groupby(cols, observed=True, sort=True, dropna=False) if cols else [((), per_ue)]):
         x = g["throughput_mbps"].to_numpy(float)
         key = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(cols, key)), "cell_mbps": x.sum(), "ue_p5_mbps": float(np.percentile(x, 5)),

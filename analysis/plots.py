@@ -35,7 +35,7 @@ def lines(df: pd.DataFrame, x: str, y: str, hue: Sequence[str] = (), *, band: tu
     ``band`` columns (e.g. ``("ci_low", "ci_high")``) where given."""
     fig, ax = _figure(title, xlabel or x, ylabel or y)
     hue = list(hue)
-    groups = df.groupby(hue, observed=True, sort=True) if hue else [((), df)]
+    groups = df.groupby(hue, observed=True, sort=True, dropna=False) if hue else [((), df)]
     for k, (key, g) in enumerate(groups):
         if k >= MAX_LINES:
             ax.text(0.99, 0.01, f"first {MAX_LINES} of {len(groups)} shown", transform=ax.transAxes,

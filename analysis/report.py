@@ -59,7 +59,7 @@ def figures(logs: Logs) -> dict[str, tuple[str, object]]:
                          plots.rd_curves(rd, categorical[:1]))
     if logs.kind == "sweep":
         per_point = throughput(logs.slots, duration_s=logs.duration_s)
-        per_point = per_point.groupby([*logs.params, "point"], observed=True, as_index=False)["throughput_mbps"].mean()
+        per_point = per_point.groupby([*logs.params, "point"], observed=True, as_index=False, dropna=False)["throughput_mbps"].mean()
         per_point.attrs["params"] = list(logs.params)
         for x in numeric:
             hue = [p for p in (*categorical, *numeric) if p != x]

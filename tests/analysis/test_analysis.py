@@ -137,6 +137,18 @@ def test_mean_ci_known_answer_and_single_sample():
     assert len(overall) == 1 and overall["mean"][0] == pytest.approx(2.75) and "_all" not in overall.columns
 
 
+def test_a_parameter_left_null_at_some_points_keeps_their_rows():
+    """A swept section that is null at some points (models.csi_codec of ideal/type1 arms beside neural
+    ones) is a group of its own, not dropped by pandas' NaN-key rule."""
+    df = pd.DataFrame({"codec": [None, None, "c", "c"], "kind": ["ideal", "ideal", "neural", "neural"],
+                       "v": [1.0, 3.0, 5.0, 7.0]})
+    ci = analysis.mean_ci(df, "v", by=["kind", "codec"])
+    assert ci.set_index("kind")["mean"].to_dict() == {"ideal": 2.0, "neural": 6.0}
+    slots = pd.DataFrame({"t_us": [0] * 4, "ue": [0, 1, 0, 1], "delivered_bits": [1e6, 1e6, 2e6, 2e6],
+                          "codec": [None, None, "c", "c"]})
+    assert analysis.cell(slots, duration_s=1.0, by=["codec"]).cell_mbps.tolist() == [4.0, 2.0]
+
+
 def test_bler_error_csi_rd_and_ber_gap_known_answers():
     periods = pd.DataFrame({"ue": [0, 0, 0, 0], "snr_db": [1.2, 1.7, 3.1, 3.9],
                             "bler_predicted": [0.1, 0.5, np.nan, 0.9], "bler_observed": [0.3, 0.5, 0.2, 0.4],
