@@ -6,14 +6,16 @@ Requirement (issue 13, item 6): >= 2,000 cell-slots/s with 8 UEs (real time at 3
 UEs (1, 4, 16, 64). Asserted for single-user PF only: MU-MIMO does not reach it yet.
 Each figure is cell slots per second of the event loop (``RunSummary.slots_per_s`` / UEs; setup,
 which builds the BLER table of every allocation size, excluded), best of ``REPEATS`` runs, with the
-load average before the first. Measured (2 cores, load 0.6-0.9): single-user 1 / 4 / 8 / 16 / 64 UEs
-9,605 / 5,347 / 3,330 / 1,955 / 558 cell-slots/s; MU-MIMO 3,623 / 1,640 / 1,115 / 911 / 406.
-Single-user cost grows about linearly with the UEs (every UE's rate, CSI-RS occasions and reports
-are per-UE Python work, although PF on wideband CQIs serves about one UE a slot). MU-MIMO at 8 UEs
-spends about 0.9 ms a slot: 0.31 ms the transmissions' SINR (one padded RZF, one path-domain product
-per scheduled UE, one LMMSE SINR call), 0.25 ms the greedy set search (0.16 ms of it the held-CSI
-rates, three calls), 0.2 ms the ideal-CSI reports (13 top eigenvectors of 32 x 32 per UE and report)
-and 0.15 ms the per-transmission bookkeeping: below real time by a factor 1.8.
+load average before the first. Measured (2 cores, load 0.2-0.8): single-user 1 / 4 / 8 / 16 / 64 UEs
+9,555 / 5,199 / 3,278 / 1,914 / 541 cell-slots/s; MU-MIMO (``mu_mcs: set_estimate``, the default)
+3,222 / 1,469 / 1,329 / 896 / 409 (with ``su_cqi``, which co-schedules almost every block: 3,623 /
+1,640 / 1,115 / 911 / 406). Single-user cost grows about linearly with the UEs (every UE's rate,
+CSI-RS occasions and reports are per-UE Python work, although PF on wideband CQIs serves about one UE
+a slot). MU-MIMO at 8 UEs (su_cqi) spends about 0.9 ms a slot: 0.31 ms the transmissions' SINR (one
+padded RZF, one path-domain product per scheduled UE, one LMMSE SINR call), 0.25 ms the greedy set
+search (0.16 ms of it the held-CSI rates, three calls), 0.2 ms the ideal-CSI reports (13 top
+eigenvectors of 32 x 32 per UE and report) and 0.15 ms the per-transmission bookkeeping: below real
+time by a factor 1.5 (set_estimate) to 1.8 (su_cqi).
 """
 from __future__ import annotations
 
