@@ -1,5 +1,6 @@
 """MU-MIMO in the scheduled cell: the rates the gNB expects of a co-scheduled set, and the SINR the UEs
-then get on their true channels (``scheduler.max_ues_per_prb`` > 1, abstraction backend).
+then get on their true channels (``scheduler.max_ues_per_prb`` > 1; with ``keep_channels`` also the
+precoded channels the link_level chain needs).
 
 PRB groups and precoding subbands coincide (the schema requires it), so group g is subband g of
 every report. What the gNB holds of UE k on group g is its reported direction w_k (the report's
@@ -10,13 +11,17 @@ set's precoder is regularised zero-forcing over those rows (``simulator.phy.mu_p
 split equally over the K streams, alpha = K).
 
 - Expected rates (the scheduler's ``set_rate_fn``): on the held rows, member k's SINR is
-  |r_k w_k|^2 / (1 + sum_{j != k} |r_k w_j|^2); the MCS OLLA picks at it (with the UE's offset) and
-  that MCS's spectral efficiency on the group's data REs give the rate. Held CSI is taken at face
-  value: the residual interference imperfect CSI leaves is what the transmission then meets.
+  |r_k W_k|^2 / (1 + sum_{j != k} |r_k W_j|^2); the MCS OLLA picks at it with the UE's offset (its MU
+  loop's with ``scheduler.mu_mcs: set_estimate``, else its one loop's) and that MCS's spectral
+  efficiency on the group's data REs give the rate. The held CSI itself is taken at face value: the
+  residual interference imperfect CSI leaves is what the transmission then meets, and only the MU
+  offset, learnt from the UE's MU blocks, tells the search how far short they fall.
+- MCS of a co-scheduled block: with ``set_estimate`` the MU loop's pick at ``expected_sinr_db`` (the
+  mean over its groups of those expected SINRs); with ``su_cqi`` the UE's single-user CQI through its
+  one loop, which then has to absorb the interference alone.
 - Transmissions (``slot_sinr``): each group's members receive the set's streams on their true
   channels of the slot, and each equalises its own stream by LMMSE with the others as interference
-  (``mu_sinr``); a UE's block gets the per-RE SINR of all its groups. The CQI stays the UE's
-  single-user measurement, so OLLA is what corrects for the interference (the textbook case).
+  (``mu_sinr``); a UE's block gets the per-RE SINR of all its groups.
 
 Cost: the gNB's state is taken once a slot (``begin_slot``), the expected rates come from K x K Gram
 matrices of the held rows, and a slot's transmissions are one padded RZF call, one path-domain

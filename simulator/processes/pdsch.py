@@ -14,7 +14,9 @@ TBS of that many PRBs (a retransmission keeps its block's), the SINR of their su
 BLER table of that allocation. PF's past throughput counts the TBS of each UE's new block per slot.
 With ``max_ues_per_prb`` > 1 (``Scheduling.co``, ``simulator/processes/co_scheduling.py``) PF adds
 UEs to a group while the expected rates of the set (RZF on the held CSI) raise its PF sum, and each
-block's SINR is computed with the co-scheduled streams as interference on the true channels.
+block's SINR is computed with the co-scheduled streams as interference on the true channels; a
+co-scheduled block's MCS follows ``scheduler.mu_mcs`` (``set_estimate``: the expected SINR through the
+UE's MU OLLA loop, ``UeLink.olla_mu``, which its MU first transmissions feed).
 
 A slot starts after every other event of its instant (``slot_tick``): a CQI report whose last bit
 arrives exactly at a slot boundary is used by that slot, whatever the order the events were
