@@ -1,5 +1,6 @@
-"""The checks of a scenario that open files: the checkpoints, the CSI track and the receiver's
-training pool it names exist and fit the scenario (its grid, its UEs' travel).
+"""The checks of a scenario that need more than the schema: the checkpoints, the CSI track and the
+receiver's training pool it names exist and fit the scenario (its grid, its UEs' travel), and its
+channels fit this machine's memory (``simulator.memory_estimate``).
 
 The schema (``simulator.schema``) never opens a file; ``airtune validate``, ``airtune run`` and
 the sweeps call :func:`check_files` after it, so every problem still names its field.
@@ -17,6 +18,7 @@ from models.deeprx.data import read_description as read_deeprx_description
 from models.deeprx.receiver import checkpoint_grid
 from simulator.csi.codec_grid import grid_misfit
 from simulator.loader import field_errors
+from simulator.memory_estimate import check_memory
 from simulator.schema import CsiCodecConfig, Scenario, StaticMobility, WaypointMobility
 
 
@@ -27,7 +29,7 @@ def validate_files(scenario: Scenario) -> list[FieldError]:
     bler = scenario.models.bler_predictor
     if bler is not None and bler.checkpoint is not None and not Path(bler.checkpoint).is_file():
         errors.append(FieldError("models.bler_predictor.checkpoint", f"no such checkpoint file {bler.checkpoint!r}"))
-    for check in (_check_csi_codec, _check_receiver):
+    for check in (_check_csi_codec, _check_receiver, check_memory):
         try:
             check(scenario)
         except FieldError as exc:

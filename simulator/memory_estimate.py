@@ -1,0 +1,61 @@
+"""How much memory a run's fading channels take, and the check that refuses a run this machine cannot hold.
+
+``simulator.channel.fading`` draws each UE's whole run at once (one Sionna call per UE), so memory
+grows with ``duration_s`` and the antenna pairs: while one UE's channel is generated, Sionna holds
+a few tensors per sample and antenna pair (the peak), and afterwards every UE keeps its path gains
+(paths x 8 bytes per sample and pair). Measured on the quickstart (TDL-B, one antenna pair, 52 PRB,
+``/usr/bin/time -v airtune run scenarios/quickstart.yaml --set duration_s=D``): peak RSS 1.28 GB at
+D = 20 s and 2.09 GB at 60 s, i.e. 20.4 MB per simulated second, 10.2 kB per slot and pair; CDL and
+the 38.901 system-level models measured 8.3 kB (4x8 array, one UE antenna, UMi, 20,000 slots:
+5.3 GB). A UE that does not move has one sample. Ray-traced channels keep only their anchors and are
+not counted. The estimate is meant to catch runs that cannot fit (a 10-hour run dies with an OOM
+after 20 s otherwise), not to predict RSS to the megabyte.
+"""
+from __future__ import annotations
+
+import os
+
+from models.config import FieldError
+from simulator.mobility import Mobility
+from simulator.schema import Scenario
+
+BASE_BYTES = 0.9e9                       # TensorFlow, Sionna and the rest of a run (the quickstart's intercept)
+GENERATION_BYTES_PER_SAMPLE_PAIR = {"tdl": 10.2e3, "cdl": 8.3e3, "umi": 8.3e3, "uma": 8.3e3, "ray_traced": 0.0}
+KEPT_PATHS = 24                          # the most paths a 38.901 TDL/CDL/UMi/UMa channel keeps
+MACHINE_SHARE = 0.9                      # of the physical memory a run may plan to use
+
+
+def machine_bytes() -> int:
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def channel_bytes(scenario: Scenario) -> tuple[float, list[float], list[float]]:
+    """(the run's estimated peak bytes, each UE's generation peak, each UE's kept path gains)."""
+    model = scenario.channel.model
+    pairs = scenario.phy.num_ue_antennas * scenario.gnb.num_antennas
+    gen, kept = [], []
+    for ue in scenario.ues:
+        samples = scenario.num_slots if Mobility(ue.mobility).speed_mps > 0 else 1
+        gen.append(samples * pairs * GENERATION_BYTES_PER_SAMPLE_PAIR[model])
+        kept.append(0.0 if model == "ray_traced" else samples * pairs * KEPT_PATHS * 8.0)
+    return BASE_BYTES + sum(kept) + max(gen, default=0.0), gen, kept
+
+
+def check_memory(scenario: Scenario, available_bytes: float | None = None) -> None:
+    """Raise FieldError on ``duration_s`` when one UE's channel alone would not fit in
+    ``MACHINE_SHARE`` of ``available_bytes`` (default: this machine's memory), on ``ues`` when only
+    all of them together would not."""
+    limit = MACHINE_SHARE * (machine_bytes() if available_bytes is None else available_bytes)
+    total, gen, kept = channel_bytes(scenario)
+    if total <= limit:
+        return
+    gb = 1e9
+    worst = max(range(len(gen)), key=lambda i: gen[i] + kept[i])
+    alone = BASE_BYTES + gen[worst] + kept[worst]
+    what = (f"the run's channels need about {total / gb:.1f} GB at their peak (~{gen[worst] / gb:.1f} GB while "
+            f"UE {scenario.ues[worst].id}'s is drawn, {sum(kept) / gb:.1f} GB kept for all {len(gen)} UEs), more than "
+            f"{limit / gb:.1f} GB ({MACHINE_SHARE:.0%} of this machine's memory; simulator/memory_estimate.py)")
+    if alone > limit:
+        raise FieldError("duration_s", f"{what}: shorten the run")
+    raise FieldError("ues", f"{what}: fewer UEs, or split them over runs")
