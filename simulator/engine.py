@@ -153,7 +153,7 @@ def build_scheduling(sc: Scenario, contexts: list, table) -> Scheduling | None:
     data_re_per_prb = 12 * (NUM_OFDM_SYMBOLS - p.num_dmrs_symbols)
     sizes = group_sizes_prbs(sc.carrier.num_prbs, sc.scheduler.prb_group_prbs)
     co = (CoScheduling(contexts, sizes, data_re_per_prb, sc.carrier.slot_us * 1e-6,
-                       keep_channels=p.backend == "link_level", mu_olla=sc.scheduler.mu_mcs == "set_estimate")
+                       keep_channels=p.backend == "link_level")
           if sc.scheduler.max_ues_per_prb > 1 else None)
     scheduler = build_scheduler(sc.scheduler, num_ues, sc.carrier.num_prbs, None if co is None else co.set_rate_fn)
 

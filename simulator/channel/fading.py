@@ -271,6 +271,12 @@ class FadingChannel:
 
         return self._cached((segment, subband_sc), make, segment)
 
+    def gain_over_antenna_db(self, slot: int, mean_gain: float) -> float:
+        """A precoded stream's mean gain ``mean_gain`` (sum over UE antennas of |H w|^2, averaged over its
+        subcarriers) over that of one gNB antenna in the slot, dB (0 where either is zero)."""
+        per_antenna = self.mean_power_per_gnb_antenna(slot)
+        return float(10.0 * np.log10(mean_gain / per_antenna)) if per_antenna > 0 and mean_gain > 0 else 0.0
+
     def mean_power_per_gnb_antenna(self, slot: int) -> float:
         """Mean over gNB antennas and subcarriers of sum_rx |H|^2: the real part of sum over antenna pairs
         of a (K K^H / num_sc) a^H (a: the pair's path gains as a row), without forming H: one product

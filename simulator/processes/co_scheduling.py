@@ -40,9 +40,8 @@ class CoScheduling:
     """ues: the UE contexts in scheduler order; group_sizes_prbs [G]; data_re_per_prb; slot_s."""
 
     def __init__(self, ues: list, group_sizes_prbs: np.ndarray, data_re_per_prb: int, slot_s: float, *,
-                 keep_channels: bool = False, mu_olla: bool = False):
+                 keep_channels: bool = False):
         self.ues = ues
-        self.mu_olla = mu_olla                       # scheduler.mu_mcs set_estimate: the UEs' MU OLLA offsets
         self.keep_channels = keep_channels           # link_level: the precoded channels go with the SINR
         self.group_sizes_prbs = np.asarray(group_sizes_prbs)
         self.group_sc = group_subcarriers(self.group_sizes_prbs)
@@ -54,6 +53,11 @@ class CoScheduling:
                              f"(the last may be shorter), got {list(self.group_sizes_prbs)}")
         self.slot_s = slot_s
 
+    @property
+    def mu_olla(self) -> bool:
+        """The UEs run an MU OLLA loop (``scheduler.mu_mcs: set_estimate``; ``UeLink.olla_mu``)."""
+        return self.ues[0].link.olla_mu is not None
+
     # -- what the gNB holds -----------------------------------------------------------------------
     def begin_slot(self) -> None:
         """Take the gNB's state for this slot's decisions: the held CSI (rebuilt when a report has changed
@@ -62,8 +66,9 @@ class CoScheduling:
         key = tuple((id(link.precoder), link.sinr_est_db) for link in links)
         if key != getattr(self, "_key", None):
             self._key, self._state = key, self._held_state(links)
-        self._offset_db = np.array([link.olla_of(self.mu_olla).offset_db for link in links])
-        self._mcs_of_snr = np.stack([link.olla.mcs_of_snr_index() for link in links])     # [U, num_snr]
+        # the loop a co-scheduled block's MCS comes from (the MU one under set_estimate)
+        self._offset_db = np.array([link.olla_of(True).offset_db for link in links])
+        self._mcs_of_snr = np.stack([link.olla_of(True).mcs_of_snr_index() for link in links])    # [U, num_snr]
         self._table = links[0].olla.table
 
     def _held_state(self, links: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,9 +178,7 @@ class CoScheduling:
         out = {}
         for u, (i, j) in where.items():
             co = set(sets[i].ravel().tolist()) - {u, -1}
-            per_antenna = self.ues[u].ue.channel.mean_power_per_gnb_antenna(slot)
-            gain_db = (float(10.0 * np.log10(mean_gain[u] / per_antenna)) if per_antenna > 0 and mean_gain[u] > 0
-                       else 0.0)
+            gain_db = self.ues[u].ue.channel.gain_over_antenna_db(slot, float(mean_gain[u]))
             widths = None if full[i].all() else self.widths_sc[active[i]]
             re = _by_re(sinr[i, j], widths)
             h = h_int = None

@@ -155,9 +155,9 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
                 precoder, layers = prev.precoder, prev.layers
             table = prev.table
         else:
-            harq, rnd, mcs = link.free_harq.popleft(), 1, link.new_tb_mcs()
-            if i in expected_db:                  # a co-scheduled block, scheduler.mu_mcs set_estimate
-                mcs = link.olla_mu.select_mcs(expected_db[i])
+            harq, rnd = link.free_harq.popleft(), 1
+            # a co-scheduled block under scheduler.mu_mcs set_estimate: the MU loop at the set's estimate
+            mcs = link.olla_mu.select_mcs(expected_db[i]) if i in expected_db else link.new_tb_mcs()
             table = sch.table_for(int(alloc.prbs[i]), layers)
             tbs = int(table.tbs_bits[mcs])
             new_rate[i] = tbs / slot_s
@@ -187,8 +187,7 @@ def _submit(run: RunContext, phy, tx: Transmission, link, pending: deque, due_us
 def _precoding_gain_db(ue, slot: int, gain) -> float:
     """Mean received power of the precoded stream (two layers: the mean of the two) over that of one gNB
     antenna, averaged over them (dB)."""
-    per_antenna = ue.channel.mean_power_per_gnb_antenna(slot)
-    return float(10.0 * np.log10(gain.mean() / per_antenna)) if per_antenna > 0 else 0.0
+    return ue.channel.gain_over_antenna_db(slot, float(gain.mean()))
 
 
 def _feedback(due_us: int, tx: Transmission, link, phy, rec, stats: PdschStats, receiver: str, trace) -> None:
