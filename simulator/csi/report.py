@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.csi.type1 import WIDEBAND_CQI_BITS, codebook_config, precoder, report_bits, select_ri
-from simulator.phy.precoding import (dominant_precoder, eigen_gain, eigen_precoder, layer_sinr, layered_precoder,
-                                     precoded_gain, precoder_of_sc, sgcs)
+from simulator.phy.precoding import (eigen_gain, eigen_precoder_of_rows, layer_sinr, layered_precoder, precoded_gain,
+                                     precoder_of_sc, sgcs)
 from simulator.schema import CsiReportConfig, GnbConfig
 
 
@@ -59,6 +59,9 @@ class CsiMeasurement:
     csi: object | None = None      # neural: the codec's report (bytes the gNB decodes)
     h: np.ndarray | None = None    # [ue_ant, gnb_ant, sc] the measured channel (for the log's precoder quality)
     w_ideal: np.ndarray | None = None   # its per-subband eigenvectors, shaped like ``precoder.w``, if computed
+    # instead of h for a one-antenna UE: [S, r, gnb_ant] rows whose Gram is each subband's covariance
+    # (``FadingChannel.subband_rows``)
+    rows: np.ndarray | None = None
 
 
 def precoder_quality(m: CsiMeasurement) -> tuple[float, float]:
@@ -66,11 +69,19 @@ def precoder_quality(m: CsiMeasurement) -> tuple[float, float]:
     over subbands (and layers) of |v^H w|^2 (v: the subband's dominant eigenvector of the measured
     channel, the l-th for layer l; with one UE antenna and one subcarrier per subband, the closed
     form |h^H w|^2 / ||h||^2), and 10 log10(sum over REs of lambda_max(H^H H) / sum of ||H w||^2),
-    the loss against per-RE eigen-beamforming (one layer; NaN for two). (NaN, NaN) with one gNB antenna."""
+    the loss against per-RE eigen-beamforming (one layer; NaN for two). (NaN, NaN) with one gNB antenna.
+
+    From ``m.rows`` when the measurement has no h (a one-antenna UE, one layer): per RE lambda_max is
+    ||h||^2, so the sums are ||rows_s||_F^2 and ||rows_s w_s||^2 over the subbands."""
     if m.precoder is None:
         return math.nan, math.nan
-    subband_of_sc = np.arange(m.h.shape[-1]) // m.precoder.subband_sc
     layers = m.precoder.layers
+    if m.h is None:
+        w_ideal = m.w_ideal if m.w_ideal is not None else eigen_precoder_of_rows(m.rows, 1)[..., 0]
+        got = np.einsum("srg,sg->sr", m.rows, m.precoder.w)                        # [S, r]
+        loss = 10.0 * np.log10(np.vdot(m.rows, m.rows).real / np.vdot(got, got).real)
+        return float(np.mean(sgcs(w_ideal, m.precoder.w))), float(loss)
+    subband_of_sc = np.arange(m.h.shape[-1]) // m.precoder.subband_sc
     w_ideal = m.w_ideal if m.w_ideal is not None else layered_precoder(m.h, subband_of_sc, layers)
     if layers > 1:
         return float(np.mean(np.abs(np.sum(w_ideal.conj() * m.precoder.w, axis=-2)) ** 2)), math.nan
@@ -116,13 +127,17 @@ class CsiReporter:
     def measure(self, channel, slot: int, snr_db: float, distance_m: float = 0.0) -> CsiMeasurement:
         if self.num_gnb_ant == 1:
             return CsiMeasurement(None, 0)
-        h = channel.cfr_slot(slot)                                                            # [ue, gnb, sc]
         if self.kind == "ideal":
-            if self.max_rank == 1:
-                w = dominant_precoder(h, self.subband_of_sc)                                  # [S, gnb_ant]
-            else:
-                w = choose_rank(h, eigen_precoder(h, self.subband_of_sc, 2), self.subband_of_sc, snr_db)
+            # the eigenvectors from the path domain: an r x r problem per subband (FadingChannel.subband_rows);
+            # the full response only where the rank choice or a UE's several antennas need it
+            rows = channel.subband_rows(slot, self.subband_sc)                               # [S, r, gnb]
+            w = eigen_precoder_of_rows(rows, self.max_rank)                                   # [S, gnb, rank]
+            if self.max_rank == 1 and channel.num_ue_ant == 1:
+                return CsiMeasurement(Precoder(w[..., 0], self.subband_sc), 0, w_ideal=w[..., 0], rows=rows)
+            h = channel.cfr_slot(slot)                                                        # [ue, gnb, sc]
+            w = w[..., 0] if self.max_rank == 1 else choose_rank(h, w, self.subband_of_sc, snr_db)
             return CsiMeasurement(Precoder(w, self.subband_sc), 0, h=h, w_ideal=w)
+        h = channel.cfr_slot(slot)                                                            # [ue, gnb, sc]
         rows = np.moveaxis(h[:, :, self._rows], -1, 0)                                        # [R, ue, gnb]
         pmi, _ = select_ri(self.codebook, rows, snr_db, self.max_rank, self._subband_of_row)
         w = precoder(self.codebook, pmi)                                                      # [S or 1, gnb_ant, rank]

@@ -101,9 +101,19 @@ def eigen_precoder(h_hat: np.ndarray, subband_of_sc: np.ndarray, rank: int) -> n
     if idx.size > num_sc:                                                   # unequal subbands: pad
         h_hat = np.concatenate([h_hat, np.zeros((*batch, ue_ant, gnb_ant, 1), h_hat.dtype)], axis=-1)
     rows = np.moveaxis(h_hat[..., idx], (-4, -3), (-2, -1))                # [..., S, L, ue, gnb]
-    a = rows.reshape(-1, sb_len * ue_ant, gnb_ant)                          # [n, L*ue, gnb]
+    return eigen_precoder_of_rows(rows.reshape(*batch, num_sb, sb_len * ue_ant, gnb_ant), rank)
+
+
+def eigen_precoder_of_rows(rows: np.ndarray, rank: int) -> np.ndarray:
+    """``eigen_precoder`` from each subband's rows: rows [..., S, r, gnb_ant] complex whose Gram matrix
+    rows^H rows is the subband's covariance (its subcarriers' channel rows, or a factor of the
+    covariance such as ``FadingChannel.subband_rows``'s) -> w [..., S, gnb_ant, rank] complex128, with
+    ``eigen_precoder``'s ordering, phase convention and zero-channel rule. With r < gnb_ant the
+    eigenproblem is solved on the r x r matrix rows rows^H and mapped back (w ~ rows^H u)."""
+    *batch, num_sb, num_rows, gnb_ant = rows.shape
+    a = rows.reshape(-1, num_rows, gnb_ant)                                 # [n, r, gnb]
     a_h = a.conj().transpose(0, 2, 1)
-    if sb_len * ue_ant < gnb_ant:
+    if num_rows < gnb_ant:
         lam, u = _top_eigenvectors(a @ a_h, rank)
         v = (a_h @ u.astype(a.dtype)).astype(np.complex128)                # [n, gnb, rank]
         v /= np.maximum(np.linalg.norm(v, axis=-2, keepdims=True), np.finfo(np.float64).tiny)

@@ -24,15 +24,16 @@ split equally over the K streams, alpha = K).
   (``mu_sinr``); a UE's block gets the per-RE SINR of all its groups.
 
 Cost: the gNB's state is taken once a slot (``begin_slot``), the expected rates come from K x K Gram
-matrices of the held rows, and a slot's transmissions are one padded RZF call, one path-domain
-product per scheduled UE and one ``mu_sinr`` call (tests/simulator/processes/test_co_scheduling.py
+matrices of the held rows, the sets the search keeps are not solved again (their inverses give the
+RZF precoders and the expected SINRs of the MCS choice), and a slot's transmissions are one
+path-domain product per scheduled UE and one ``mu_sinr`` call (tests/simulator/processes/test_co_scheduling.py
 checks both against the group-by-group computation; tests/benchmarks/bench_cell.py times the loop).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from simulator.phy.mu_precoding import mu_sinr, rzf_precoder
+from simulator.phy.mu_precoding import mu_sinr
 from simulator.scheduler.prb_groups import group_subcarriers
 
 
@@ -70,6 +71,7 @@ class CoScheduling:
         self._offset_db = np.array([link.olla_of(True).offset_db for link in links])
         self._mcs_of_snr = np.stack([link.olla_of(True).mcs_of_snr_index() for link in links])    # [U, num_snr]
         self._table = links[0].olla.table
+        self._solved: dict[int, tuple] = {}        # set size -> the slot's sets solved so far (``_solve``)
 
     def _held_state(self, links: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """rows [U, G, gnb] each UE's held row per group, sqrt(rho_u) w_u^H (w_u its reported direction, e_0
@@ -96,7 +98,7 @@ class CoScheduling:
         members = ue_sets[:, :k]
         held = self._state[2]
         table = self._table
-        sinr_db = self._held_sinr_db(members, groups)
+        sinr_db = self._solve(members, groups)[0]
         mcs = self._mcs_of_snr[members, table.snr_index(sinr_db - self._offset_db[members])]   # OLLA's pick
         rate = table.se[mcs] * self.re_per_group[groups][:, None] / self.slot_s
         rate[~held[members].all(axis=1)] = 0.0     # a set with a UE that has not reported: not co-scheduled
@@ -104,22 +106,68 @@ class CoScheduling:
         out[:, :k] = rate
         return out
 
-    def _held_sinr_db(self, members: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        """members [n, K] sets of one size on groups [n] -> [n, K] the SINR (dB) the gNB expects of each
-        member on the held rows, |r_k W_k|^2 / (1 + sum_{j != k} |r_k W_j|^2) with W the set's RZF.
+    def _solve(self, members: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """members [n, K] sets of one size K > 1 on groups [n] -> (sinr_db [n, K] the SINR the gNB expects of
+        each member on the held rows, b [n, K, K] the inverse the set's RZF is made of: ``_held_sinr_db``).
+
+        Kept for the slot: the scheduler's search solves every set it tries, the sets it keeps are among
+        them, and the slot's expected SINRs (``expected_sinr_db``) and precoders (``slot_sinr``) are read
+        back instead of solved again (a set not found is solved; the numbers are the same either way:
+        each set's inverse is its own LAPACK call)."""
+        k = members.shape[1]
+        memo = self._solved.get(k)
+        if memo is not None:
+            at = np.full(len(self.group_sc), -1)
+            at[memo[0]] = np.arange(len(memo[0]))
+            i = at[groups]
+            found = (i >= 0) & (memo[1][np.maximum(i, 0)] == members).all(axis=1)
+            if found.all():
+                return memo[2][i], memo[3][i]
+        sinr_db, b = self._held_sinr_db(members, groups)
+        if memo is None:
+            self._solved[k] = (groups, members, sinr_db, b)
+        return sinr_db, b
+
+    def _held_sinr_db(self, members: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """members [n, K] sets of one size on groups [n] -> ([n, K] the SINR (dB) the gNB expects of each
+        member on the held rows, |r_k W_k|^2 / (1 + sum_{j != k} |r_k W_j|^2) with W the set's RZF, and
+        B [n, K, K] below).
 
         From the sets' Gram matrices of held rows alone (K x K, not K x gnb): with G = F F^H and
-        A = G + K I, RZF gives F W_j = (G A^-1) e_j / (sqrt(K) ||W_j||), G A^-1 = I - K A^-1 and
-        ||W_j||^2 = (A^-1 G A^-1)_jj = (A^-1 - K A^-2)_jj, so one K x K inverse B = A^-1 gives
+        A = G + K I, RZF gives W ~ F^H A^-1, F W_j = (G A^-1) e_j / (sqrt(K) ||W_j||), G A^-1 = I - K A^-1
+        and ||W_j||^2 = (A^-1 G A^-1)_jj = (A^-1 - K A^-2)_jj, so one K x K inverse B = A^-1 gives
         p_kj = |I - K B|_kj^2 / (K (B_jj - K sum_l |B_jl|^2))."""
         k = members.shape[1]
         gram = self._state[1]
-        b = np.linalg.inv(gram[groups[:, None, None], members[:, :, None], members[:, None, :]] + k * np.eye(k))
+        d = np.arange(k)
+        a = gram[groups[:, None, None], members[:, :, None], members[:, None, :]]     # a copy: [n, K, K]
+        a[:, d, d] += k
+        b = np.linalg.inv(a)
         b2 = b.real ** 2 + b.imag ** 2
-        norm2 = np.maximum(np.einsum("njj->nj", b).real - k * b2.sum(axis=-1), np.finfo(np.float64).tiny)  # ||W_j||^2
+        diag = b[:, d, d].real
+        norm2 = np.maximum(diag - k * b2.sum(axis=-1), np.finfo(np.float64).tiny)   # ||W_j||^2
         p = k * b2 / norm2[:, None, :]                       # off-diagonal: |K B_kj|^2 / (K ||W_j||^2)
-        own = (1.0 - k * np.einsum("nkk->nk", b).real) ** 2 / (k * norm2)
-        return 10.0 * np.log10(np.maximum(own / (1.0 + p.sum(axis=-1) - np.einsum("nkk->nk", p)), 1e-30))
+        own = (1.0 - k * diag) ** 2 / (k * norm2)
+        return 10.0 * np.log10(np.maximum(own / (1.0 + p.sum(axis=-1) - p[:, d, d]), 1e-30)), b
+
+    def _precoders(self, sets: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """The slot's RZF precoders: sets [n, M] (members first, -1 pads) on groups [n] -> W [n, gnb, M]
+        complex128, ``rzf_precoder`` of each set's held rows (alpha = K, ||w_j|| = 1 / sqrt(K), zero
+        columns for pads): W = F^H B with the set's B of ``_solve``, each column scaled to its norm; a
+        set of one is the UE's held direction."""
+        n, m = sets.shape
+        member = sets >= 0
+        sizes = member.sum(axis=1)
+        f = self._state[0][np.where(member, sets, 0), groups[:, None]]              # [n, M, gnb]
+        f[~member] = 0.0
+        b = np.zeros((n, m, m), np.complex128)                                       # B, zero for pads
+        for k in np.unique(sizes).tolist():
+            at = np.flatnonzero(sizes == k)
+            b[at, :k, :k] = self._solve(sets[at, :k], groups[at])[1] if k > 1 else 1.0   # K = 1: F^H itself
+        w = np.swapaxes(f.conj(), 1, 2) @ b                                          # [n, gnb, M]
+        norm = np.sqrt((w.real ** 2 + w.imag ** 2).sum(axis=1, keepdims=True))
+        w /= np.sqrt(sizes)[:, None, None] * np.maximum(norm, np.finfo(np.float64).tiny)
+        return w
 
     def expected_sinr_db(self, ue_sets: np.ndarray) -> dict[int, float]:
         """The slot's allocation ue_sets [G, M] -> for each UE co-scheduled on some group, the mean over its
@@ -128,15 +176,16 @@ class CoScheduling:
         the MU OLLA offset (``scheduler.mu_mcs: set_estimate``)."""
         sizes = (ue_sets >= 0).sum(axis=1)
         rho_db = np.array([ctx.link.sinr_est_db if ctx.link.sinr_est_db is not None else np.nan for ctx in self.ues])
-        sums: dict[int, list] = {}
+        ues, values = [], []
         for k in np.unique(sizes[sizes > 0]).tolist():
             groups = np.flatnonzero(sizes == k)
             members = ue_sets[groups, :k]
-            sinr_db = self._held_sinr_db(members, groups) if k > 1 else rho_db[members]
-            for u, v in zip(members.ravel().tolist(), sinr_db.ravel().tolist()):
-                sums.setdefault(u, []).append(v)
-        co = {int(u) for k, row in zip(sizes, ue_sets) if k > 1 for u in row[:k]}
-        return {u: float(np.mean(sums[u])) for u in co}
+            ues.append(members.ravel())
+            values.append((self._solve(members, groups)[0] if k > 1 else rho_db[members]).ravel())
+        ues, values = np.concatenate(ues), np.concatenate(values)
+        mean = np.bincount(ues, values, len(self.ues)) / np.maximum(np.bincount(ues, None, len(self.ues)), 1)
+        co = np.unique(ue_sets[sizes > 1])
+        return {u: float(mean[u]) for u in co[co >= 0].tolist()}
 
     # -- what the UEs receive -----------------------------------------------------------------------
     def slot_sinr(self, slot: int, ue_sets: np.ndarray) -> dict[int, tuple]:
@@ -146,47 +195,51 @@ class CoScheduling:
         h [ue_ant, REs] complex64 and the other M - 1 streams' h_int [ue_ant, M - 1, REs] (zero for a set's
         pads), else None, None).
 
-        Batched over the slot: the sets of every size are padded to M streams (zero rows, zero columns:
-        ``rzf_precoder``'s ``num_streams``), so one RZF call serves every group, one path-domain product
-        per scheduled UE gives its precoded channels of all M streams on its groups
-        (``FadingChannel.precoded_groups``), and one ``mu_sinr`` call the SINR of every member."""
-        active = np.flatnonzero((ue_sets >= 0).any(axis=1))
-        sets = ue_sets[active]                                        # [n, M]
-        n, m = sets.shape
+        Batched over the slot: the precoders come from the inverses the scheduler's search solved
+        (``_precoders``), every set padded with zero columns to the slot's largest set (m streams; h_int
+        is padded on to M - 1), so one path-domain product per scheduled UE gives its precoded channels
+        of all m streams on its groups (``FadingChannel.precoded_groups``), and one ``mu_sinr`` call the
+        SINR of every member. A slot of single-user groups alone (most of them under set_estimate) is
+        then one stream per group."""
+        sizes = (ue_sets >= 0).sum(axis=1)
+        active = np.flatnonzero(sizes)
+        m = int(sizes.max())
+        sets = ue_sets[active, :m]                                    # [n, m]
+        n = len(sets)
         member = sets >= 0
-        sizes = member.sum(axis=1)
-        rows = np.where(member[..., None], self._state[0][np.where(member, sets, 0), active[:, None]], 0.0)
-        w = rzf_precoder(rows[:, None], 0.0, num_streams=sizes[:, None])[:, 0]          # [n, gnb, M]
+        w = self._precoders(sets, active)                             # [n, gnb, m]
         width = self.width_sc
         ue_ant = self.ues[0].ue.channel.num_ue_ant
         g = np.zeros((n, m, ue_ant, m, width), np.complex64)         # [set, member, ue_ant, stream, L]
         snr_db = np.zeros((n, m))
         flat = sets[member]                                           # the members, set by set
-        scheduled = np.unique(flat)
         where = {}
-        for u in scheduled.tolist():
+        for u in sorted(set(flat.tolist())):
             i, j = np.nonzero(sets == u)                              # the UE's sets (ascending) and its place
             where[u] = (i, j)
             ue = self.ues[u].ue
             g[i, j] = ue.channel.precoded_groups(slot, w[i], active[i], width)
             snr_db[i, j] = ue.snr_db[slot]
-        sinr = mu_sinr(g, snr_db)                                     # [n, M, L]
+        sinr = mu_sinr(g, snr_db)                                     # [n, m, L]
         own = np.einsum("nkuks->nkus", g)[member]                     # [members, ue_ant, L]
         gain = (own.real.astype(np.float64) ** 2 + own.imag.astype(np.float64) ** 2).sum(axis=1).mean(axis=-1)
         mean_gain = np.bincount(flat, gain, len(self.ues)) / np.maximum(np.bincount(flat, None, len(self.ues)), 1)
         full = self.widths_sc[active] == width                        # groups of the full width
+        num_interferers = ue_sets.shape[1] - 1
         out = {}
         for u, (i, j) in where.items():
             co = set(sets[i].ravel().tolist()) - {u, -1}
             gain_db = self.ues[u].ue.channel.gain_over_antenna_db(slot, float(mean_gain[u]))
             widths = None if full[i].all() else self.widths_sc[active[i]]
-            re = _by_re(sinr[i, j], widths)
+            re = sinr[i, j].reshape(-1) if widths is None else _by_re(sinr[i, j], widths)
             h = h_int = None
             if self.keep_channels:
-                streams = g[i, j]                                       # [groups, ue_ant, M, L]
-                others = np.arange(m)[None, :] != j[:, None]            # [groups, M]
+                streams = g[i, j]                                       # [groups, ue_ant, m, L]
+                others = np.arange(m)[None, :] != j[:, None]            # [groups, m]
                 h = _by_re(streams[np.arange(len(i)), :, j], widths)    # [ue_ant, REs]
-                h_int = _by_re(np.stack([s[:, o] for s, o in zip(streams, others)]), widths)   # [ue_ant, M-1, REs]
+                h_int = np.zeros((ue_ant, num_interferers, len(re)), np.complex64)   # [ue_ant, M - 1, REs]
+                if m > 1:
+                    h_int[:, :m - 1] = _by_re(np.stack([s[:, o] for s, o in zip(streams, others)]), widths)
             out[u] = (re, gain_db, co, h, h_int)
         return out
 

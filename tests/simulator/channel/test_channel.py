@@ -77,6 +77,34 @@ def test_gnb_array_channel_and_its_precoded_stream(model):
             assert ch.mean_power_per_gnb_antenna(slot) == pytest.approx(full, rel=1e-5)
 
 
+@pytest.mark.parametrize("model, ue_ant", [("tdl", 1), ("cdl", 1), ("cdl", 2), ("umi", 1)])
+def test_subband_rows_give_the_subband_covariance_and_its_eigenvectors(model, ue_ant):
+    """rows^H rows from the path domain equals sum over the subband's subcarriers of H^H H formed from the
+    full response (also with a shorter last subband), so the path-domain eigen-precoder equals the one of
+    the full response; the factor keeps fewer rows than the subband has subcarriers (its point)."""
+    from simulator.phy.precoding import eigen_precoder, eigen_precoder_of_rows
+
+    gnb = GnbConfig(antenna_rows=2, antenna_cols=4)
+    extra = {"start_position_m": np.array([40.0, 10.0, 1.5]), "velocity_mps": np.array([0.0, 5.0, 0.0])}
+    cfg = (ChannelConfig(model="umi") if model == "umi" else
+           ChannelConfig(model=model, profile="C" if model == "cdl" else "B", delay_spread_ns=300))
+    ch = FadingChannel(cfg, CARRIER, ue_ant, 5.0, np.arange(50), seed=3, gnb=gnb, **(extra if model == "umi" else {}))
+    for subband_sc in (48, 60):                                                         # 3 subbands; 2.4
+        sb = np.arange(144) // subband_sc
+        for slot in (0, 49):
+            h = ch.cfr_slot(slot).astype(np.complex128)                                 # [ue, gnb, sc]
+            ref = np.stack([np.einsum("uts,uvs->tv", h[..., sb == s].conj(), h[..., sb == s])
+                            for s in range(sb.max() + 1)])
+            rows = ch.subband_rows(slot, subband_sc)
+            assert rows.shape[0] == sb.max() + 1 and rows.shape[1] < ue_ant * subband_sc
+            got = np.swapaxes(rows.conj(), 1, 2) @ rows
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+            w_ref = eigen_precoder(h, sb, 2)
+            w = eigen_precoder_of_rows(rows, 2)
+            np.testing.assert_allclose(np.abs(np.sum(w.conj() * w_ref, axis=-2)), 1.0, atol=1e-5)   # same directions
+            np.testing.assert_allclose(w, w_ref, atol=1e-4)                                        # same phases
+
+
 @pytest.mark.parametrize("model, profile", [("tdl", "B"), ("cdl", "C")])
 def test_fading_is_continuous_with_the_ue_doppler(model, profile):
     speed = 30 / 3.6

@@ -124,10 +124,43 @@ def test_kept_channels_give_the_sinr(cell):
     [ue_ant, M - 1, REs] are the ones its SINR comes from: snr |h|^2 / (1 + snr sum_j |h_j|^2), one antenna."""
     co = CoScheduling(cell.ctxs, cell.sizes, DATA_RE_PER_PRB, cell.co.slot_s, keep_channels=True)
     co.begin_slot()
+    # a slot with a 3-set, and one whose largest set is 2 and one of single-user groups only: h_int keeps
+    # its M - 1 = 2 streams (zero where a set has fewer), the chain's shape
+    for ue_sets in (np.array([[0, 2, 4], [1, -1, -1], [2, 3, -1], [-1, -1, -1], [4, 1, 2], [2, -1, -1]]),
+                    np.array([[0, 2, -1], [1, -1, -1], [2, 3, -1], [-1, -1, -1], [4, -1, -1], [2, -1, -1]]),
+                    np.array([[0, -1, -1], [1, -1, -1], [2, -1, -1], [-1, -1, -1], [4, -1, -1], [2, -1, -1]])):
+        out = co.slot_sinr(SLOT, ue_sets)
+        for u, (re, _, _, h, h_int) in out.items():
+            snr = 10 ** (cell.ctxs[u].ue.snr_db[SLOT] / 10)
+            assert h.shape == (1, len(re)) and h_int.shape == (1, 2, len(re))
+            own = np.abs(h[0].astype(complex)) ** 2
+            other = (np.abs(h_int[0].astype(complex)) ** 2).sum(axis=0)
+            np.testing.assert_allclose(re, snr * own / (1 + snr * other), rtol=1e-5)
+            alone = all((row >= 0).sum() == 1 for row in ue_sets if u in row)
+            assert (h_int == 0).all() == alone
+
+
+def test_sets_solved_by_the_search_are_read_back_unchanged(cell):
+    """The slot's precoders and expected SINRs come from the inverses the scheduler's search solved when it
+    tried the kept sets (and from a fresh solve when it did not): the same numbers, bit for bit, and the
+    same as ``rzf_precoder`` on the held rows."""
     ue_sets = np.array([[0, 2, 4], [1, -1, -1], [2, 3, -1], [-1, -1, -1], [4, 1, 2], [2, -1, -1]])
-    for u, (re, _, _, h, h_int) in co.slot_sinr(SLOT, ue_sets).items():
-        snr = 10 ** (cell.ctxs[u].ue.snr_db[SLOT] / 10)
-        assert h.shape == (1, len(re)) and h_int.shape == (1, 2, len(re))
-        own = np.abs(h[0].astype(complex)) ** 2
-        other = (np.abs(h_int[0].astype(complex)) ** 2).sum(axis=0)
-        np.testing.assert_allclose(re, snr * own / (1 + snr * other), rtol=1e-5)
+    fresh = CoScheduling(cell.ctxs, cell.sizes, DATA_RE_PER_PRB, cell.co.slot_s)
+    fresh.begin_slot()
+    want, want_db = fresh.slot_sinr(SLOT, ue_sets), fresh.expected_sinr_db(ue_sets)
+    searched = CoScheduling(cell.ctxs, cell.sizes, DATA_RE_PER_PRB, cell.co.slot_s)
+    searched.begin_slot()
+    # the search's trials: the kept sets among others (a rejected candidate on group 2, a 3-set on group 1)
+    searched.set_rate_fn(np.array([[0, 2, -1], [1, 3, -1], [2, 3, -1], [4, 1, -1]]), np.array([0, 1, 2, 4]))
+    searched.set_rate_fn(np.array([[0, 2, 4], [2, 3, 0], [4, 1, 2]]), np.array([0, 2, 4]))
+    assert set(searched._solved) == {2, 3}
+    got, got_db = searched.slot_sinr(SLOT, ue_sets), searched.expected_sinr_db(ue_sets)
+    assert got_db == want_db and set(got) == set(want)
+    for u in want:
+        assert got[u][0].tobytes() == want[u][0].tobytes() and got[u][1:3] == want[u][1:3]
+    w = searched._precoders(ue_sets[[0, 2]], np.array([0, 2]))                            # [2, gnb, 3]
+    for row, g, got_w in zip(ue_sets[[0, 2]], (0, 2), w):
+        members = row[row >= 0]
+        ref = rzf_precoder(_held_rows(cell, members, g)[None], 0.0)[0]
+        np.testing.assert_allclose(got_w[:, :len(members)], ref, atol=1e-12)
+        assert (got_w[:, len(members):] == 0).all()
