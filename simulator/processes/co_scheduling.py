@@ -68,8 +68,11 @@ class CoScheduling:
         if key != getattr(self, "_key", None):
             self._key, self._state = key, self._held_state(links)
         # the loop a co-scheduled block's MCS comes from (the MU one under set_estimate)
-        self._offset_db = np.array([link.olla_of(True).offset_db for link in links])
-        self._mcs_of_snr = np.stack([link.olla_of(True).mcs_of_snr_index() for link in links])    # [U, num_snr]
+        loops = [link.olla_of(True) for link in links]
+        self._offset_db = np.array([loop.offset_db for loop in loops])
+        best = [loop.mcs_of_snr_index() for loop in loops]          # rebuilt only when a BLER target changes
+        if any(x is not y for x, y in zip(best, getattr(self, "_mcs_src", ()))) or not hasattr(self, "_mcs_src"):
+            self._mcs_src, self._mcs_of_snr = best, np.stack(best)                                   # [U, num_snr]
         self._table = links[0].olla.table
         self._solved: dict[int, tuple] = {}        # set size -> the slot's sets solved so far (``_solve``)
 
@@ -175,6 +178,8 @@ class CoScheduling:
         group it has alone counts its single-user estimate, its CQI's SINR): its MU block's MCS before
         the MU OLLA offset (``scheduler.mu_mcs: set_estimate``)."""
         sizes = (ue_sets >= 0).sum(axis=1)
+        if sizes.max() < 2:
+            return {}
         rho_db = np.array([ctx.link.sinr_est_db if ctx.link.sinr_est_db is not None else np.nan for ctx in self.ues])
         ues, values = [], []
         for k in np.unique(sizes[sizes > 0]).tolist():

@@ -126,16 +126,16 @@ def _scheduled_slot(run: RunContext, ues: list[UeContext], phy, sch: Scheduling,
                     last_rate_bps: np.ndarray, pending: deque, k1_us: int) -> np.ndarray:
     """One slot with a scheduler (module docstring); returns each UE's new-block rate (bit/s) for PF."""
     slot_s = run.slot_us * 1e-6
-    num_groups = len(sch.group_sizes_prbs)
-    rate = np.zeros((len(ues), num_groups))
+    rate_per_prb = np.zeros(len(ues))
     retx_groups = np.zeros(len(ues), np.int64)
     for i, ctx in enumerate(ues):
         link = ctx.link
         if link.retx:
             retx_groups[i] = len(link.retx[0].groups)
         if link.retx or link.free_harq:
-            table = link.olla.tables[link.layers]
-            rate[i] = (table.se[link.new_tb_mcs()] * link.layers * sch.data_re_per_prb / slot_s) * sch.group_sizes_prbs
+            layers = link.layers
+            rate_per_prb[i] = link.olla.tables[layers].se[link.new_tb_mcs()] * layers * sch.data_re_per_prb / slot_s
+    rate = rate_per_prb[:, None] * sch.group_sizes_prbs[None, :]
     if sch.co is not None:
         sch.co.begin_slot()
     alloc = sch.scheduler.schedule(rate, retx_groups, last_rate_bps)
