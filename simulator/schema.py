@@ -62,17 +62,21 @@ class CarrierConfig(_Strict):
 
 
 class CsiReportConfig(_Strict):
-    kind: Literal["ideal", "type1", "neural"] = Field(
+    kind: Literal["ideal", "type1", "etype2", "neural"] = Field(
         "ideal", description="What the UE reports besides the CQI and the gNB precodes with: ideal (the "
                              "measured channel, whose per-subband dominant eigenvector the gNB uses; carried "
                              "free beyond the CQI bits) or type1 (38.214 Type I single-panel PMI, codebookMode "
-                             "1, rank 1; its 38.212 bits on the feedback link) or neural (models.csi_codec compresses "
+                             "1, rank 1; its 38.212 bits on the feedback link) or etype2 (38.214 Rel-16 enhanced "
+                             "Type II PMI at param_combination; its 38.212 bits) or neural (models.csi_codec compresses "
                              "the measured channel, its coded bits on the feedback link; the gNB precodes with "
                              "the dominant eigenvectors of what it decodes; needs a gNB array). With one gNB "
                              "antenna ideal and type1 are the CQI alone")
     subband_prbs: int = Field(4, ge=1, le=32, description="PRBs per precoding subband (the PMI's i2 and the "
                                                           "ideal precoder are per subband)")
     subband_pmi: bool = Field(True, description="type1: one i2 per subband (else one wideband i2)")
+    param_combination: int = Field(4, ge=1, le=8, description="etype2: 38.214 paramCombination-r16 (Table "
+                                                               "5.2.2.2.5-1: L beams 2/2/4/4/4/4/6/6, p_v 1/4 but 1/2 "
+                                                               "for 6, beta 1/4, 1/2, 1/4, 1/2, 3/4, 1/2, 1/2, 3/4)")
     max_rank: Literal[1, 2] = Field(1, description="Most layers the UE may report (2 needs two UE antennas and a "
                                                    "gNB array; not with the neural receiver): the rank with the most mutual "
                                                    "information at the measured SNR is reported (type1: its RI bits)")
@@ -446,6 +450,23 @@ class Scenario(_Strict):
                 raise FieldError("gnb", f"{g.antenna_rows} rows x {g.antenna_cols} cols ({g.polarization}) "
                                         f"has no Type I codebook (csi_rs.report.kind: type1; N1 = antenna_cols, "
                                         f"N2 = antenna_rows): " + str(exc).removeprefix("gnb: ")) from None
+        if rep.kind == "etype2":
+            from simulator.csi.etype2 import etype2_config
+            from simulator.csi.type1 import codebook_config
+
+            if g.num_antennas == 1:
+                raise FieldError("csi_rs.report.kind", "etype2 needs a gNB array (gnb.antenna_rows x antenna_cols > 1)")
+            try:
+                cb = codebook_config(g.antenna_cols, g.antenna_rows, g.polarization == "dual", field="gnb")
+            except ValueError as exc:
+                raise FieldError("gnb", f"{g.antenna_rows} rows x {g.antenna_cols} cols ({g.polarization}) "
+                                        f"has no eType II codebook (csi_rs.report.kind: etype2; N1 = antenna_cols, "
+                                        f"N2 = antenna_rows): " + str(exc).removeprefix("gnb: ")) from None
+            try:
+                etype2_config(cb, rep.param_combination, -(-self.carrier.num_prbs // rep.subband_prbs))
+            except ValueError as exc:
+                path, _, msg = str(exc).partition(": ")
+                raise FieldError(path, msg) from None
         codec = self.models.csi_codec
         if rep.kind == "neural":
             if g.num_antennas == 1:

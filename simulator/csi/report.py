@@ -7,6 +7,9 @@
 - ``type1``: 38.214 Type I single-panel PMI (codebookMode 1), searched on one row per PRB (its
   7th subcarrier) summed per subband; the report costs its 38.212 PMI/RI bits on top of the CQI's. N1 = ``gnb.antenna_cols``, N2 = ``gnb.antenna_rows``
   (Sionna's antenna order is then 38.214's port order).
+- ``etype2``: 38.214 Rel-16 enhanced Type II PMI (``simulator.csi.etype2``) at
+  ``param_combination``, searched on each subband's covariance (from the path domain); the report
+  costs its 38.212 bits (Part 1 and Part 2) on top of the CQI's.
 
 - ``neural``: ``models.csi_codec`` compresses the measured channel on its grid
   (``simulator/csi/codec_grid.py``); the gNB decodes the bytes and precodes each subband with the
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.csi import etype2
 from simulator.csi.type1 import WIDEBAND_CQI_BITS, codebook_config, precoder, report_bits, select_ri
 from simulator.phy.precoding import (eigen_gain, eigen_precoder_of_rows, layer_sinr, layered_precoder, precoded_gain,
                                      precoder_of_sc, sgcs)
@@ -119,10 +123,13 @@ class CsiReporter:
         self._subband_of_row = self.subband_of_sc[self._rows] * cfg.subband_pmi
         self.max_rank = cfg.max_rank
         self.bits = {1: 0, 2: 0}                                                       # per rank
-        if self.kind == "type1" and self.num_gnb_ant > 1:
+        if self.kind in ("type1", "etype2") and self.num_gnb_ant > 1:
             self.codebook = codebook_config(gnb.antenna_cols, gnb.antenna_rows, gnb.polarization == "dual")
+        if self.kind == "type1" and self.num_gnb_ant > 1:
             self.bits = {r: report_bits(self.codebook, r, self.max_rank, self.num_subbands, cfg.subband_pmi).total
                          - WIDEBAND_CQI_BITS for r in range(1, self.max_rank + 1)}
+        if self.kind == "etype2" and self.num_gnb_ant > 1:
+            self.etype2_cfg = etype2.etype2_config(self.codebook, cfg.param_combination, self.num_subbands)
 
     def measure(self, channel, slot: int, snr_db: float, distance_m: float = 0.0) -> CsiMeasurement:
         if self.num_gnb_ant == 1:
@@ -137,6 +144,8 @@ class CsiReporter:
             h = channel.cfr_slot(slot)                                                        # [ue, gnb, sc]
             w = w[..., 0] if self.max_rank == 1 else choose_rank(h, w, self.subband_of_sc, snr_db)
             return CsiMeasurement(Precoder(w, self.subband_sc), 0, h=h, w_ideal=w)
+        if self.kind == "etype2":
+            return self._measure_etype2(channel, slot, snr_db)
         h = channel.cfr_slot(slot)                                                            # [ue, gnb, sc]
         rows = np.moveaxis(h[:, :, self._rows], -1, 0)                                        # [R, ue, gnb]
         pmi, _ = select_ri(self.codebook, rows, snr_db, self.max_rank, self._subband_of_row)
@@ -144,3 +153,22 @@ class CsiReporter:
         w = np.broadcast_to(w, (self.num_subbands, *w.shape[1:]))                             # wideband: every subband
         w = w[..., 0] if pmi.rank == 1 else w
         return CsiMeasurement(Precoder(w, self.subband_sc), self.bits[pmi.rank], h=h)
+
+    def _measure_etype2(self, channel, slot: int, snr_db: float) -> CsiMeasurement:
+        """eType II: the PMI searched on the subband covariances from the path domain
+        (``FadingChannel.subband_rows``); with max_rank 2 the rank of the most mutual information on
+        the measured channel (``choose_rank``: the rank-2 PMI's first layer is the rank-1 PMI's)."""
+        rows = channel.subband_rows(slot, self.subband_sc)                                   # [S, r, gnb]
+        pmi = etype2.select_pmi(self.etype2_cfg, rows, self.max_rank)
+        w = etype2.precoder(self.etype2_cfg, pmi)                                                 # [S, gnb, rank]
+        if self.max_rank == 1 and channel.num_ue_ant == 1:
+            m = CsiMeasurement(Precoder(w[..., 0], self.subband_sc), 0, rows=rows)
+        else:
+            h = channel.cfr_slot(slot)
+            w = w[..., 0] if self.max_rank == 1 else choose_rank(h, w, self.subband_of_sc, snr_db)
+            m = CsiMeasurement(Precoder(w, self.subband_sc), 0, h=h)
+        rank = m.precoder.layers
+        if rank < pmi.rank:
+            pmi = etype2.select_pmi(self.etype2_cfg, rows, rank)
+        bits = etype2.report_bits(self.etype2_cfg, pmi, self.max_rank).total - WIDEBAND_CQI_BITS
+        return CsiMeasurement(m.precoder, bits, h=m.h, rows=m.rows)

@@ -49,6 +49,36 @@ def test_bad_arrays_name_the_field(make_scenario):
         make_scenario({"gnb": {"antenna_cols": 4}, "models.csi_codec": {"checkpoint": "x.json", "track": "t"}})
 
 
+def test_etype2_end_to_end_between_type1_and_ideal(make_scenario, tmp_path):
+    """eType II on the same channels (8 single-polarised ports, 52 subbands of one PRB are too many for
+    it: 13 subbands of 4 PRBs): its logged bits are the CQI's plus 38.212's eType II count for the PMI
+    (> Type I's), and its precoding gain lies between Type I's and ideal CSI's."""
+    gains, bits = {}, {}
+    for kind in ("ideal", "type1", "etype2"):
+        sc = _array_scenario(make_scenario, kind, 1, 8, **{"csi_rs.report.subband_prbs": 4,
+                                                            "csi_rs.report.param_combination": 6})
+        slots, periods = _run(sc, tmp_path / kind)
+        first = slots.ue.map(periods.groupby("ue").report_arrival_t_us.min())     # each UE's first report
+        precoded = slots[slots.t_us >= first]                                        # (eType II's come later)
+        gains[kind] = (10 ** (precoded.groupby("ue").precoding_gain_db.first() / 10)).mean()
+        bits[kind] = periods.csi_bits
+    assert gains["type1"] < gains["etype2"] < gains["ideal"], gains
+    assert (bits["etype2"] > bits["type1"].max()).all() and bits["etype2"].nunique() >= 1
+
+
+def test_bad_etype2_settings_name_the_field(make_scenario):
+    with pytest.raises(ConfigError, match=r"csi_rs.report.subband_prbs: eType II reports at most 19 subbands"):
+        _array_scenario(make_scenario, "etype2", 1, 8)                                   # 52 subbands of 1 PRB
+    with pytest.raises(ConfigError, match=r"csi_rs.report.param_combination: 7 \(L = 6\) needs 32 ports"):
+        _array_scenario(make_scenario, "etype2", 1, 8, **{"csi_rs.report.subband_prbs": 4,
+                                                         "csi_rs.report.param_combination": 7})
+    with pytest.raises(ConfigError, match=r"csi_rs.report.param_combination"):
+        _array_scenario(make_scenario, "etype2", 1, 8, **{"csi_rs.report.subband_prbs": 4,
+                                                         "csi_rs.report.param_combination": 9})
+    with pytest.raises(ConfigError, match=r"gnb: 3 rows x 3 cols \(single\) has no eType II codebook"):
+        _array_scenario(make_scenario, "etype2", 3, 3, **{"csi_rs.report.subband_prbs": 4})
+
+
 def test_the_gnb_position_and_power_live_under_gnb(make_scenario):
     with pytest.raises(ConfigError, match=r"snr.gnb_position_m: the gNB's position and power are set under gnb: "
                                           r"\(gnb.position_m\)"):

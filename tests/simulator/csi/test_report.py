@@ -37,3 +37,32 @@ def test_ideal_report_of_a_one_antenna_ue_equals_the_full_response(channel):
         want = precoder_quality(CsiMeasurement(other, 0, h=h))
         assert got[0] < 0.99 and got[1] > 0.05
         np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_etype2_report_beats_type1_and_costs_its_bits():
+    """An eType II report on a UMi channel (8 x 4 single-polarised, 13 subbands): its precoder is closer to
+    the ideal one than Type I's (mean SGCS over 10 occasions), more so with more beams, and its bits are
+    38.212's beyond the CQI."""
+    from simulator.csi import etype2
+    from simulator.schema import GnbConfig as G
+
+    gnb = G(antenna_rows=4, antenna_cols=8)
+    carrier = CarrierConfig(subcarrier_spacing_khz=30, num_prbs=52, carrier_frequency_ghz=3.5)
+    ch = FadingChannel(ChannelConfig(model="umi", los=False), carrier, 1, 5.0, np.arange(10), seed=4, gnb=gnb,
+                       start_position_m=np.array([60.0, 30.0, 1.5]), velocity_mps=np.array([0.0, 5.0, 0.0]))
+    reporters = {name: CsiReporter(CsiReportConfig(kind=kind, param_combination=pc), gnb, 52)
+                 for name, kind, pc in [("type1", "type1", 4), ("pc1", "etype2", 1), ("pc8", "etype2", 8)]}
+    mean = {}
+    for name, rep in reporters.items():
+        vals = []
+        for slot in range(10):
+            m = rep.measure(ch, slot, 10.0)
+            vals.append(precoder_quality(m if m.h is not None or m.rows is not None else m)[0])
+            if name == "type1":
+                assert m.bits == rep.bits[1] > 0
+            else:
+                pmi = etype2.select_pmi(rep.etype2_cfg, ch.subband_rows(slot, 48), 1)
+                assert m.bits == etype2.report_bits(rep.etype2_cfg, pmi, 1).total - 4 > 0
+                np.testing.assert_allclose(np.linalg.norm(m.precoder.w, axis=-1), 1.0, atol=1e-12)
+        mean[name] = np.mean(vals)
+    assert mean["type1"] < mean["pc1"] < mean["pc8"], mean
