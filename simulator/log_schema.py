@@ -51,10 +51,14 @@ PERIODS = pa.schema([
     ("csi_bits", pa.int64()),          # feedback bits of the report (with a CSI codec: its coded latent
                                        # stream; the message also carries feedback.cqi_report_bits)
     ("csi_bits_estimated", pa.float32()),
-    ("csi_nmse_db", pa.float32()),     # NMSE of the codec's reconstruction (neural CSI), NaN otherwise
+    ("csi_nmse_db", pa.float32()),     # NMSE of the codec's reconstruction (neural CSI), NaN otherwise (a
+                                       # codebook report reconstructs no channel)
+    ("csi_model_version", pa.int32()), # neural: the decoder-side version the report was encoded for (0: the
+                                       # checkpoint, +1 per update that took effect); -1 otherwise
     ("rank", pa.int8()),               # layers of the precoder the report implies (its RI with type1)
     ("csi_sgcs", pa.float32()),        # mean over subbands of |v^H w|^2: the precoder the CQI was computed for
                                        # against the measured channel's dominant eigenvector (NaN: one gNB antenna)
+    ("csi_sgcs_min", pa.float32()),    # the smallest subband's |v^H w|^2
     ("csi_precoding_loss_db", pa.float32()),  # 10 log10 of the per-RE eigen-beamforming gain over that
                                               # precoder's, summed over the carrier at the occasion
     ("distance_m", pa.float32()),      # distance travelled by the UE at the occasion

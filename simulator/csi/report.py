@@ -68,30 +68,33 @@ class CsiMeasurement:
     rows: np.ndarray | None = None
 
 
-def precoder_quality(m: CsiMeasurement) -> tuple[float, float]:
-    """(SGCS, loss in dB) of the measurement's precoder on the channel it was measured on: the mean
-    over subbands (and layers) of |v^H w|^2 (v: the subband's dominant eigenvector of the measured
-    channel, the l-th for layer l; with one UE antenna and one subcarrier per subband, the closed
-    form |h^H w|^2 / ||h||^2), and 10 log10(sum over REs of lambda_max(H^H H) / sum of ||H w||^2),
-    the loss against per-RE eigen-beamforming (one layer; NaN for two). (NaN, NaN) with one gNB antenna.
+def precoder_quality(m: CsiMeasurement) -> tuple[float, float, float]:
+    """(SGCS mean, SGCS min, loss in dB) of the measurement's precoder on the channel it was measured on:
+    the mean and the smallest over subbands (and layers) of |v^H w|^2 (v: the subband's dominant
+    eigenvector of the measured channel, the l-th for layer l; with one UE antenna and one subcarrier
+    per subband, the closed form |h^H w|^2 / ||h||^2), and 10 log10(sum over REs of lambda_max(H^H H) /
+    sum of ||H w||^2), the loss against per-RE eigen-beamforming (one layer; NaN for two). All NaN with
+    one gNB antenna.
 
     From ``m.rows`` when the measurement has no h (a one-antenna UE, one layer): per RE lambda_max is
     ||h||^2, so the sums are ||rows_s||_F^2 and ||rows_s w_s||^2 over the subbands."""
     if m.precoder is None:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan
     layers = m.precoder.layers
     if m.h is None:
         w_ideal = m.w_ideal if m.w_ideal is not None else eigen_precoder_of_rows(m.rows, 1)[..., 0]
         got = np.einsum("srg,sg->sr", m.rows, m.precoder.w)                        # [S, r]
         loss = 10.0 * np.log10(np.vdot(m.rows, m.rows).real / np.vdot(got, got).real)
-        return float(np.mean(sgcs(w_ideal, m.precoder.w))), float(loss)
+        sg = sgcs(w_ideal, m.precoder.w)
+        return float(np.mean(sg)), float(np.min(sg)), float(loss)
     subband_of_sc = np.arange(m.h.shape[-1]) // m.precoder.subband_sc
     w_ideal = m.w_ideal if m.w_ideal is not None else layered_precoder(m.h, subband_of_sc, layers)
     if layers > 1:
-        return float(np.mean(np.abs(np.sum(w_ideal.conj() * m.precoder.w, axis=-2)) ** 2)), math.nan
-    sg = float(np.mean(sgcs(w_ideal, m.precoder.w)))
+        sg = np.abs(np.sum(w_ideal.conj() * m.precoder.w, axis=-2)) ** 2
+        return float(np.mean(sg)), float(np.min(sg)), math.nan
+    sg = sgcs(w_ideal, m.precoder.w)
     got = precoded_gain(m.h, precoder_of_sc(m.precoder.w.astype(m.h.dtype), subband_of_sc)).sum()
-    return sg, float(10.0 * np.log10(eigen_gain(m.h).sum() / got))
+    return float(np.mean(sg)), float(np.min(sg)), float(10.0 * np.log10(eigen_gain(m.h).sum() / got))
 
 
 def choose_rank(h: np.ndarray, w2: np.ndarray, subband_of_sc: np.ndarray, snr_db: float) -> np.ndarray:

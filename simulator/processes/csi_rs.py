@@ -67,6 +67,7 @@ class _Occasion:
     distance_m: float
     rank: int
     sgcs: float
+    sgcs_min: float
     precoding_loss_db: float
 
 
@@ -144,12 +145,12 @@ def _measure(run: RunContext, ctx: UeContext, setup: CsiRsSetup, period: int, ex
     # a neural report's precoder is the gNB's to derive from what it decodes (the same one, bit for bit)
     precoder = csi.precoder if csi.csi is None else None
     msg = Message("report", ue.id, bits, Report(cqi, csi_report, env.event(), precoder, rank), created_us=t0)
-    sgcs, loss_db = precoder_quality(csi)
+    sgcs, sgcs_min, loss_db = precoder_quality(csi)
     if run.trace is not None:
         run.trace.append((t0, "csi_rs", ue.id, period, cqi))
     env.process(_send_after(run, ctx, msg, setup.report_delay_us))
     return _Occasion(t0, period, snr_db, sinr_eff_db, err_db, cqi_table, cqi, msg, features, bler_pred, distance_m,
-                    rank, sgcs, loss_db)
+                    rank, sgcs, sgcs_min, loss_db)
 
 
 def _send_after(run: RunContext, ctx: UeContext, msg: Message, delay_us: int):
@@ -179,7 +180,8 @@ def _close(run: RunContext, ctx: UeContext, occ: _Occasion) -> None:
         "cqi_reported": occ.cqi, "report_arrival_t_us": occ.msg.arrival_us, "bler_predicted": occ.bler_predicted,
         "bler_observed": bler_obs, "n_ack": n_ack, "n_nack": n_nack, "fine_tuned": fine_tuned,
         **_csi_columns(occ, report),
-        "rank": occ.rank, "csi_sgcs": occ.sgcs, "csi_precoding_loss_db": occ.precoding_loss_db,
+        "rank": occ.rank, "csi_sgcs": occ.sgcs, "csi_sgcs_min": occ.sgcs_min,
+        "csi_precoding_loss_db": occ.precoding_loss_db,
         "distance_m": occ.distance_m,
         "features": None if occ.features is None else occ.features.tolist(),
     }
@@ -194,6 +196,8 @@ def _close(run: RunContext, ctx: UeContext, occ: _Occasion) -> None:
 def _csi_columns(occ: _Occasion, report: Report) -> dict:
     csi = report.csi
     if csi is None:
-        return {"csi_bits": occ.msg.bits, "csi_bits_estimated": float(occ.msg.bits), "csi_nmse_db": math.nan}
+        return {"csi_bits": occ.msg.bits, "csi_bits_estimated": float(occ.msg.bits), "csi_nmse_db": math.nan,
+                "csi_model_version": -1}
     return {"csi_bits": csi.bits, "csi_bits_estimated": csi.bits_estimated,
-            "csi_nmse_db": report.decoded.value if report.decoded.triggered else math.nan}
+            "csi_nmse_db": report.decoded.value if report.decoded.triggered else math.nan,
+            "csi_model_version": int(csi.version)}

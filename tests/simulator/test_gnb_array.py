@@ -62,6 +62,7 @@ def test_etype2_end_to_end_between_type1_and_ideal(make_scenario, tmp_path):
         precoded = slots[slots.t_us >= first]                                        # (eType II's come later)
         gains[kind] = (10 ** (precoded.groupby("ue").precoding_gain_db.first() / 10)).mean()
         bits[kind] = periods.csi_bits
+        assert (periods.csi_model_version == -1).all() and (periods.csi_sgcs_min <= periods.csi_sgcs + 1e-6).all()
     assert gains["type1"] < gains["etype2"] < gains["ideal"], gains
     assert (bits["etype2"] > bits["type1"].max()).all() and bits["etype2"].nunique() >= 1
 

@@ -74,7 +74,10 @@ def test_logged_nmse_sgcs_and_loss_match_the_closed_forms(make_scenario, tiny_co
         w = grid.precoder(x_hat)                                            # [8 subbands, 8]
         h_sb = h[0].T.reshape(8, 12, 8)                                     # [subband, sc, gnb]: rows h_sc^T
         v = np.linalg.svd(h_sb)[2][:, 0, :].conj()                          # top right singular vector
-        assert row.csi_sgcs == pytest.approx(np.mean(np.abs(np.sum(v.conj() * w, axis=1)) ** 2), abs=1e-5)
+        per_subband = np.abs(np.sum(v.conj() * w, axis=1)) ** 2
+        assert row.csi_sgcs == pytest.approx(np.mean(per_subband), abs=1e-5)
+        assert row.csi_sgcs_min == pytest.approx(np.min(per_subband), abs=1e-5)
+        assert row.csi_model_version == 0                                    # frozen: the checkpoint's
         hw = np.einsum("sg,sg->s", h_sb.reshape(96, 8), np.repeat(w, 12, axis=0))     # h^T w per subcarrier
         loss = 10 * np.log10(np.sum(np.abs(h[0]) ** 2) / np.sum(np.abs(hw) ** 2))
         assert row.csi_precoding_loss_db == pytest.approx(loss, abs=1e-4)
@@ -109,6 +112,11 @@ def test_full_model_fine_tunes_on_the_measured_channel_and_pays_in_feedback_bits
     before = periods[periods.t_us < updates.t_us.min()].csi_nmse_db.mean()
     after = periods[periods.t_us > first].csi_nmse_db.mean()
     assert after < before - 1.0, (before, after)
+    # each report names the decoder version it was encoded for: 0 before the first update took effect, one
+    # more per update applied by the time it was encoded, never decreasing
+    version = periods.sort_values("t_us").csi_model_version
+    assert (version.diff().dropna() >= 0).all() and version.iloc[0] == 0
+    assert version.max() == len(applied[applied.applied_t_us < periods.t_us.max()])
     # a report queued behind an update waits for its bits
     late = periods.report_arrival_t_us - periods.t_us
     assert late.max() > 2000 + applied.update_bits.min() / (sc.feedback.capacity_kbps * 1e3) * 1e6 * 0.5
