@@ -155,14 +155,14 @@ def cmd_train_deeprx(args) -> int:
     from simulator.datagen.deeprx import data_config_of, reference_receivers
 
     try:
-        cfg = DeepRxTrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+        cfg = DeepRxTrainConfig(preset=args.preset, steps=args.steps or 2000, batch_size=args.batch_size or 16,
                                 learning_rate=args.lr or 1e-3, lr_schedule=args.lr_schedule,
                                 num_samples=args.samples, seed=args.seed)
         try:
             reference = reference_receivers(data_config_of(read_description(args.data)))
         except ValueError as exc:
             raise ValueError(f"--data: {exc}") from None
-        path, m = load_and_train(args.data, cfg, args.out, command=" ".join(sys.argv),
+        path, m = load_and_train(args.data, cfg, args.out, command=args.command_line,
                                  log=lambda msg: print(msg, file=sys.stderr, flush=True), init=args.init,
                                  reference_llrs=reference)
     except (OSError, ValueError) as exc:
@@ -173,9 +173,43 @@ def cmd_train_deeprx(args) -> int:
     return 0
 
 
+def cmd_train_conv_csi(args) -> int:
+    """Rate-distortion training of the conv CSI codec (``models.csi_codec.train.train_rd``); on a dataset
+    drawn from a scenario's channel (source: scenario) the record also holds the held-out SGCS of the
+    precoders the gNB would derive from the reconstructions (``CodecGrid.sgcs``)."""
+    from models.csi_codec.data import load_split, read_description as read_csi_description
+    from models.csi_codec.train import print_step, reconstruct, summary_line, train_rd     # lazy: TensorFlow
+    import numpy as np
+
+    from simulator.csi.codec_grid import CodecGrid
+    from simulator.loader import validate_data
+
+    try:
+        desc = read_csi_description(args.data)
+    except (OSError, ValueError) as exc:
+        _err(f"--data: {exc}")
+        return EXIT_INPUT
+    codec, training = train_rd(args.data, args.lmbda, args.filters, args.steps or 1000, args.batch_size or 32,
+                               args.lr or 1e-3, args.seed, log=print_step)
+    if desc["config"]["source"] == "scenario":
+        sc = validate_data(desc["scenario"])
+        num_ant, num_sc, _ = desc["shape"]
+        grid = CodecGrid(num_ant, num_sc, sc.gnb.num_antennas, sc.carrier.num_prbs, sc.csi_rs.report.subband_prbs)
+        x = load_split(args.data, "test")
+        per_subband = grid.sgcs(x, reconstruct(codec, x))                                  # [n, subbands]
+        training["test"].update({"sgcs": float(per_subband.mean()),
+                                 "sgcs_p5": float(np.percentile(per_subband.mean(axis=1), 5))})
+    training = {"command": args.command_line, "data": str(args.data), **training}
+    path = codec.save(args.out, training=training)
+    print(summary_line(training["test"], path))
+    return 0
+
+
 def cmd_train(args) -> int:
     if args.model == "deeprx":
         return cmd_train_deeprx(args)
+    if args.model == "conv_csi":
+        return cmd_train_conv_csi(args)
     import pandas as pd
 
     data = Path(args.data)
@@ -201,7 +235,7 @@ def cmd_train(args) -> int:
     from dataclasses import asdict
 
     doc = {**asdict(cfg), "sizes": list(cfg.sizes), "training": {**metrics, "data": str(data),
-                                                                   "command": " ".join(sys.argv)}}
+                                                                   "command": args.command_line}}
     path = save_checkpoint(args.out, doc, weights)
     print(f"held-out mean |predicted - observed BLER| {metrics['holdout_mae']:.3f} "
           f"(best constant {metrics['constant_mae']:.3f}) -> {path}")
@@ -261,19 +295,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_data)
 
     t = sub.add_parser("train", help="train a model offline and write a checkpoint")
-    t.add_argument("model", choices=["ff_bler", "mlp_bler", "deeprx"],
+    t.add_argument("model", choices=["ff_bler", "mlp_bler", "deeprx", "conv_csi"],
                    help="ff_bler: LightTune's FF predictor; mlp_bler: the offline backprop baseline; "
-                        "deeprx: the neural receiver")
+                        "deeprx: the neural receiver; conv_csi: the CSI codec (rate-distortion training)")
     t.add_argument("--data", required=True, help="Parquet from `airtune data ff_bler` (both BLER models read it); "
-                                                 "deeprx: a folder from `airtune data deeprx`")
+                                                 "deeprx / conv_csi: a folder from `airtune data deeprx / csi`")
     t.add_argument("--out", required=True, help="checkpoint JSON (weights go next to it as .npz)")
     t.add_argument("--epochs", type=int, default=None, help="default 30 (ff_bler), 250 (mlp_bler)")
     t.add_argument("--lr", type=float, default=None, help="default 0.003 (ff_bler), 0.001 (mlp_bler, deeprx)")
     t.add_argument("--seed", type=int, default=0)
+    both = t.add_argument_group("deeprx and conv_csi")
+    both.add_argument("--steps", type=int, default=None, help="Adam steps (default 2000 deeprx, 1000 conv_csi)")
+    both.add_argument("--batch-size", type=int, default=None, help="default 16 (deeprx), 32 (conv_csi)")
+    cc = t.add_argument_group("conv_csi only")
+    cc.add_argument("--lmbda", type=float, default=300.0, help="rate-distortion weight lambda per CSI dimension")
+    cc.add_argument("--filters", type=int, default=64, help="convolution filters")
     rx = t.add_argument_group("deeprx only")
     rx.add_argument("--preset", choices=["small", "paper"], default="small")
-    rx.add_argument("--steps", type=int, default=2000, help="Adam steps")
-    rx.add_argument("--batch-size", type=int, default=16)
     rx.add_argument("--samples", type=int, default=None, help="training samples (default: all but the held-out 10%%)")
     rx.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                     help="cosine: decay to 5%% of --lr over the steps")
@@ -305,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _quiet_tf()
     args = build_parser().parse_args(argv)
+    args.command_line = " ".join(["airtune", *(sys.argv[1:] if argv is None else argv)])    # for training records
     if hasattr(args, "threads"):
         try:
             limit_threads(threads_setting(args.threads))

@@ -143,16 +143,46 @@ def evaluate(codec: ConvCsiCodec, x: np.ndarray, lmbda: float, batch: int = 256)
             "rate_coded_per_report": float(np.mean([c.bits for c in each])) / dims}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """python -m models.csi_codec.train --data DIR --out CHECKPOINT.json [...]: RD training on a
-    dataset written by ``airtune data csi``; the checkpoint records the command and the held-out
-    (test split) metrics."""
-    import argparse
-    import sys
+def train_rd(data_dir, lmbda: float = 300.0, filters: int = 64, steps: int = 1000, batch: int = 32,
+             learning_rate: float = 1e-3, seed: int = 0, log: LogFn | None = None) -> tuple[ConvCsiCodec, dict]:
+    """RD training on a dataset written by ``airtune data csi`` -> (the codec, its training record: the
+    dataset config and test shards, the settings, the wall time and the held-out (test split) metrics;
+    the caller adds the command)."""
     import time
 
     from models.csi_codec.data import load_split, read_description
     from models.csi_codec.model import ConvCsiConfig
+
+    desc = read_description(data_dir)
+    num_ant, num_sc, _ = desc["shape"]
+    x_train, x_test = load_split(data_dir, "train"), load_split(data_dir, "test")
+    codec = ConvCsiCodec(ConvCsiConfig(num_ant=num_ant, num_sc=num_sc, filters=filters), seed=seed)
+    t0 = time.perf_counter()
+    RdTrainer(codec, lmbda, learning_rate).run(x_train, steps, batch, np.random.default_rng(seed), log=log)
+    metrics = evaluate(codec, x_test, lmbda)
+    start, stop, offset, test_shards = *desc["splits"]["test"], 0, []
+    for i, sh in enumerate(desc["shards"]):
+        if offset < stop and offset + sh["num_samples"] > start:
+            test_shards.append({"index": i, "first": max(start - offset, 0), "num_samples": sh["num_samples"],
+                                "x_sha256": sh.get("x_sha256")})
+        offset += sh["num_samples"]
+    return codec, {"dataset_config": desc["config"], "test_shards": test_shards, "lmbda": lmbda, "steps": steps,
+                   "batch": batch, "learning_rate": learning_rate, "seed": seed,
+                   "wall_s": round(time.perf_counter() - t0, 1), "test": metrics}
+
+
+def reconstruct(codec: ConvCsiCodec, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The codec's inference-mode reconstruction (rounded latents) of x [n, ant, sc, 2]."""
+    x = np.asarray(x, np.float32)
+    return np.concatenate([codec.decompress(codec.compress(x[i:i + batch])[0]) for i in range(0, len(x), batch)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m models.csi_codec.train --data DIR --out CHECKPOINT.json [...]: RD training on a
+    dataset written by ``airtune data csi``; the checkpoint records the command and the held-out
+    (test split) metrics (``airtune train conv_csi`` adds the held-out SGCS of a scenario's dataset)."""
+    import argparse
+    import sys
 
     p = argparse.ArgumentParser(prog="python -m models.csi_codec.train", description=main.__doc__)
     p.add_argument("--data", required=True, help="dataset folder (description.json)")
@@ -164,32 +194,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-
-    desc = read_description(args.data)
-    num_ant, num_sc, _ = desc["shape"]
-    x_train, x_test = load_split(args.data, "train"), load_split(args.data, "test")
-    codec = ConvCsiCodec(ConvCsiConfig(num_ant=num_ant, num_sc=num_sc, filters=args.filters), seed=args.seed)
-    t0 = time.perf_counter()
-    RdTrainer(codec, args.lmbda, args.lr).run(
-        x_train, args.steps, args.batch, np.random.default_rng(args.seed),
-        log=lambda i, t: print(f"step {i}: " + ", ".join(f"{k} {v:.4g}" for k, v in t.items()),
-                               file=sys.stderr, flush=True))
-    metrics = evaluate(codec, x_test, args.lmbda)
-    start, stop, offset, test_shards = *desc["splits"]["test"], 0, []
-    for i, sh in enumerate(desc["shards"]):
-        if offset < stop and offset + sh["num_samples"] > start:
-            test_shards.append({"index": i, "first": max(start - offset, 0), "num_samples": sh["num_samples"],
-                                "x_sha256": sh.get("x_sha256")})
-        offset += sh["num_samples"]
+    codec, training = train_rd(args.data, args.lmbda, args.filters, args.steps, args.batch, args.lr, args.seed,
+                               log=print_step)
     training = {"command": "python -m models.csi_codec.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-                "dataset_config": desc["config"], "test_shards": test_shards, "lmbda": args.lmbda, "steps": args.steps, "batch": args.batch,
-                "learning_rate": args.lr, "seed": args.seed, "wall_s": round(time.perf_counter() - t0, 1),
-                "test": metrics}
+                **training}
     path = codec.save(args.out, training=training)
-    print(f"test split: NMSE {metrics['nmse_db']:.2f} dB at {metrics['rate_estimated']:.4f} bit/dim estimated, "
-          f"{metrics['rate_coded_one_stream']:.4f} coded (one stream), {metrics['rate_coded_per_report']:.4f} "
-          f"(one stream per report) -> {path}")
+    print(summary_line(training["test"], path))
     return 0
+
+
+def print_step(i: int, terms: dict) -> None:
+    import sys
+
+    print(f"step {i}: " + ", ".join(f"{k} {v:.4g}" for k, v in terms.items()), file=sys.stderr, flush=True)
+
+
+def summary_line(metrics: dict, path) -> str:
+    sgcs = f", SGCS {metrics['sgcs']:.3f}" if "sgcs" in metrics else ""
+    return (f"test split: NMSE {metrics['nmse_db']:.2f} dB{sgcs} at {metrics['rate_estimated']:.4f} bit/dim estimated, "
+            f"{metrics['rate_coded_one_stream']:.4f} coded (one stream), {metrics['rate_coded_per_report']:.4f} "
+            f"(one stream per report) -> {path}")
 
 
 if __name__ == "__main__":

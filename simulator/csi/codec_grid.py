@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.phy.precoding import layered_precoder
+from simulator.phy.precoding import layered_precoder, sgcs
 
 
 def grid_misfit(num_ant: int, num_sc: int, num_gnb_ant: int, num_prbs: int, subband_prbs: int) -> str | None:
@@ -57,3 +57,10 @@ class CodecGrid:
     def precoder(self, x_hat: np.ndarray, rank: int = 1) -> np.ndarray:
         h_hat = x_hat[..., 0] + 1j * x_hat[..., 1]                               # [ue, gnb, num_sc]
         return layered_precoder(h_hat, self.subband_of_sample, rank)
+
+    def sgcs(self, x: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
+        """x, x_hat [n, gnb_ant, num_sc, 2] samples (one UE antenna's matrix each) and their
+        reconstructions -> [n, num_subbands] the SGCS of the precoder the gNB would derive from each
+        reconstruction (``precoder``, rank 1) to the sample's own."""
+        w = [self.precoder(np.asarray(a)[:, None]) for a in (x, x_hat)]          # [n, S, gnb] each
+        return sgcs(w[0], w[1])

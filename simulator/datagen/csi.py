@@ -30,7 +30,9 @@ element order of Sionna's PanelArray), one snapshot per sample, stored normalise
 - ``scenario``: the channel a scenario's UE measures at CSI-RS (``scenario:``, a scenario YAML,
   relative to the working directory), on the grid a neural CSI report compresses it on
   (``simulator/csi/codec_grid.py``): the scenario's gNB array (its port order), carrier, channel
-  model (tdl/cdl, profile, delay spread), UE antennas and first UE's speed (static: 0), so a codec
+  model (tdl/cdl, profile, delay spread, or UMi/UMa at the UE's position), UE antennas and first UE's
+  drive (static: speed 0; ``drop_ues: all``: drop k follows UE k mod the scenario's UE count, so a
+  cell's codec sees all its UEs' positions, speeds and headings), so a codec
   trained on it fits ``csi_rs.report.kind: neural`` in that scenario. Those fields of this config
   (``SET_BY_SCENARIO``) are refused when given. Each drop is one ``FadingChannel`` realisation, built
   as the engine builds a UE's (one fading sample per slot of travel at the UE's speed), from which
@@ -96,6 +98,10 @@ class CsiDataConfig(BaseModel):
     scenario: str | None = Field(None, description="source scenario: the scenario YAML (relative to the working "
                                                     "directory) whose gNB array, carrier, channel, UE antennas and "
                                                     "first UE's speed the samples are drawn with")
+    drop_ues: Literal["first", "all"] = Field("first", description="source scenario: whose drive each drop follows: "
+                                                                    "the first UE's (every drop), or drop k the "
+                                                                    "scenario's UE k mod its UE count (its start, "
+                                                                    "heading and speed: a cell's positions)")
     occasions_per_drop: int | None = Field(None, ge=1, description="source scenario: CSI-RS occasions taken from "
                                                                    "each drop, one every csi_rs.period_ms (each "
                                                                    "gives one sample per UE antenna; default "
@@ -153,8 +159,9 @@ class CsiDataConfig(BaseModel):
         """Source scenario: the scenario loads, this config does not restate what it sets, and the codec
         grid fits its array and carrier."""
         if self.source != "scenario":
-            if self.scenario is not None or self.occasions_per_drop is not None:
-                raise FieldError("scenario" if self.scenario is not None else "occasions_per_drop",
+            if self.scenario is not None or self.occasions_per_drop is not None or "drop_ues" in self.model_fields_set:
+                raise FieldError("scenario" if self.scenario is not None else
+                                 "occasions_per_drop" if self.occasions_per_drop is not None else "drop_ues",
                                  f"goes with (and only with) source: scenario (source: {self.source})")
             return self
         if self.scenario is None:
@@ -167,9 +174,11 @@ class CsiDataConfig(BaseModel):
                              sc.csi_rs.report.subband_prbs)
         if misfit is not None:
             raise FieldError("num_subcarriers", misfit)
-        if Mobility(sc.ues[0].mobility).speed_mps == 0 and self.occasions_per_drop > 1:
-            raise FieldError("occasions_per_drop", f"the scenario's first UE is static, so every occasion of a drop "
-                                                   f"sees the same channel: use 1 (got {self.occasions_per_drop})")
+        for i, ue in enumerate(sc.ues if self.drop_ues == "all" else sc.ues[:1]):
+            if Mobility(ue.mobility).speed_mps == 0 and self.occasions_per_drop > 1:
+                raise FieldError("occasions_per_drop", f"the scenario's UE {ue.id} (ues.{i}) is static, so every "
+                                                       f"occasion of its drops sees the same channel: use 1 (got "
+                                                       f"{self.occasions_per_drop})")
         return self
 
     @property
@@ -274,26 +283,28 @@ def _scenario_samples(cfg: CsiDataConfig, first: int, n: int) -> dict[str, np.nd
     grid = _grid(cfg, sc)
     num_ue_ant, slot_us = sc.phy.num_ue_antennas, sc.carrier.slot_us
     per_drop = cfg.occasions_per_drop * num_ue_ant
-    mob = Mobility(sc.ues[0].mobility)
-    speed_mps = mob.speed_mps
     slots = np.arange(cfg.occasions_per_drop) * (CsiRsSetup.of(sc).period_us // slot_us)   # CSI-RS at 0, P, 2P...
-    # engine.build_ue's sample_of_slot, rint(distance / step), for a UE at constant speed: the slot index
     num_slots = int(slots[-1]) + 1
-    sample_of_slot = np.arange(num_slots) if speed_mps > 0 else np.zeros(num_slots, np.int64)
     first_drop, stop_drop = first // per_drop, (first + n - 1) // per_drop + 1
-    xs, scales = [], []
-    for child in np.random.SeedSequence(cfg.seed).spawn(stop_drop)[first_drop:]:
+    xs, scales, distances = [], [], []
+    for k, child in enumerate(np.random.SeedSequence(cfg.seed).spawn(stop_drop)[first_drop:], start=first_drop):
+        ue_index = k % len(sc.ues) if cfg.drop_ues == "all" else 0
+        mob = Mobility(sc.ues[ue_index].mobility)
+        speed_mps = mob.speed_mps
+        # engine.build_ue's sample_of_slot, rint(distance / step), for a UE at constant speed: the slot index
+        sample_of_slot = np.arange(num_slots) if speed_mps > 0 else np.zeros(num_slots, np.int64)
         channel = FadingChannel(sc.channel, sc.carrier, num_ue_ant, speed_mps, sample_of_slot,
                                 int(child.generate_state(1)[0]), gnb=sc.gnb,
                                 start_position_m=mob.position_m([0.0])[0], velocity_mps=mob.velocity_mps([0.0])[0],
-                                mobility=mob, ue_field="ues.0.mobility")
+                                mobility=mob, ue_field=f"ues.{ue_index}.mobility")
         h = channel.cfr(slots)                                           # [occasions, ue_ant, gnb_ant, 12 PRBs]
         x = grid.to_codec(h)                                             # [occasions, ue_ant, gnb_ant, num_sc, 2]
         xs.append(x.reshape(per_drop, *x.shape[2:]))
         scales.append(np.sqrt(np.mean(np.abs(h[..., grid.sample_sc]) ** 2, axis=(-2, -1))).reshape(per_drop))
+        distances.append(np.repeat(slots * slot_us * 1e-6 * speed_mps, num_ue_ant))
     scale = np.concatenate(scales)
     _check_power(scale)
-    distance_m = np.tile(np.repeat(slots * slot_us * 1e-6 * speed_mps, num_ue_ant), stop_drop - first_drop)
+    distance_m = np.concatenate(distances)
     lo = first - first_drop * per_drop
     return {"x": np.concatenate(xs)[lo:lo + n], "scale": scale[lo:lo + n].astype(np.float32),
             "distance_m": distance_m[lo:lo + n]}

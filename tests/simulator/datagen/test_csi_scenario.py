@@ -136,7 +136,7 @@ def test_bad_inputs_name_the_field(scenario_path, tmp_path):
         tmp_path, "source: cdl\noccasions_per_drop: 3\n")
     static = _write(tmp_path / "static.yaml", {**SCENARIO, "ues": [{"id": 0, "mobility": {"model": "static"}}]})
     msg = _error(tmp_path, f"source: scenario\nscenario: {static}\n")
-    assert "occasions_per_drop: the scenario's first UE is static" in msg
+    assert "occasions_per_drop: the scenario's UE 0 (ues.0) is static" in msg
 
 
 def test_training_command_reads_the_dataset(dataset, tmp_path):
@@ -174,3 +174,57 @@ def test_a_ray_traced_scenario_draws_along_the_ues_drive(tmp_path):
     generate_dataset(_config(_write(tmp_path / "rt.yaml", rt), num_samples=6), out)
     x, arrays = _all_samples(out)
     assert x.shape == (6, 8, 16, 2) and np.isfinite(x).all() and (arrays["scale"] > 0).all()
+
+
+def test_drop_ues_all_follows_each_ue_of_a_cell_in_turn(tmp_path):
+    """drop_ues all: drop k is UE k mod 3's drive (UMi: its start and velocity; its speed sets the travel),
+    so the samples of drop k equal the codec grid of that UE's FadingChannel; a static UE with several
+    occasions per drop is refused, naming it."""
+    from simulator.mobility import Mobility
+
+    ues = [{"id": 0, "mobility": {"model": "linear", "speed_kmh": 30, "start_m": [60, 0, 1.5]}},
+           {"id": 1, "mobility": {"model": "linear", "speed_kmh": 3, "start_m": [-40, 50, 1.5], "heading_deg": 90}},
+           {"id": 2, "mobility": {"model": "linear", "speed_kmh": 60, "start_m": [10, -80, 1.5], "heading_deg": 200}}]
+    cell = {**copy.deepcopy(SCENARIO), "channel": {"model": "umi"}, "phy": {"num_ue_antennas": 1}, "ues": ues}
+    path = _write(tmp_path / "cell.yaml", cell)
+    cfg = _config(path, num_samples=4 * OCCASIONS, drop_ues="all")
+    generate_dataset(cfg, tmp_path / "all")
+    x, arrays = _all_samples(tmp_path / "all")
+    sc = load_scenario(path)
+    grid = CodecGrid(8, 16, 8, 8, 2)
+    for drop in range(4):
+        mob = Mobility(sc.ues[drop % 3].mobility)
+        seed = int(np.random.SeedSequence(cfg.seed).spawn(drop + 1)[drop].generate_state(1)[0])
+        channel = FadingChannel(sc.channel, sc.carrier, 1, mob.speed_mps, np.arange((OCCASIONS - 1) * PERIOD_SLOTS + 1),
+                                seed, gnb=sc.gnb, start_position_m=mob.position_m([0.0])[0],
+                                velocity_mps=mob.velocity_mps([0.0])[0], mobility=mob)
+        for j in range(OCCASIONS):
+            # (Sionna's system-level draw is reproducible to float rounding only, not bit for bit)
+            np.testing.assert_allclose(x[drop * OCCASIONS + j], grid.to_codec(channel.cfr_slot(j * PERIOD_SLOTS))[0],
+                                       rtol=1e-4, atol=1e-5)
+            assert arrays["distance_m"][drop * OCCASIONS + j] == pytest.approx(j * PERIOD_SLOTS * 0.5e-3 * mob.speed_mps)
+    static = {**cell, "ues": [*ues, {"id": 3, "mobility": {"model": "static", "position_m": [30, 30, 1.5]}}]}
+    with pytest.raises(ValueError, match=r"occasions_per_drop: the scenario's UE 3 \(ues.3\) is static"):
+        _config(_write(tmp_path / "static.yaml", static), drop_ues="all")
+    _config(_write(tmp_path / "static.yaml", static))                       # first UE only: it moves
+
+
+def test_airtune_train_conv_csi_records_the_held_out_sgcs(dataset, tmp_path):
+    """``airtune train conv_csi`` on a scenario's dataset: the checkpoint's record holds the command, the data
+    folder, the held-out NMSE and the held-out SGCS of the gNB's precoders from the reconstructions, which
+    ``CodecGrid.sgcs`` computes (1 for a perfect reconstruction, low for an unrelated one)."""
+    from simulator.cli import main as cli_main
+
+    out, _ = dataset
+    ckpt = tmp_path / "cell.json"
+    assert cli_main(["train", "conv_csi", "--data", str(out), "--out", str(ckpt), "--filters", "4", "--steps", "3",
+                     "--batch-size", "4"]) == 0
+    training = read_checkpoint_config(ckpt, "conv_csi").training
+    assert training["command"].startswith("airtune train conv_csi --data") and training["data"] == str(out)
+    assert np.isfinite(training["test"]["nmse_db"]) and 0 < training["test"]["sgcs"] <= 1
+    assert 0 <= training["test"]["sgcs_p5"] <= training["test"]["sgcs"]
+    grid = CodecGrid(8, 16, 8, 8, 2)
+    x = load_split(out, "test")
+    np.testing.assert_allclose(grid.sgcs(x, x), 1.0, atol=1e-9)
+    unrelated = grid.sgcs(x, np.random.default_rng(0).normal(size=x.shape).astype(np.float32))
+    assert unrelated.shape == (len(x), 4) and unrelated.mean() < 0.5
