@@ -334,7 +334,7 @@ class BlerPredictorConfig(_Strict):
 
 class CsiCodecConfig(_Strict):
     type: Literal["conv_csi"] = Field("conv_csi", description="Neural CSI compressor (seeds/002)")
-    checkpoint: str = Field(..., description="conv_csi checkpoint JSON (`python -m models.csi_codec.train`)")
+    checkpoint: str = Field(..., description="conv_csi checkpoint JSON (`airtune train conv_csi` or `python -m models.csi_codec.train`)")
     track: str | None = Field(None, description="One gNB antenna only (the study mode of seeds/002): a CSI track "
                                                 "dataset (`airtune data csi` with a track source) whose sample at the "
                                                 "UE's distance travelled is compressed at each CSI-RS occasion, scored "
