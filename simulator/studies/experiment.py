@@ -31,6 +31,8 @@ EXPERIMENTS = {
                             "results/lighttune", "scenarios/experiments/lighttune/RESULTS.md"),
     "csi": Experiment("scenarios/experiments/csi", ("rd_*.yaml", "ablation_*.yaml", "interval.yaml"),
                       "results/csi", "scenarios/experiments/csi/RESULTS.md"),
+    "csi_cell": Experiment("scenarios/experiments/csi_cell", ("codebooks.yaml", "neural.yaml", "interval.yaml"),
+                           "results/csi_cell", "scenarios/experiments/csi_cell/RESULTS.md"),
 }
 
 
@@ -43,6 +45,10 @@ def _markdown(name: str, root: Path, command: str, table: Path) -> str:
         from analysis.csi import results_markdown as csi_markdown
 
         return csi_markdown(root, command, figures=table.parent, findings=table.parent / "FINDINGS.md")
+    if name == "csi_cell":
+        from analysis.csi_cell import results_markdown as csi_cell_markdown
+
+        return csi_cell_markdown(root, command, figures=table.parent, findings=table.parent / "FINDINGS.md")
     raise KeyError(name)
 
 

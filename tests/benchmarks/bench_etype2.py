@@ -9,10 +9,9 @@ eigenvectors, the beam and basis selection, quantisation, the precoder and the b
 the logged precoder quality, which every report kind pays, are not in it), best of ``REPEATS``, with
 the load average before the first, and the reports' mean SGCS to the measured channel's dominant
 eigenvectors and their bits beyond the CQI.
-Measured (2 cores, load average 3.7 with two sweep workers running beside it): paramCombination
-1 / 4 / 8: 0.55 / 0.57 / 0.73 ms per report, mean SGCS 0.64 / 0.83 / 0.89 at 38 / 99 / 168 bits
-beyond the CQI; Type I on the same channels 1.8 ms (its search on one row per PRB of the full
-response), SGCS 0.51 at 9 bits.
+Measured (2 cores, idle; load average falling from 2.6): paramCombination 1 / 4 / 8: 0.43 / 0.43 /
+0.43 ms per report, mean SGCS 0.64 / 0.83 / 0.89 at 38 / 99 / 168 bits beyond the CQI; Type I on
+the same channels 1.03 ms (its search on one row per PRB of the full response), SGCS 0.51 at 9 bits.
 """
 from __future__ import annotations
 
