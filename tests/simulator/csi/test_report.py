@@ -3,6 +3,8 @@ path domain (``FadingChannel.subband_rows``) without the full response; its prec
 precoder quality must equal the ones of the full response."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,26 @@ def test_etype2_report_beats_type1_and_costs_its_bits():
                 np.testing.assert_allclose(np.linalg.norm(m.precoder.w, axis=-1), 1.0, atol=1e-12)
         mean[name] = np.mean(vals)
     assert mean["type1"] < mean["pc1"] < mean["pc8"], mean
+
+
+def test_etype2_rank_two_report_on_two_ue_antennas():
+    """max_rank 2 with two UE antennas: the reported rank's precoder (one or two unit-norm columns) and
+    the bits of that rank's PMI (the K_NZ indicator and per-layer fields of 38.212), the RI costing 1 bit."""
+    from simulator.csi import etype2
+
+    gnb = GnbConfig(antenna_rows=2, antenna_cols=4, polarization="dual")                  # 16 ports
+    carrier = CarrierConfig(subcarrier_spacing_khz=30, num_prbs=24, carrier_frequency_ghz=3.5)
+    ch = FadingChannel(ChannelConfig(model="umi", los=False), carrier, 2, 3.0, np.arange(5), seed=6, gnb=gnb,
+                       start_position_m=np.array([50.0, 20.0, 1.5]), velocity_mps=np.array([3.0, 0.0, 0.0]))
+    rep = CsiReporter(CsiReportConfig(kind="etype2", param_combination=4, max_rank=2), gnb, 24)   # 6 subbands
+    ranks = set()
+    for slot, snr_db in ((0, 25.0), (4, -5.0)):
+        m = rep.measure(ch, slot, snr_db)
+        rank = m.precoder.layers
+        ranks.add(rank)
+        w = m.precoder.w if rank == 2 else m.precoder.w[..., None]
+        np.testing.assert_allclose(np.linalg.norm(w, axis=1), 1.0, atol=1e-12)
+        pmi = etype2.select_pmi(rep.etype2_cfg, ch.subband_rows(slot, 48), rank)
+        bits = etype2.report_bits(rep.etype2_cfg, pmi, 2)
+        assert m.bits == bits.total - 4 and bits.part1 == 1 + 4 + math.ceil(math.log2(rep.etype2_cfg.k0 * rank))
+    assert ranks == {1, 2}                                   # two layers at high SNR, one at low
