@@ -53,9 +53,12 @@ class Logs:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LoadError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(doc, dict):
+        raise LoadError(f"{path}: not a JSON object (got a {type(doc).__name__}): not written by airtune")
+    return doc
 
 
 def read_table(run_dir: Path, name: str) -> pd.DataFrame:

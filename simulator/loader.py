@@ -8,6 +8,7 @@ and exits with code 2. No traceback reaches the user.
 from __future__ import annotations
 
 import json
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -180,10 +181,76 @@ def validate_config(data: Any, model_cls: type[M], root: yaml.Node | None = None
     ``root``, the composed YAML, when given)."""
     if not isinstance(data, dict):
         raise ConfigError([f"<root>: expected a mapping of {what} fields, got {type(data).__name__}"], source, what)
+    wrong = _loose_numbers(data, model_cls, ())
+    if wrong:
+        raise ConfigError([_error_line(loc, msg, root) for loc, msg in wrong], source, what)
     try:
         return model_cls.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, model_cls, root), source, what) from None
+
+
+def _loose_numbers(data: Any, model_cls: type[BaseModel], loc: tuple) -> list[tuple[tuple, str]]:
+    """(loc, message) of every number field given a bool or a string: pydantic's lax mode would take
+    ``seed: true`` as 1 and ``duration_s: "1.0"`` as 1.0, which `airtune schema` (JSON Schema) refuses.
+    NaN and infinity are refused by the models themselves (``allow_inf_nan=False``)."""
+    out = []
+    if not isinstance(data, dict):
+        return out
+    for name, field in model_cls.model_fields.items():
+        key = field.alias or name
+        if key in data:
+            out += _check_value(data[key], field.annotation, (*loc, key))
+    return out
+
+
+def _check_value(value: Any, ann, loc: tuple) -> list[tuple[tuple, str]]:
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is typing.Annotated:
+        return _check_value(value, args[0], loc)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if value is None:
+            return []
+        numbers = [a for a in options if a in (int, float)]
+        if numbers and len(numbers) == len(options):
+            return _check_value(value, numbers[0], loc)
+        tags = _union_tags(ann)
+        if tags and isinstance(value, dict):
+            for model in tags.values():
+                out = _loose_numbers(value, model, loc) if _tag_matches(value, model) else None
+                if out is not None:
+                    return out
+        models = [a for a in options if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) == 1 and isinstance(value, dict):
+            return _loose_numbers(value, models[0], loc)
+        return []
+    if ann in (int, float):
+        if isinstance(value, (bool, str)):
+            kind = "an integer" if ann is int else "a number"
+            return [(loc, f"expected {kind}, got {json.dumps(value)}")]
+        return []
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return _loose_numbers(value, ann, loc)
+    if origin in (list, tuple) and isinstance(value, (list, tuple)):
+        out = []
+        for i, item in enumerate(value):
+            item_ann = args[0] if origin is list or (len(args) == 2 and args[1] is Ellipsis) else (
+                args[i] if i < len(args) else None)
+            if item_ann is not None:
+                out += _check_value(item, item_ann, (*loc, i))
+        return out
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return [e for k, v in value.items() for e in _check_value(v, args[1], (*loc, k))]
+    return []
+
+
+def _tag_matches(value: dict, model: type[BaseModel]) -> bool:
+    """The discriminated union member whose Literal tag field the value carries."""
+    for name, field in model.model_fields.items():
+        if typing.get_origin(field.annotation) is typing.Literal and value.get(name) in typing.get_args(field.annotation):
+            return True
+    return False
 
 
 def validate_data(data: Any, root: yaml.Node | None = None, source: str = "") -> Scenario:
@@ -191,22 +258,80 @@ def validate_data(data: Any, root: yaml.Node | None = None, source: str = "") ->
     return validate_config(data, Scenario, root, source)
 
 
+MAX_YAML_BYTES = 10 * 2 ** 20          # a scenario, sweep or data config is a few kB
+MAX_YAML_NODES = 200_000               # after aliases are expanded (a billion-laughs file is refused)
+
+
 def read_yaml(path: str | Path, what: str = "scenario") -> tuple[Any, yaml.Node | None]:
-    """Parse a YAML file; missing files and syntax errors become ConfigError."""
+    """Parse a YAML file; a missing, unreadable, oversized, non-UTF-8 or malformed file, duplicate keys
+    and a document of more than ``MAX_YAML_NODES`` nodes (aliases expanded) become ConfigError, before
+    anything is expanded."""
     p = Path(path)
     if not p.exists():
         raise ConfigError([f"{p}: no such file"], what=what)
     if p.is_dir():
         raise ConfigError([f"{p}: is a directory, expected a {what} YAML file"], what=what)
-    text = p.read_text()
+    try:
+        with open(p, "rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)                 # at most that much, even from /dev/zero
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot be read ({exc.strerror or exc})"], what=what) from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError([f"<file>: larger than {MAX_YAML_BYTES // 2 ** 20} MB (a {what} is a few kB)"], str(p), what)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"<file>: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line})"], str(p), what) from None
     try:
         root = yaml.compose(text)
+        problems = _structure_problems(root)
+        if problems:
+            raise ConfigError(problems, str(p), what)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ConfigError([f"<yaml>: syntax error: {getattr(exc, 'problem', exc)}{where}"], str(p), what) from None
+    except RecursionError:
+        raise ConfigError(["<yaml>: nested too deeply"], str(p), what) from None
     return data, root
+
+
+def _structure_problems(root: yaml.Node | None) -> list[str]:
+    """Duplicate mapping keys (``path.key: duplicate key (lines A and B)``) and an expanded size above
+    ``MAX_YAML_NODES`` (aliases count as often as they are used; each node is visited once)."""
+    problems: list[str] = []
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, path: str) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1                                     # a cycle counts once
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for k, v in node.value:
+                key = k.value if isinstance(k, yaml.ScalarNode) else None
+                line = k.start_mark.line + 1
+                if key is not None and key != "<<":
+                    if key in seen:
+                        problems.append(f"{path}{key}: duplicate key (lines {seen[key]} and {line})")
+                    seen.setdefault(key, line)
+                total += size(k, path) + size(v, f"{path}{key}.")
+                if total > MAX_YAML_NODES:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                total += size(v, f"{path}{i}.")
+                if total > MAX_YAML_NODES:
+                    break
+        sizes[id(node)] = total
+        return total
+
+    if root is not None and size(root, "") > MAX_YAML_NODES:
+        problems.append(f"<yaml>: more than {MAX_YAML_NODES:,} nodes once its aliases are expanded")
+    return problems
 
 
 def load_yaml_config(path: str | Path, model_cls: type[M], overrides: list[str] | tuple = (),

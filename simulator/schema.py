@@ -35,7 +35,7 @@ SYSTEM_LEVEL_MIN_DISTANCE_2D_M = {"umi": 10.0, "uma": 35.0}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CarrierConfig(_Strict):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class UpdateCodingConfig(BaseModel):
     """How a weight update is quantised and range-coded (``models.csi_codec.update_coder``; seeds/002, eq. 12-19)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     bins: int = Field(64, ge=2, le=65536, description="Quantiser levels N (equispaced, width bin_width, 0 included)")
     bin_width: float = Field(0.005, gt=0, le=1, description="Quantiser bin width t")
@@ -26,7 +26,7 @@ class CsiUpdateConfig(UpdateCodingConfig):
 
 class CsiOnlineConfig(BaseModel):
     """When and how a UE fine-tunes its CSI codec (seeds/002, Sec. V)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     scheme: Literal["none", "encoder_only", "full_model", "genie", "translation"] = Field(
         "none", description="Fine-tuning scheme (paper Sec. V): none, encoder_only, full_model (decoder update "

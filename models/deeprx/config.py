@@ -20,7 +20,7 @@ class ReceiverUpdateConfig(UpdateCodingConfig):
 
 class ReceiverAdaptationConfig(BaseModel):
     """Targeted fine-tuning of the UE's neural receiver on the network side (seeds/000)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     variant: Literal["influence", "random", "gradient_ascent"] = Field(
         "influence", description="influence: descend on the pool samples most beneficial to the targets; random: "

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class LightTuneConfig(BaseModel):
     """When and how the forward-forward BLER predictor fine-tunes online (paper 003, Algorithm 1)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     policy: Literal["none", "lighttune"] = Field("lighttune", description="none: frozen model")
     delta: float = Field(0.3, gt=0, le=1, description="LightTune: update when |predicted - observed BLER| >= delta")

@@ -16,7 +16,7 @@ SceneName = Literal[SCENES]
 
 class RayTracingConfig(BaseModel):
     """One of Sionna RT's bundled scenes, the way the BS array faces, and the path solver's settings."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     scene: SceneName = Field(description="one of Sionna RT's bundled scenes (sionna.rt.scene.<name>)")
     bs_look_at_m: tuple[float, float, float] | None = Field(

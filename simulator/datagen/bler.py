@@ -21,7 +21,7 @@ from simulator.validation import check_files
 
 
 class BlerDataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     scenario: dict[str, Any] = Field(..., description="base scenario (validated per point)")
     snr_db: list[float] = Field(..., min_length=1, description="fixed SNR of each point")
     seeds: list[int] = Field(..., min_length=1, description="scenario seeds of each point")

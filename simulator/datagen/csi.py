@@ -77,7 +77,7 @@ DEFAULT_OCCASIONS_PER_DROP = 25
 
 
 class CsiDataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     source: Literal["cdl", "umi", "cdl_track", "ray_traced", "scenario"] = Field(
         description="cdl/umi: i.i.d. 38.901 draws; cdl_track: a UE moving through one CDL realisation; "

@@ -54,7 +54,7 @@ REFERENCE_DELAY_SPREAD_S = 1.0                     # the spread of the block cal
 
 
 class DeepRxDataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal[DATA_KIND] = Field(DATA_KIND, description="marks the YAML as a DeepRx data config")
     num_prbs: int = Field(4, ge=1, le=273, description="bandwidth (12 subcarriers per PRB)")

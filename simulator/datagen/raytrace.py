@@ -20,7 +20,7 @@ from simulator.channel.rt_worker import run_in_worker
 
 class AreaConfig(BaseModel):
     """UEs dropped uniformly at random in a rectangle (static-environment training set)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     corners_m: tuple[tuple[float, float], tuple[float, float]] = Field(
         description="[[xmin, ymin], [xmax, ymax]] of the rectangle the UEs are dropped in (scene coordinates)")
@@ -37,7 +37,7 @@ class AreaConfig(BaseModel):
 
 class TrackConfig(BaseModel):
     """A UE driving along a polyline; one sample every ``spacing_m`` metres from the first waypoint."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     waypoints_m: tuple[tuple[float, float, float], ...] = Field(
         min_length=2, description="[[x, y, z], ...] corners of the polyline the UE drives along, in order")

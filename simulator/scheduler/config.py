@@ -21,7 +21,7 @@ class PfConfig(BaseModel):
     ``rate_bps[u, g] ** rate_exponent / throughput_bps[u] ** throughput_exponent``; the past
     throughput is an exponential moving average with discount ``beta`` (Sionna SYS's
     ``PFSchedulerSUMIMO`` is exponents 1 and 1)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     beta: float = Field(0.98, gt=0, lt=1, description="EMA discount of the past throughput: T <- beta T + "
                                                       "(1 - beta) R each slot (time constant 1 / (1 - beta) slots)")
     rate_exponent: float = Field(1.0, gt=0, le=10, description="Exponent of the achievable rate in the PF metric")
@@ -31,7 +31,7 @@ class PfConfig(BaseModel):
 
 
 class SchedulerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     kind: Literal["pf", "round_robin"] = Field("pf", description="pf: proportional fair; round_robin: PRB groups "
                                                                  "to the UEs in a fixed cyclic order")
     prb_group_prbs: int | None = Field(None, ge=1, le=16, description="PRBs per PRB group (the last group is "

@@ -20,6 +20,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +41,16 @@ class SweepError(ConfigError):
         super().__init__(errors, source, "sweep")
 
 
+MAX_POINTS = 10_000          # points in one sweep (each a full run), counted before the grid is expanded
+
+
 class SweepOutput(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     dir: str = Field(..., min_length=1, description="sweep folder: one run folder per point and sweep.json")
 
 
 class SweepSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     base: str | dict[str, Any] = Field(..., description="scenario YAML path (relative to the working directory, "
                                                         "else to the sweep file) or an inline scenario mapping")
     set: dict[str, Any] = Field(default_factory=dict, description="dotted key -> value for every point")
@@ -74,6 +78,10 @@ class SweepSpec(BaseModel):
         for key in (*self.set, *self.grid, *self.zip):
             if not key or any(not p for p in key.split(".")):
                 raise FieldError("grid", f"{key!r}: empty key in dotted path")
+        num_points = math.prod(len(v) for v in self.grid.values()) * (next(iter(lengths.values())) if lengths else 1)
+        if num_points > MAX_POINTS:
+            raise FieldError("grid", f"{num_points:,} points, more than {MAX_POINTS:,}: split the sweep into several "
+                                     f"files (each point is a full run)")
         return self
 
     @property

@@ -207,6 +207,14 @@ def test_report_of_a_run_and_of_a_sweep(run_dir, sweep_dir, capsys):
 
     assert main(["report", str(sweep_dir.parent)]) == 2
     assert "neither a run folder" in capsys.readouterr().err
+    for name, text in (("list", "[1, 2]"), ("garbage", "{not json"), ("binary", "\udcff")):
+        bad = sweep_dir.parent / f"bad_{name}"
+        bad.mkdir()
+        (bad / "sweep.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+        assert main(["report", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert "sweep.json: not a JSON object" in err or "sweep.json: unreadable" in err
+        assert "Traceback" not in err
 
 
 def test_figures_one_line_per_group_bands_and_png_svg(tmp_path):

@@ -39,7 +39,13 @@ def _errors(overrides, path=QUICKSTART):
     (["channel={model: cdl, profile: A30}"], "channel.profile", "unknown CDL profile"),
     (["bogus=1"], "bogus", "unknown key"),
     (["ues.0.mobility.wings=2"], "ues.0.mobility.wings", "unknown key"),
-    (["ues.0.mobility.speed_kmh=fast"], "ues.0.mobility.speed_kmh", "valid number"),
+    (["ues.0.mobility.speed_kmh=fast"], "ues.0.mobility.speed_kmh", 'expected a number, got "fast"'),
+    # numbers as `airtune schema` has them: no bool or string for a number, and every float finite
+    (["seed=true"], "seed", "expected an integer, got true"),
+    (["duration_s='1.0'"], "duration_s", 'expected a number, got "1.0"'),
+    (["gnb.tx_power_dbm=.inf"], "gnb.tx_power_dbm", "finite number"),
+    (["ues.0.mobility.start_m=[.nan, 0, 1.5]"], "ues.0.mobility.start_m.0", "finite number"),
+    (["snr.snr_db=-.inf"], "snr.snr_db", "finite number"),
     (["harq.max_transmissions=0"], "harq.max_transmissions", "greater than or equal to 1"),
     (["csi_rs.period_ms=0.7"], "csi_rs.period_ms", "whole number of 0.5 ms slots"),
     (["phy.backend=quantum"], "phy.backend", "'abstraction' or 'link_level'"),
@@ -133,3 +139,28 @@ def test_a_scenario_written_out_with_its_defaults_reads_back(make_scenario, chan
     sc = make_scenario({"channel": channel, **extra})
     again = validate_data(sc.model_dump(mode="json"))
     assert again.channel == sc.channel
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"name: x\nseed: \xff\xfe\n", "<file>: not UTF-8 text (byte 0xff at line 2)"),
+    (b"name: a\nseed: 1\nname: b\n", "name: duplicate key (lines 1 and 3)"),
+    (b"carrier: {num_prbs: 52, num_prbs: 24}\n", "carrier.num_prbs: duplicate key (lines 1 and 1)"),
+    (b"a: &a [" + b",".join([b"1"] * 20) + b"]\n" + b"".join(
+        bytes(f"{c}: &{c} [" + ",".join([f"*{p}"] * 20) + "]\n", "ascii") for p, c in zip("abcde", "bcdef")),
+     "<yaml>: more than 200,000 nodes once its aliases are expanded"),
+    (b"[" * 5000 + b"]" * 5000, "<yaml>"),
+])
+def test_bad_files_are_refused_before_they_are_expanded(tmp_path, content, words):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    errors = _errors([], path)
+    assert any(words in e for e in errors), errors
+
+
+def test_oversized_and_endless_files_are_refused(tmp_path):
+    from simulator.loader import MAX_YAML_BYTES
+
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# padding\n" * (MAX_YAML_BYTES // 10 + 1))
+    assert _errors([], big) == ["<file>: larger than 10 MB (a scenario is a few kB)"]
+    assert _errors([], "/dev/zero") == ["<file>: larger than 10 MB (a scenario is a few kB)"]

@@ -80,6 +80,9 @@ def test_bad_point_reported_before_anything_runs(tmp_path, capsys):
     assert "--scheduler: missing port number" in capsys.readouterr().err
 
     for body, needle in [
+        # a million points are refused before the product is built (each point is a full run)
+        ({"grid": {"seed": list(range(1000)), "snr.snr_db": list(range(1000))}, "output": {"dir": "x"}},
+         "grid: 1,000,000 points, more than 10,000"),
         ({"grid": {"seed": []}, "output": {"dir": "x"}}, "grid.seed: needs at least one value (line 3)"),
         ({"zip": {"seed": [1, 2], "snr.snr_db": [1]}, "output": {"dir": "x"}}, "zip: lists must have one length"),
         ({"grid": {"seed": [1]}, "output": {"dir": "x"}, "sed": 1}, "sed: unknown key"),
