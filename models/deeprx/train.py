@@ -158,5 +158,7 @@ def load_and_train(data_dir, cfg: DeepRxTrainConfig, out, command: str = "", log
         init_entry = {"init": {"checkpoint": str(init), "training": read_checkpoint_config(init, "deeprx").training}}
     model, metrics = train_deeprx(load_dataset(data_dir), cfg, reference_llrs, model=model, log=log)
     path = model.save(out, training={**metrics, "config": asdict(cfg), "data": str(data_dir),
-                                     "data_config": data_doc["config"], "command": command, **init_entry})
+                                     "data_config": data_doc["config"],
+                                     "data_format_version": data_doc.get("format_version", 1),
+                                     "command": command, **init_entry})
     return path, metrics

@@ -183,11 +183,17 @@ def run_study(checkpoint, out, data_dir=None, seeds=(0, 1), num_targets: int = 5
         raise ValueError(f"{checkpoint}: no training record (train it with `airtune train deeprx`)")
     data_dir = Path(data_dir or training["data"])
     try:
-        data_cfg = data_config_of(read_description(data_dir))
+        desc = read_description(data_dir)
+        data_cfg = data_config_of(desc)
     except ValueError as exc:
         raise ValueError(f"--data: {exc}") from None
     if data_cfg.model_dump() != DeepRxDataConfig.model_validate(training["data_config"]).model_dump():
         raise ValueError(f"--data: {data_dir} is not the dataset {checkpoint} was trained on")
+    trained_on = training.get("data_format_version", 1)          # not recorded before version 2
+    if trained_on != desc["format_version"]:
+        _log(f"note: {checkpoint} was trained on format-{trained_on} samples and {data_dir} holds format-"
+             f"{desc['format_version']} ones, other draws of the same config: the train and held-out rows are "
+             f"both unseen by the model, and the numbers are not the ones of its original pool")
     model = DeepRx.load(checkpoint)
     width, dtype = model.config.max_bits_per_symbol, model.config.dtype
     _log(f"loading {data_dir}")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from models.deeprx.data import load_dataset
+from models.deeprx.data import FORMAT_VERSION, load_dataset
 from models.deeprx.model import DeepRx
 from models.deeprx.train import DeepRxTrainConfig, split_rows, train_deeprx
 from simulator.cli import main
@@ -43,6 +43,7 @@ def test_cli_trains_and_records_the_samples(dataset, tmp_path, capsys):
     training = doc["config"]["training"]
     assert training["train_index"] == [0, 8] and training["holdout_index"] == [10, 12]
     assert training["config"]["steps"] == 4 and training["data_config"]["num_samples"] == 12
+    assert training["data_format_version"] == FORMAT_VERSION          # the pool's format
     for k in ("holdout_ber", "holdout_ber_lmmse", "holdout_ber_genie_lmmse"):
         assert 0 <= training[k] <= 0.5 + 1e-9, k
     model = DeepRx.load(ckpt)
