@@ -30,7 +30,7 @@ def _read_json(json_path: Path) -> dict:
         raise CheckpointError(f"{json_path}: no such checkpoint")
     try:
         doc = json.loads(json_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{json_path}: not an airtune checkpoint ({exc})") from None
     missing = sorted({"config", "weights_file", "sha256"} - set(doc)) if isinstance(doc, dict) else ["(an object)"]
     if missing:
@@ -93,3 +93,54 @@ def _check_type(json_path, doc, model_type: str) -> None:
     found = doc.get("model_type") if isinstance(doc, dict) else None
     if found != model_type or not isinstance(doc.get("config"), dict):
         raise CheckpointError(f"{json_path}: not a {model_type} checkpoint (model_type {found!r})")
+
+
+def verify_checkpoint(json_path: str | Path, expected: dict[str, tuple[int, ...]] | None = None,
+                      finite_config: tuple[str, ...] = (), what: str = "checkpoint") -> dict:
+    """Check a checkpoint whole without building its model (for validation): the JSON's structure, the
+    weights file present and matching its sha256, every array finite, and with ``expected`` (array name ->
+    shape) exactly those arrays with those shapes; the config entries ``finite_config`` present and
+    finite numbers. Returns the JSON's "config"; raises CheckpointError naming the first problem."""
+    json_path = Path(json_path)
+    doc = _read_json(json_path)
+    if not isinstance(doc["config"], dict) or not isinstance(doc["weights_file"], str):
+        raise CheckpointError(f"{json_path}: not an airtune checkpoint (config or weights_file of the wrong type)")
+    npz = json_path.parent / doc["weights_file"]
+    if not npz.is_file():
+        raise CheckpointError(f"{json_path}: weights file {npz.name} is missing")
+    if file_sha256(npz) != doc["sha256"]:
+        raise CheckpointError(f"{json_path}: sha256 of {npz.name} does not match the checkpoint (a changed or "
+                              f"truncated file)")
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            shapes = {k: data[k].shape for k in data.files}
+            bad = [k for k in data.files if not np.issubdtype(data[k].dtype, np.number) or not np.isfinite(data[k]).all()]
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{json_path}: weights file {npz.name} is not readable ({exc})") from None
+    if bad:
+        raise CheckpointError(f"{json_path}: weights {', '.join(sorted(bad))} are not finite numbers")
+    if expected is not None:
+        missing = sorted(set(expected) - set(shapes))
+        extra = sorted(set(shapes) - set(expected))
+        wrong = [f"{k} {list(shapes[k])} (expected {list(v)})" for k, v in expected.items()
+                 if k in shapes and tuple(shapes[k]) != tuple(v)]
+        if missing or extra or wrong:
+            parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+                [f"unexpected {', '.join(extra)}"] if extra else []) + wrong
+            raise CheckpointError(f"{json_path}: not a {what} for its config: " + "; ".join(parts))
+    cfg = doc["config"]
+    for key in finite_config:
+        values = np.asarray(cfg.get(key, []), dtype=object).ravel()
+        if key not in cfg or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                                     for v in values):
+            raise CheckpointError(f"{json_path}: config {key} is missing or not finite numbers")
+    return cfg
+
+
+def dense_layer_shapes(sizes, transposed: bool) -> dict[str, tuple[int, int] | tuple[int]]:
+    """W_l and b_l of dense layers of ``sizes`` (input first): W_l [sizes[l+1], sizes[l]], or
+    [sizes[l], sizes[l+1]] when ``transposed``; b_l [sizes[l+1]]."""
+    sizes = [int(v) for v in sizes]
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    return {**{f"W{l}": ((i, o) if transposed else (o, i)) for l, (i, o) in enumerate(pairs)},
+            **{f"b{l}": (o,) for l, (_, o) in enumerate(pairs)}}

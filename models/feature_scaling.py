@@ -14,6 +14,17 @@ import numpy as np
 CONSTANT_STD = 1e-6
 
 
+def check_scaling(checkpoint, config: dict, num_features: int) -> None:
+    """A BLER predictor checkpoint's feature_mean and feature_std give one value per feature (their
+    finiteness is ``verify_checkpoint``'s); CheckpointError otherwise."""
+    from models.checkpoint import CheckpointError
+
+    for key in ("feature_mean", "feature_std"):
+        if len(config[key]) != num_features:
+            raise CheckpointError(f"{checkpoint}: config {key} has {len(config[key])} values, the BLER features "
+                                  f"are {num_features}")
+
+
 def fit_scaler(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """features [N, F] -> (mean [F], std [F]); std 0 marks a feature constant in training."""
     mean = features.mean(axis=0)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.checkpoint import read_checkpoint_config
+from models.checkpoint import CheckpointError, read_checkpoint_config, verify_checkpoint
 from models.config import FieldError
 from models.csi_codec.data import read_description as read_csi_description
 from models.deeprx.config import ReceiverAdaptationConfig
 from models.deeprx.data import dataset_size
 from models.deeprx.data import read_description as read_deeprx_description
 from models.deeprx.receiver import checkpoint_grid
+from models.registry import get_model
 from simulator.csi.codec_grid import grid_misfit
 from simulator.loader import field_errors
 from simulator.memory_estimate import check_memory
@@ -26,10 +27,7 @@ def validate_files(scenario: Scenario) -> list[FieldError]:
     """Every problem with the files ``scenario`` names (at most one per model slot), each naming
     its field (``models.receiver.checkpoint``); [] when they are all there and fit."""
     errors = []
-    bler = scenario.models.bler_predictor
-    if bler is not None and bler.checkpoint is not None and not Path(bler.checkpoint).is_file():
-        errors.append(FieldError("models.bler_predictor.checkpoint", f"no such checkpoint file {bler.checkpoint!r}"))
-    for check in (_check_csi_codec, _check_receiver, check_memory):
+    for check in (_check_bler_predictor, _check_csi_codec, _check_receiver, check_memory):
         try:
             check(scenario)
         except FieldError as exc:
@@ -47,8 +45,28 @@ def check_files(scenario: Scenario, source: str | Path = "") -> Scenario:
 
 
 def _checkpoint_exists(path: str, field: str) -> None:
+    """The checkpoint is there and whole: its JSON, its weights file present, matching its sha256, every
+    array finite (``verify_checkpoint``; the BLER predictors also check their arrays' shapes)."""
     if not Path(path).is_file():
         raise FieldError(field, f"no such checkpoint file {path!r}")
+    try:
+        verify_checkpoint(path)
+    except CheckpointError as exc:
+        raise FieldError(field, str(exc)) from None
+
+
+def _check_bler_predictor(scenario: Scenario) -> None:
+    """The BLER predictor's checkpoint is whole and its model's: weights of its layers' shapes, feature
+    scaling of the BLER features (the model type's ``check_checkpoint``; no TensorFlow)."""
+    bler = scenario.models.bler_predictor
+    if bler is None or bler.checkpoint is None:
+        return
+    field = "models.bler_predictor.checkpoint"
+    _checkpoint_exists(bler.checkpoint, field)
+    try:
+        get_model(bler.type).check_checkpoint(bler.checkpoint)
+    except CheckpointError as exc:
+        raise FieldError(field, str(exc)) from None
 
 
 def _check_csi_codec(scenario: Scenario) -> None:

@@ -19,8 +19,8 @@ from typing import Literal
 import numpy as np
 
 from models.base import BLER_FEATURES, Update, compute_us
-from models.checkpoint import load_checkpoint
-from models.feature_scaling import standardize
+from models.checkpoint import dense_layer_shapes, load_checkpoint, verify_checkpoint
+from models.feature_scaling import check_scaling, standardize
 from models.ff_bler.config import LightTuneConfig
 from models.ff_bler.ffnet import FFNet, LayerAdam
 from models.registry import register_model
@@ -85,6 +85,14 @@ class FFBlerPredictor:
         self._opts = [LayerAdam([W.shape, b.shape], self.online.learning_rate,
                                 one_step=self.online.optimizer == "one_step_adam")
                       for W, b in zip(self.net.W, self.net.b)]
+
+    @staticmethod
+    def check_checkpoint(checkpoint: str) -> None:
+        """The checkpoint whole (``verify_checkpoint``): a weight and a bias per layer of its ``sizes``
+        (W_l [sizes[l+1], sizes[l]]) and finite feature scaling, one value per BLER feature."""
+        cfg = verify_checkpoint(checkpoint, None, ("sizes", "feature_mean", "feature_std"), "ff_bler checkpoint")
+        verify_checkpoint(checkpoint, dense_layer_shapes(cfg["sizes"], transposed=False), (), "ff_bler checkpoint")
+        check_scaling(checkpoint, cfg, len(BLER_FEATURES))
 
     @classmethod
     def load(cls, checkpoint: str | None, online: LightTuneConfig, rng: np.random.Generator) -> "FFBlerPredictor":
@@ -183,3 +191,4 @@ class FFBlerPredictor:
             # weights, gradients and two Adam moments of this layer, plus its inputs and outputs
             touched += 4 * (net.W[l].nbytes + net.b[l].nbytes) + x.nbytes + h.nbytes
         return before, after, touched
+

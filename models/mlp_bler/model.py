@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.base import BLER_FEATURES, Update
-from models.checkpoint import load_checkpoint
-from models.feature_scaling import standardize
+from models.checkpoint import dense_layer_shapes, load_checkpoint, verify_checkpoint
+from models.feature_scaling import check_scaling, standardize
 from models.ff_bler.config import LightTuneConfig
 from models.registry import register_model
 
@@ -45,6 +45,14 @@ class MlpBlerPredictor:
         self.b = [np.zeros(m, np.float32) for m in s[1:]]
         self._mean = np.asarray(self.config.feature_mean, np.float32)
         self._std = np.asarray(self.config.feature_std, np.float32)
+
+    @staticmethod
+    def check_checkpoint(checkpoint: str) -> None:
+        """The checkpoint whole (``verify_checkpoint``): a weight and a bias per layer of its ``sizes``
+        (W_l [sizes[l], sizes[l+1]]) and finite feature scaling, one value per BLER feature."""
+        cfg = verify_checkpoint(checkpoint, None, ("sizes", "feature_mean", "feature_std"), "mlp_bler checkpoint")
+        verify_checkpoint(checkpoint, dense_layer_shapes(cfg["sizes"], transposed=True), (), "mlp_bler checkpoint")
+        check_scaling(checkpoint, cfg, len(BLER_FEATURES))
 
     @classmethod
     def load(cls, checkpoint: str | None, online: LightTuneConfig, rng: np.random.Generator) -> "MlpBlerPredictor":
