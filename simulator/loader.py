@@ -8,6 +8,7 @@ and exits with code 2. No traceback reaches the user.
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -20,6 +21,17 @@ from models.config import FieldError
 from simulator.schema import Scenario
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-3`` and ``2E5`` are numbers (YAML 1.1, which PyYAML
+    follows, wants a dot, so they would be strings and a number field would refuse them)."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 class ConfigError(ValueError):
@@ -119,7 +131,7 @@ def field_errors(errors: list[FieldError], source: str | Path = "", what: str = 
     root = None
     if source and Path(source).is_file():
         try:
-            root = yaml.compose(Path(source).read_text())
+            root = yaml.compose(Path(source).read_text(), Loader=YamlLoader)
         except yaml.YAMLError:
             pass
     return ConfigError([_error_line(tuple(e.path.split(".")), e.message, root) for e in errors], str(source), what)
@@ -134,7 +146,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key or any(not p for p in key.split(".")):
         raise ConfigError([f"--set {text}: empty key in path"])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=YamlLoader) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError([f"{key}: --set value is not valid YAML ({exc.problem})"]) from None
     return key.split("."), value
@@ -284,11 +296,11 @@ def read_yaml(path: str | Path, what: str = "scenario") -> tuple[Any, yaml.Node 
         line = raw[:exc.start].count(b"\n") + 1
         raise ConfigError([f"<file>: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line})"], str(p), what) from None
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=YamlLoader)
         problems = _structure_problems(root)
         if problems:
             raise ConfigError(problems, str(p), what)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

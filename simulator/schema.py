@@ -360,8 +360,10 @@ class ModelsConfig(_Strict):
 
 
 class FeedbackConfig(_Strict):
-    capacity_kbps: float = Field(1000.0, gt=0, description="Uplink feedback pipe capacity (FIFO)")
-    delay_ms: float = Field(0.0, ge=0, description="Propagation/processing delay after serialisation")
+    capacity_kbps: float = Field(1000.0, ge=0.001, le=1e7, description="Uplink feedback pipe capacity (FIFO), 1 bit/s "
+                                                                    "to 10 Gbit/s (a report's time on the link "
+                                                                    "is counted in whole microseconds)")
+    delay_ms: float = Field(0.0, ge=0, le=1e6, description="Propagation/processing delay after serialisation")
     cqi_report_bits: int = Field(4, ge=1, le=64, description="Size of one CQI report")
 
 

@@ -46,6 +46,7 @@ def _errors(overrides, path=QUICKSTART):
     (["gnb.tx_power_dbm=.inf"], "gnb.tx_power_dbm", "finite number"),
     (["ues.0.mobility.start_m=[.nan, 0, 1.5]"], "ues.0.mobility.start_m.0", "finite number"),
     (["snr.snr_db=-.inf"], "snr.snr_db", "finite number"),
+    (["feedback.capacity_kbps=1e-300"], "feedback.capacity_kbps", "greater than or equal to 0.001"),
     (["harq.max_transmissions=0"], "harq.max_transmissions", "greater than or equal to 1"),
     (["csi_rs.period_ms=0.7"], "csi_rs.period_ms", "whole number of 0.5 ms slots"),
     (["phy.backend=quantum"], "phy.backend", "'abstraction' or 'link_level'"),
@@ -164,3 +165,13 @@ def test_oversized_and_endless_files_are_refused(tmp_path):
     big.write_bytes(b"# padding\n" * (MAX_YAML_BYTES // 10 + 1))
     assert _errors([], big) == ["<file>: larger than 10 MB (a scenario is a few kB)"]
     assert _errors([], "/dev/zero") == ["<file>: larger than 10 MB (a scenario is a few kB)"]
+
+
+def test_exponent_floats_are_numbers(tmp_path):
+    """YAML 1.2 floats without a dot (``1e-3``, ``2E3``) are numbers, in a file and in --set (PyYAML's YAML 1.1
+    would read them as strings, which a number field refuses); a quoted one stays a string."""
+    text = QUICKSTART.read_text() + "feedback: {capacity_kbps: 2E3, delay_ms: 1e-1}\n"
+    (tmp_path / "q.yaml").write_text(text)
+    sc = load_scenario(tmp_path / "q.yaml", ["snr.snr_db=1.5e1"])
+    assert (sc.feedback.capacity_kbps, sc.feedback.delay_ms, sc.snr.snr_db) == (2000.0, 0.1, 15.0)
+    assert 'expected a number, got "1e3"' in _errors(['feedback.capacity_kbps="1e3"'])[0]
