@@ -42,7 +42,7 @@ def test_point_metrics_from_runs(make_scenario, tmp_path):
     periods = pd.read_parquet(tmp_path / "neural" / "full_model-2" / "periods.parquet")
     updates = pd.read_parquet(tmp_path / "neural" / "full_model-2" / "updates.parquet")
     slots = pd.read_parquet(tmp_path / "neural" / "full_model-2" / "slots.parquet")
-    assert len(updates) > 0 and row.n_updates == (updates.update_bits > 0).sum() and row.interval_m == 2
+    assert len(updates) > 0 and row.n_updates == len(updates) and row.interval_m == 2
     assert row.update_bits == pytest.approx(updates.update_bits.sum() / len(periods))
     assert row.overhead_bits == pytest.approx(periods.csi_bits.mean() + updates.update_bits.sum() / len(periods))
     assert row.sgcs == pytest.approx(periods.csi_sgcs.mean())
