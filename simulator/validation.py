@@ -45,10 +45,13 @@ def check_files(scenario: Scenario, source: str | Path = "") -> Scenario:
 
 
 def _checkpoint_exists(path: str, field: str) -> None:
-    """The checkpoint is there and whole: its JSON, its weights file present, matching its sha256, every
-    array finite (``verify_checkpoint``; the BLER predictors also check their arrays' shapes)."""
     if not Path(path).is_file():
         raise FieldError(field, f"no such checkpoint file {path!r}")
+
+
+def _checkpoint_whole(path: str, field: str) -> None:
+    """The checkpoint is whole: its JSON, its weights file present, matching its sha256, every array finite
+    (``verify_checkpoint``; checked after its model type, whose refusal says more)."""
     try:
         verify_checkpoint(path)
     except CheckpointError as exc:
@@ -63,6 +66,7 @@ def _check_bler_predictor(scenario: Scenario) -> None:
         return
     field = "models.bler_predictor.checkpoint"
     _checkpoint_exists(bler.checkpoint, field)
+    _checkpoint_whole(bler.checkpoint, field)
     try:
         get_model(bler.type).check_checkpoint(bler.checkpoint)
     except CheckpointError as exc:
@@ -81,6 +85,7 @@ def _check_csi_codec(scenario: Scenario) -> None:
         ckpt = read_checkpoint_config(codec.checkpoint, "conv_csi").config
     except ValueError as exc:
         raise FieldError("models.csi_codec.checkpoint", str(exc)) from None
+    _checkpoint_whole(codec.checkpoint, "models.csi_codec.checkpoint")
     if codec.track is None:          # neural reports: the grid must fit the array and the carrier
         misfit = grid_misfit(ckpt.get("num_ant"), ckpt.get("num_sc"), scenario.gnb.num_antennas,
                              scenario.carrier.num_prbs, scenario.csi_rs.report.subband_prbs)
@@ -118,6 +123,7 @@ def _check_receiver(scenario: Scenario) -> None:
         grid = checkpoint_grid(rx.checkpoint)
     except ValueError as exc:
         raise FieldError(field, str(exc)) from None
+    _checkpoint_whole(rx.checkpoint, field)
     bits = 8 if scenario.phy.mcs_table == 2 else 6
     for name, have, want in _grid_pairs(scenario, grid):
         if have is not None and have != want:
