@@ -53,30 +53,36 @@ def cmd_schema(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from simulator.loader import ConfigError, load_scenario, scenario_to_dict
+    from simulator.loader import ConfigError, load_scenario
     from simulator.validation import check_files
 
     overrides = list(args.set)
-    if args.out:
+    if args.out is not None:
         overrides.append(f"output.dir={args.out}")
     try:
         sc = check_files(load_scenario(args.scenario, overrides), args.scenario)
     except ConfigError as exc:
         _err(str(exc))
         return EXIT_INPUT
-    out_dir = Path(sc.output.dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        _err(f"output.dir: {out_dir} exists and is not a folder")
+    from simulator.output_folder import FolderError, claim
+
+    try:
+        with claim(sc.output.dir) as out_dir:
+            return _run_in(sc, out_dir, args)
+    except FolderError as exc:
+        _err(str(exc))
         return EXIT_INPUT
 
-    from simulator.engine import Simulation
-    from simulator.manifest import read_manifest
 
-    old = read_manifest(out_dir)
-    if old is not None and not args.overwrite and old.get("scenario") != scenario_to_dict(sc):
-        _err(f"output.dir: {out_dir} holds a run of a different scenario "
-             f"({old.get('scenario', {}).get('name')!r}, status {old.get('status')}); "
-             f"pass --overwrite to replace it or choose another --out")
+def _run_in(sc, out_dir: Path, args) -> int:
+    """Run ``sc`` into the claimed folder ``out_dir`` (refused, exit 2, if it holds another run)."""
+    from simulator.engine import Simulation
+    from simulator.loader import scenario_to_dict
+    from simulator.manifest import rerun_refusal
+
+    refusal = None if args.overwrite else rerun_refusal(out_dir, scenario_to_dict(sc))
+    if refusal:
+        _err(refusal)
         return EXIT_INPUT
 
     def _term(signum, frame):  # SIGTERM closes the partial log like Ctrl-C does
@@ -91,7 +97,8 @@ def cmd_run(args) -> int:
         _err(f"airtune: interrupted; partial logs kept in {out_dir} (manifest status 'interrupted')")
         return 130
     except Exception as exc:  # noqa: BLE001 - report, keep the partial log, non-zero exit
-        _err(f"airtune: run failed: {type(exc).__name__}: {exc}; partial logs kept in {out_dir}")
+        _err(f"airtune: run failed: {type(exc).__name__}: {exc}; partial logs kept in {out_dir} "
+             f"(manifest status 'failed')")
         if os.environ.get("AIRTUNE_DEBUG"):
             raise
         return 1

@@ -189,11 +189,11 @@ class Simulation:
         rec = Recorder(self.out_dir, new_manifest(sc), sc.output.flush_rows, sc.output.flush_s)
         try:
             summary = self._run(rec, wall0)
+            rec.close(status="complete", summary=asdict(summary), wall_s=summary.wall_s)
         except BaseException as exc:  # noqa: BLE001 - the partial log must be closed whatever happened
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             rec.close(status=status, error=f"{type(exc).__name__}: {exc}", wall_s=time.monotonic() - wall0)
             raise
-        rec.close(status="complete", summary=asdict(summary), wall_s=summary.wall_s)
         return summary
 
     def _run(self, rec: Recorder, wall0: float) -> RunSummary:

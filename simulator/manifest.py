@@ -40,10 +40,47 @@ def new_manifest(scenario: Scenario) -> dict:
 
 
 def read_manifest(out_dir: Path) -> dict | None:
+    """The folder's manifest; None if there is none. ValueError (with the reason) if it cannot be read."""
     p = Path(out_dir) / "manifest.json"
     if not p.exists():
         return None
     try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:     # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{p} is unreadable ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{p} is unreadable (a JSON {type(doc).__name__}, not an object)")
+    return doc
+
+
+def differences(old, new, prefix: str = "") -> list[str]:
+    """Dotted paths where two resolved scenarios differ, as ``path: old -> new`` (lists compared whole)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old:
+                out.append(f"{path}: (absent) -> {new[key]!r}")
+            elif key not in new:
+                out.append(f"{path}: {old[key]!r} -> (absent)")
+            else:
+                out.extend(differences(old[key], new[key], path))
+        return out
+    return [] if old == new else [f"{prefix or '(scenario)'}: {old!r} -> {new!r}"]
+
+
+def rerun_refusal(out_dir: Path, scenario: dict, shown: int = 6) -> str | None:
+    """Why ``scenario`` may not be run into ``out_dir`` without --overwrite, or None if it may: the
+    folder's manifest is unreadable, or it records another scenario (the differing fields listed)."""
+    try:
+        old = read_manifest(out_dir)
+    except ValueError as exc:
+        return f"output.dir: {exc}; pass --overwrite to replace the folder's run or choose another --out"
+    if old is None or old.get("scenario") == scenario:
         return None
+    diffs = differences(old.get("scenario"), scenario)
+    name = old["scenario"].get("name") if isinstance(old.get("scenario"), dict) else None
+    listed = "; ".join(diffs[:shown]) + (f"; and {len(diffs) - shown} more" if len(diffs) > shown else "")
+    return (f"output.dir: {out_dir} holds a run of a different scenario ({name!r}, "
+            f"status {old.get('status')}), which differs in {listed}; pass --overwrite to replace it or choose "
+            f"another --out")

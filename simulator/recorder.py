@@ -80,16 +80,29 @@ class Recorder:
             tbl = pa.Table.from_arrays(arrays, schema=schema)
             part = self.out_dir / f"{name}.parquet" / f"part-{self._parts[name]:05d}.parquet"
             tmp = part.with_name("." + part.name + ".tmp")
-            pq.write_table(tbl, tmp)
-            os.replace(tmp, part)
+            try:
+                pq.write_table(tbl, tmp)
+                os.replace(tmp, part)
+            except BaseException:
+                tmp.unlink(missing_ok=True)      # only complete parts stay (disk full, interrupt)
+                raise
             self._parts[name] += 1
             self._cols[name] = {f.name: [] for f in schema}
             self._rows[name] = 0
         self._last_flush = time.monotonic()
 
     def close(self, status: str = "complete", **extra) -> None:
-        """Flush, merge parts into single files (complete runs only), write the final manifest."""
-        self.flush()
+        """Flush, merge parts into single files (complete runs only), write the final manifest.
+
+        A run that ended otherwise (failed, interrupted) keeps its parts; if its last rows cannot be
+        written either (disk full), the manifest still records the status, with both errors."""
+        if status == "complete":
+            self.flush()
+        else:
+            try:
+                self.flush()
+            except OSError as exc:
+                extra["error"] = f"{extra.get('error', '')}; last rows not written: {type(exc).__name__}: {exc}"
         if status == "complete":
             for name, schema in TABLES.items():
                 folder = self.out_dir / f"{name}.parquet"
@@ -97,7 +110,11 @@ class Recorder:
                 tables = [pq.read_table(p, schema=schema) for p in parts]
                 tbl = pa.concat_tables(tables) if tables else schema.empty_table()
                 tmp = self.out_dir / f".{name}.parquet.tmp"
-                pq.write_table(tbl, tmp)
+                try:
+                    pq.write_table(tbl, tmp)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)      # the parts stay: the run can still be read
+                    raise
                 shutil.rmtree(folder)
                 os.replace(tmp, self.out_dir / f"{name}.parquet")
         self.manifest.update(extra)

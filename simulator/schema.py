@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.config import FieldError
 from models.csi_codec.config import CsiOnlineConfig
@@ -367,8 +367,18 @@ class FeedbackConfig(_Strict):
     cqi_report_bits: int = Field(4, ge=1, le=64, description="Size of one CQI report")
 
 
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("is blank; give a folder (e.g. results/my_run)")
+    return v
+
+
+FolderName = Annotated[str, AfterValidator(_not_blank)]     # an output folder: a blank one is the working directory
+
+
 class OutputConfig(_Strict):
-    dir: str = Field("results/run", description="Output folder (relative to the working directory)")
+    dir: FolderName = Field("results/run", min_length=1, description="Output folder (relative to the working directory); "
+                                                               "not empty")
     flush_rows: int = Field(20000, ge=1, description="Rows buffered per log before a Parquet part is written")
     flush_s: float = Field(5.0, gt=0, description="Wall-clock seconds between flushes of buffered rows")
 

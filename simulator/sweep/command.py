@@ -43,9 +43,6 @@ def cmd_sweep(args) -> int:
     except ConfigError as exc:
         err(str(exc))
         return 2
-    if sweep.out_dir.exists() and not sweep.out_dir.is_dir():
-        err(f"output.dir: {sweep.out_dir} exists and is not a folder")
-        return 2
 
     def _term(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from simulator.loader import scenario_to_dict, validate_data
+from simulator.output_folder import FolderError, claim
 from simulator.recorder import write_json_atomic
 from simulator.sweep.spec import Point, Sweep, SweepError
 from simulator.threads import thread_env
@@ -175,9 +176,18 @@ def run_sweep(sweep: Sweep, *, scheduler: str | None = None, workers: int | None
     Executor: ``client`` (a ``dask.distributed.Client`` the caller owns), else a client of the
     ``scheduler`` address, else a new LocalCluster of ``workers`` processes (default one per core).
 
-    Raises :class:`SweepError` before running anything when a point folder holds a run of a
+    Raises :class:`SweepError` before running anything when the sweep folder cannot be written or
+    another process holds it (``simulator.output_folder``), or when a point folder holds a run of a
     different scenario (unless ``overwrite``). ``KeyboardInterrupt`` marks the sweep interrupted.
     """
+    try:
+        with claim(sweep.out_dir):
+            return _run_claimed(sweep, scheduler, workers, client, overwrite, progress, on_point)
+    except FolderError as exc:
+        raise SweepError([str(exc)], sweep.source) from None
+
+
+def _run_claimed(sweep: Sweep, scheduler, workers, client, overwrite, progress, on_point) -> SweepResult:
     t0 = time.monotonic()
     states = {p.name: point_state(p) for p in sweep.points}
     other = [n for n, s in states.items() if s == "other"]
@@ -185,7 +195,6 @@ def run_sweep(sweep: Sweep, *, scheduler: str | None = None, workers: int | None
         shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
         raise SweepError([f"output.dir: {sweep.out_dir} holds runs of a different scenario for point(s) {shown}; "
                           f"pass --overwrite to replace them or choose another --out"], sweep.source)
-    sweep.out_dir.mkdir(parents=True, exist_ok=True)
     book = _Book(sweep, states)
     result = SweepResult(sweep.out_dir, skipped=[n for n, s in states.items() if s == "complete"])
     todo = [p for p in sweep.points if states[p.name] != "complete"]

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.config import FieldError
 from simulator.loader import ConfigError, load_yaml_config, read_yaml, set_path, validate_data
-from simulator.schema import Scenario
+from simulator.schema import FolderName, Scenario
 from simulator.validation import check_files
 
 
@@ -46,7 +46,7 @@ MAX_POINTS = 10_000          # points in one sweep (each a full run), counted be
 
 class SweepOutput(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    dir: str = Field(..., min_length=1, description="sweep folder: one run folder per point and sweep.json")
+    dir: FolderName = Field(..., min_length=1, description="sweep folder: one run folder per point and sweep.json")
 
 
 class SweepSpec(BaseModel):
@@ -178,6 +178,8 @@ def read_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
             raise SweepError([f"base: {base_path} is not a scenario mapping"], str(path))
     else:
         base = spec.base
+    if out_dir is not None and not str(out_dir).strip():
+        raise SweepError(["--out: empty; give a folder (e.g. results/my_sweep)"], str(path))
     out = Path(out_dir if out_dir is not None else spec.output.dir)
     combos = _combos(spec)
     texts = [json.dumps(c, default=str, sort_keys=True) for c in combos]

@@ -156,6 +156,7 @@ def test_killed_run_leaves_readable_partial_log_and_rerun_rules(tmp_path):
     p = _cli("run", quick, "--out", str(out), "--set", "duration_s=0.05")
     _, err = p.communicate(timeout=120)
     assert p.returncode == 2 and "different scenario" in err and "--overwrite" in err
+    assert "differs in duration_s: 60.0 -> 0.05" in err                 # says what differs
     p = _cli("run", quick, "--out", str(out), "--set", "duration_s=0.05", "--overwrite")
     stdout, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
