@@ -188,16 +188,17 @@ def set_path(data: dict, path: list[str], value: Any) -> None:
 
 
 def validate_config(data: Any, model_cls: type[M], root: yaml.Node | None = None, source: str = "",
-                    what: str = "scenario") -> M:
+                    what: str = "scenario", base_dir: str | Path | None = None) -> M:
     """``model_cls`` from parsed YAML ``data``; raises ConfigError with field paths (and the lines of
-    ``root``, the composed YAML, when given)."""
+    ``root``, the composed YAML, when given). Relative file paths (``models.config.ScenarioPath``)
+    resolve against ``base_dir`` (the YAML file's folder) first, then the working directory."""
     if not isinstance(data, dict):
         raise ConfigError([f"<root>: expected a mapping of {what} fields, got {type(data).__name__}"], source, what)
     wrong = _loose_numbers(data, model_cls, ())
     if wrong:
         raise ConfigError([_error_line(loc, msg, root) for loc, msg in wrong], source, what)
     try:
-        return model_cls.model_validate(data)
+        return model_cls.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, model_cls, root), source, what) from None
 
@@ -265,9 +266,11 @@ def _tag_matches(value: dict, model: type[BaseModel]) -> bool:
     return False
 
 
-def validate_data(data: Any, root: yaml.Node | None = None, source: str = "") -> Scenario:
-    """A scenario from a parsed mapping (a sweep point, a data-config point, a test's dict)."""
-    return validate_config(data, Scenario, root, source)
+def validate_data(data: Any, root: yaml.Node | None = None, source: str = "",
+                  base_dir: str | Path | None = None) -> Scenario:
+    """A scenario from a parsed mapping (a sweep point, a data-config point, a test's dict); its file
+    paths resolve against ``base_dir`` first (the folder of the YAML it came from)."""
+    return validate_config(data, Scenario, root, source, base_dir=base_dir)
 
 
 MAX_YAML_BYTES = 10 * 2 ** 20          # a scenario, sweep or data config is a few kB
@@ -353,7 +356,7 @@ def load_yaml_config(path: str | Path, model_cls: type[M], overrides: list[str] 
     data, root = read_yaml(path, what)
     if isinstance(data, dict):
         data = apply_overrides(data, list(overrides))
-    return validate_config(data, model_cls, root, str(path), what)
+    return validate_config(data, model_cls, root, str(path), what, base_dir=Path(path).parent)
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:

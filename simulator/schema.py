@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.config import FieldError
+from models.config import FieldError, ScenarioPath
 from models.csi_codec.config import CsiOnlineConfig
 from models.deeprx.config import ReceiverAdaptationConfig
 from models.ff_bler.config import LightTuneConfig
@@ -307,7 +307,7 @@ class LinkAdaptationConfig(_Strict):
 
 class BlerPredictorConfig(_Strict):
     type: str = Field("ff_bler", description="registered model type")
-    checkpoint: str | None = Field(None, description="checkpoint JSON; null: untrained weights (tests only)")
+    checkpoint: ScenarioPath | None = Field(None, description="checkpoint JSON; null: untrained weights (tests only)")
     online: LightTuneConfig = Field(default_factory=LightTuneConfig)
 
     @field_validator("type")
@@ -334,8 +334,8 @@ class BlerPredictorConfig(_Strict):
 
 class CsiCodecConfig(_Strict):
     type: Literal["conv_csi"] = Field("conv_csi", description="Neural CSI compressor (seeds/002)")
-    checkpoint: str = Field(..., description="conv_csi checkpoint JSON (`airtune train conv_csi` or `python -m models.csi_codec.train`)")
-    track: str | None = Field(None, description="One gNB antenna only (the study mode of seeds/002): a CSI track "
+    checkpoint: ScenarioPath = Field(..., description="conv_csi checkpoint JSON (`airtune train conv_csi` or `python -m models.csi_codec.train`)")
+    track: ScenarioPath | None = Field(None, description="One gNB antenna only (the study mode of seeds/002): a CSI track "
                                                 "dataset (`airtune data csi` with a track source) whose sample at the "
                                                 "UE's distance travelled is compressed at each CSI-RS occasion, scored "
                                                 "and used for nothing else. With csi_rs.report.kind: neural the codec "
@@ -345,7 +345,7 @@ class CsiCodecConfig(_Strict):
 
 class ReceiverConfig(_Strict):
     type: Literal["deeprx"] = Field("deeprx", description="Neural receiver (seeds/000): LLRs from the received grid")
-    checkpoint: str = Field(..., description="deeprx checkpoint JSON (`airtune train deeprx`); its grid (receive "
+    checkpoint: ScenarioPath = Field(..., description="deeprx checkpoint JSON (`airtune train deeprx`); its grid (receive "
                                              "antennas, and PRBs/DMRS symbols when recorded) must fit the scenario")
     adaptation: ReceiverAdaptationConfig | None = Field(
         None, description="receiver_adaptation process: targeted fine-tuning on the network side when the BER gap "

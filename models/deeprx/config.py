@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.config import FieldError
+from models.config import FieldError, ScenarioPath
 from models.csi_codec.config import UpdateCodingConfig
 
 
@@ -44,7 +44,7 @@ class ReceiverAdaptationConfig(BaseModel):
     samples: int = Field(50, ge=1, description="Pool samples fine-tuned on (the paper's top-50)")
     steps: int = Field(3, ge=1, le=10000, description="Gradient steps per fine-tuning")
     learning_rate: float = Field(0.002, gt=0, le=1, description="Fine-tuning step size")
-    pool: str = Field(..., description="Network-side training pool: a deeprx dataset folder (`airtune data "
+    pool: ScenarioPath = Field(..., description="Network-side training pool: a deeprx dataset folder (`airtune data "
                                        "deeprx`) on the scenario's grid")
     pool_size: int | None = Field(None, ge=1, description="Use the pool's first this many samples; null: all")
     hessian_subset: int = Field(16, ge=1, description="Pool samples the Hessian is estimated on (the first ones)")

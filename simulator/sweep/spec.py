@@ -176,8 +176,9 @@ def read_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
             raise SweepError([f"base: {e}" for e in exc.errors], str(path)) from None
         if not isinstance(base, dict):
             raise SweepError([f"base: {base_path} is not a scenario mapping"], str(path))
+        base_dir = base_path.parent           # the scenario's file paths resolve against its folder first
     else:
-        base = spec.base
+        base, base_dir = spec.base, path.parent
     if out_dir is not None and not str(out_dir).strip():
         raise SweepError(["--out: empty; give a folder (e.g. results/my_sweep)"], str(path))
     out = Path(out_dir if out_dir is not None else spec.output.dir)
@@ -195,7 +196,7 @@ def read_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
         try:
             for key, value in [*spec.set.items(), *params.items(), ("output.dir", str(out / name))]:
                 set_path(scenario, key.split("."), copy.deepcopy(value))
-            points.append(Point(name, params, check_files(validate_data(scenario))))
+            points.append(Point(name, params, check_files(validate_data(scenario, base_dir=base_dir))))
         except ConfigError as exc:
             errors[name] = exc.errors
     if errors:
