@@ -17,14 +17,11 @@ from models.checkpoint import save_checkpoint
 from models.deeprx.data import read_description
 from models.ff_bler.train import train_bler_predictor
 from models.mlp_bler.train import train_mlp_bler
+from simulator import quiet
+from simulator.status import StatusLine
 from simulator.threads import DEFAULT_THREADS, ENV_VAR, limit_threads, threads_setting
 
 EXIT_INPUT = 2
-
-
-def _quiet_tf() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_LOG_LEVEL", "3")
 
 
 def _err(msg: str) -> None:
@@ -267,9 +264,25 @@ def _threads_argument(p: argparse.ArgumentParser) -> None:
                         f"0: the libraries' defaults, one per core)")
 
 
+def _with_parents(common: argparse.ArgumentParser):
+    """An ArgumentParser class whose instances take ``common``'s options (for add_subparsers)."""
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *a, **k):
+            k.setdefault("parents", [common])
+            super().__init__(*a, **k)
+
+    return Parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="airtune", description="Link-level wireless simulator with online-adapting models")
-    sub = p.add_subparsers(dest="command", required=True)
+    verbose_help = "show the libraries' start-up lines and warnings (TensorFlow, absl, oneDNN, CUDA)"
+    p.add_argument("--verbose", action="store_true", help=verbose_help)
+    # also accepted after the command (airtune run X --verbose): a parent of every sub-parser
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_with_parents(common))
 
     r = sub.add_parser("run", help="run a scenario YAML")
     r.add_argument("scenario")
@@ -347,9 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+TF_COMMANDS = ("run", "data", "train", "experiment")    # the commands that load TensorFlow in this process
+
+
 def main(argv: list[str] | None = None) -> int:
-    _quiet_tf()
     args = build_parser().parse_args(argv)
+    quiet.set_verbose(args.verbose)
     args.command_line = " ".join(["airtune", *(sys.argv[1:] if argv is None else argv)])    # for training records
     if hasattr(args, "threads"):
         try:
@@ -357,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             _err(str(exc))
             return EXIT_INPUT
+    if args.command in TF_COMMANDS:      # before anything imports it: its start-up lines stay off the terminal
+        status = StatusLine(sys.stderr.isatty())
+        status("loading TensorFlow")
+        quiet.load_tensorflow()
+        status.done()
     return args.func(args)
 
 

@@ -29,6 +29,7 @@ from simulator.processes.inbox import gnb_inbox_process, ue_inbox_process
 from simulator.processes.pdsch import PdschStats, Scheduling, pdsch_process
 from simulator.processes.receiver_adaptation import ReceiverAdaptation
 from simulator.recorder import Recorder
+from simulator.status import StatusLine
 from simulator.scheduler.build import build_scheduler
 from simulator.scheduler.prb_groups import group_sizes_prbs
 from simulator.schema import Scenario
@@ -198,14 +199,18 @@ class Simulation:
 
     def _run(self, rec: Recorder, wall0: float) -> RunSummary:
         sc = self.scenario
+        say = StatusLine(self.progress)
         env = simpy.Environment()
         run = RunContext(env, rec, Adaptation(env, rec, self.trace), sc.carrier.slot_us, sc.duration_us, self.trace)
+        say("building the BLER tables")
         table = bler_table(sc.phy.mcs_table, sc.carrier.num_prbs, sc.phy.num_dmrs_symbols, sc.phy.bler_tables)
         seeds = seeds_for(sc)
+        say(f"building the channels of {len(sc.ues)} UE(s) ({sc.channel.model}, {sc.duration_s:g} s)")
         snr_model = SnrModel(sc.snr, sc.carrier, sc.gnb)
         built = [build_ue(sc, u, table, snr_model, seeds[u.id]["channel"]) for u in sc.ues]
         phy_rngs = {u: np.random.default_rng(s["phy"]) for u, s in seeds.items()}
         tf_seeds = {u: int(s["phy"].generate_state(1)[0]) for u, s in seeds.items()}
+        say(f"building the {sc.phy.backend} PHY")
         phy = build_phy(sc, table, phy_rngs, tf_seeds)
         ue_ids = [ue.id for ue, _ in built]
         uplink = Link(env, "feedback", sc.feedback.capacity_kbps * 1e3, int(round(sc.feedback.delay_ms * 1000)),
@@ -213,6 +218,8 @@ class Simulation:
         setup = CsiRsSetup.of(sc)
         reporter = CsiReporter(sc.csi_rs.report, sc.gnb, sc.carrier.num_prbs)
         contexts, adaptation_rngs = [], {}
+        if sc.models.bler_predictor is not None or sc.models.csi_codec is not None:
+            say("loading the models of every UE")
         for ue, link in built:
             model_ss = seeds[ue.id]["model"]
             # children of the model seed, in this order: exploration, measurement error, CSI codec,
@@ -231,14 +238,29 @@ class Simulation:
         for adaptation in self.receiver_adaptations:
             env.process(adaptation.process())
         stats = PdschStats()
+        if sc.scheduler is not None:
+            say("building the scheduler's BLER tables (one per allocation size)")
         scheduling = build_scheduling(sc, contexts, table)
+        say.done()
         bar = _progress_bar(sc.num_slots) if self.progress else None
+        compiling = []
+        if bar is not None and hasattr(phy, "on_new_program"):      # link_level: say why the bar waits
+
+            def on_new_program(what: str) -> None:
+                compiling.append(what)
+                bar.set_postfix_str(what[:100], refresh=True)
+
+            phy.on_new_program = on_new_program
+        step = 256 if sc.phy.backend == "abstraction" else 4     # bar updates: link_level runs ~10-100 slots/s
 
         def on_slot(slot: int) -> None:
             if slot % 256 == 255:
                 rec.maybe_flush()
-                if bar is not None:
-                    bar.update(256)
+            if bar is not None and slot % step == step - 1:
+                if compiling:
+                    compiling.clear()
+                    bar.set_postfix_str("", refresh=False)
+                bar.update(slot + 1 - bar.n)
 
         receiver = sc.phy.receiver if sc.phy.backend == "link_level" else "abstraction"
         loop0 = time.monotonic()

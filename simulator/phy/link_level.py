@@ -38,7 +38,7 @@ Receiver adaptation (``models.receiver.adaptation``, ``simulator/processes/recei
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -80,6 +80,9 @@ class LinkLevelBackend:
         self._first_slot: dict[tuple[int, int], int] = {}     # (ue, harq) -> slot of the first transmission
         self._ue_weights: dict[int, list[tuple[int, list[np.ndarray]]]] = {}   # ue -> [(from_us, weights)]
         self.history: SlotHistory | None = None               # record_slots
+        # called with a description before a program's first call (its XLA compilation): the run's status
+        self.on_new_program: Callable[[str], None] | None = None
+        self._programs: set[tuple] = set()
 
     # -- per-UE weights and slot records (receiver adaptation) -------------------------------------
     def schedule_neural_weights(self, ue: int, weights: Sequence[np.ndarray], from_us: int) -> None:
@@ -151,6 +154,13 @@ class LinkLevelBackend:
     def _evaluate(self, chain: Chain, txs: list[Transmission], weights: list | None = None) -> None:
         n = len(txs)
         seeds, h, no = chain.padded_inputs(n, self.min_batch)
+        program = (chain.key, len(seeds))
+        if self.on_new_program is not None and program not in self._programs:
+            k = chain.key
+            self.on_new_program(f"compiling the NR chain for MCS {k.mcs}, {k.num_layers} layer(s), {k.num_prbs} PRB"
+                                + (f", {k.num_interferers} co-scheduled stream(s)" if k.num_interferers else "")
+                                + f", batch {len(seeds)} (once per program)")
+        self._programs.add(program)
         h_int = np.zeros((len(seeds), *chain.h_int_shape), np.complex64) if chain.key.num_interferers else None
         prev = np.zeros((len(seeds), chain.num_coded_bits), np.float32)
         for i, tx in enumerate(txs):

@@ -38,11 +38,22 @@ def cmd_sweep(args) -> int:
         except ValueError as exc:
             err(f"--scheduler: {exc} (expected e.g. tcp://host:8786)")
             return 2
+    from tqdm import tqdm
+
+    bar = tqdm(unit="point", desc="validating", delay=1.0, leave=False, disable=args.no_progress,
+               dynamic_ncols=True)
+
+    def validated(k: int, n: int) -> None:
+        bar.total = n
+        bar.update(k - bar.n)
+
     try:
-        sweep = read_sweep(args.sweep, args.out)
+        sweep = read_sweep(args.sweep, args.out, progress=validated)
     except ConfigError as exc:
+        bar.close()
         err(str(exc))
         return 2
+    bar.close()
 
     def _term(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")

@@ -35,7 +35,9 @@ def run_point(scenario: dict, out_dir: str) -> dict:
     from dataclasses import asdict
 
     from simulator.engine import Simulation
+    from simulator.quiet import load_tensorflow
 
+    load_tensorflow()           # the worker's first TensorFlow import: its start-up lines off the terminal
     t0 = time.monotonic()
     out = Path(out_dir)
     if out.exists():

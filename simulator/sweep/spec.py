@@ -24,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -159,7 +159,8 @@ def _group_errors(per_point: dict[str, list[str]]) -> list[str]:
     return out
 
 
-def read_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
+def read_sweep(path: str | Path, out_dir: str | Path | None = None,
+               progress: Callable[[int, int], None] | None = None) -> Sweep:
     """Read a sweep file and validate every point. Raises :class:`SweepError` naming point and field."""
     path = Path(path)
     try:
@@ -190,7 +191,9 @@ def read_sweep(path: str | Path, out_dir: str | Path | None = None) -> Sweep:
         raise SweepError([f"grid: points repeat ({', '.join(repeated)})"], str(path))
     names = point_names(spec.keys, combos)
     points, errors = [], {}
-    for name, combo in zip(names, combos):
+    for k, (name, combo) in enumerate(zip(names, combos)):
+        if progress is not None:
+            progress(k, len(combos))
         params = dict(zip(spec.keys, combo))
         scenario = copy.deepcopy(base)
         try:

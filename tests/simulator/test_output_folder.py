@@ -133,9 +133,9 @@ def test_second_run_into_a_busy_folder_is_refused_and_the_first_is_intact(tmp_pa
     args = ["run", QUICK, "--out", str(out), "--no-progress", "--set", "duration_s=40",
             "--set", "output.flush_rows=1000"]
     first = _cli(*args)
-    deadline = time.time() + 400                     # the TensorFlow import on a loaded machine
-    while time.time() < deadline and len(list((out / "slots.parquet").glob("part-*"))) < 2:
-        time.sleep(0.2)
+    deadline = time.time() + 400
+    while time.time() < deadline and not (out / HOLDER_FILE).exists():     # claimed before TensorFlow loads
+        time.sleep(0.05)
     assert first.poll() is None, first.communicate()[1]
     second = _cli(*args, "--overwrite")              # same scenario, even --overwrite: the lock decides
     _, err = second.communicate(timeout=300)
