@@ -34,6 +34,10 @@ FIXED_DELAY_SPREAD_NS = {"A30": 30.0, "B100": 100.0, "C300": 300.0}
 SYSTEM_LEVEL_MIN_DISTANCE_2D_M = {"umi": 10.0, "uma": 35.0}
 
 
+# a point in the scenario's frame, metres: within 1,000 km of the origin (no coordinate overflows a distance)
+Coordinate_m = Annotated[float, Field(ge=-1e6, le=1e6)]
+Position_m = tuple[Coordinate_m, Coordinate_m, Coordinate_m]
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -83,8 +87,8 @@ class CsiReportConfig(_Strict):
 
 
 class CsiRsConfig(_Strict):
-    period_ms: float = Field(20.0, gt=0, description="CSI-RS periodicity")
-    report_delay_ms: float = Field(2.0, ge=0, description="UE processing time from CSI-RS to CQI report")
+    period_ms: float = Field(20.0, gt=0, le=10000, description="CSI-RS periodicity")
+    report_delay_ms: float = Field(2.0, ge=0, le=10000, description="UE processing time from CSI-RS to CQI report")
     report: CsiReportConfig = Field(default_factory=CsiReportConfig)
     sinr_error_std_db: float = Field(0.0, ge=0, le=20, description="UE measurement error: std of a Gaussian "
                                                                    "error (dB) on the SNR measured at each "
@@ -100,9 +104,9 @@ class GnbConfig(_Strict):
     polarization: Literal["single", "dual"] = Field("single", description="single (V) or dual (cross-polarised: "
                                                                            "two ports per element)")
     element_spacing_wavelengths: float = Field(0.5, gt=0, le=10, description="Element spacing, both directions")
-    position_m: tuple[float, float, float] = Field((0.0, 0.0, 10.0), description="Array position (its height is "
+    position_m: Position_m = Field((0.0, 0.0, 10.0), description="Array position (its height is "
                                                                                  "the 38.901 BS height)")
-    tx_power_dbm: float = Field(30.0, description="Transmit power over the carrier (snr.model: pathloss)")
+    tx_power_dbm: float = Field(30.0, ge=-100, le=100, description="Transmit power over the carrier (snr.model: pathloss)")
 
     @property
     def num_antennas(self) -> int:
@@ -131,7 +135,7 @@ class PhyConfig(_Strict):
                                "table 1 re-simulated on a fine grid (simulator/link_adaptation/calibrate.py); "
                                "sionna = as shipped")
     link_level_batch: int | None = Field(
-        None, ge=1, description="link_level: XLA batch the transport blocks of one MCS pending when feedback is "
+        None, ge=1, le=65536, description="link_level: XLA batch the transport blocks of one MCS pending when feedback is "
                                 "due are padded to (larger groups: next power of two). Default: num_ues * "
                                 "harq.k1_slots, the most that can be pending, so each MCS compiles once")
 
@@ -228,7 +232,7 @@ class PathlossSnr(_Strict):
     model: Literal["pathloss"]
     scenario: Literal["umi", "uma"] = Field("umi", description="38.901 pathloss scenario")
     los: bool = Field(True, description="Line of sight (LOS or NLOS pathloss formula)")
-    noise_figure_db: float = Field(7.0, ge=0, description="UE noise figure")
+    noise_figure_db: float = Field(7.0, ge=0, le=50, description="UE noise figure")
 
     @model_validator(mode="before")
     @classmethod
@@ -246,7 +250,7 @@ class StaticMobility(_Strict):
     """The UE stands still (frozen fading)."""
 
     model: Literal["static"]
-    position_m: tuple[float, float, float] = Field((50.0, 0.0, 1.5), description="UE position")
+    position_m: Position_m = Field((50.0, 0.0, 1.5), description="UE position")
 
 
 class LinearMobility(_Strict):
@@ -254,8 +258,8 @@ class LinearMobility(_Strict):
 
     model: Literal["linear"]
     speed_kmh: float = Field(3.0, ge=0, le=500, description="UE speed (sets the channel Doppler)")
-    start_m: tuple[float, float, float] = Field((50.0, 0.0, 1.5), description="Position at t = 0")
-    heading_deg: float = Field(0.0, description="Direction of travel, degrees from the x axis")
+    start_m: Position_m = Field((50.0, 0.0, 1.5), description="Position at t = 0")
+    heading_deg: float = Field(0.0, ge=-3600, le=3600, description="Direction of travel, degrees from the x axis")
 
 
 class WaypointMobility(_Strict):
@@ -263,7 +267,7 @@ class WaypointMobility(_Strict):
 
     model: Literal["waypoints"]
     speed_kmh: float = Field(3.0, gt=0, le=500, description="Constant speed along the path")
-    waypoints_m: list[tuple[float, float, float]] = Field(
+    waypoints_m: list[Position_m] = Field(
         ..., min_length=2, description="Path corners; the UE stops at the last one")
 
 
@@ -271,7 +275,7 @@ MobilityConfig = Annotated[Union[StaticMobility, LinearMobility, WaypointMobilit
 
 
 class UeConfig(_Strict):
-    id: int = Field(..., ge=0, description="UE identifier (unique)")
+    id: int = Field(..., ge=0, le=2 ** 31 - 1, description="UE identifier (unique)")
     mobility: MobilityConfig = Field(default_factory=lambda: StaticMobility(model="static"),
                                      description="static | linear | waypoints")
 
@@ -280,8 +284,8 @@ class OllaConfig(_Strict):
     bler_target: float = Field(0.1, gt=0, lt=1, description="First-transmission BLER target")
     step_up_db: float = Field(0.5, gt=0, le=10, description="Offset increase on NACK; "
                                                            "step_down = step_up * target / (1 - target)")
-    offset_min_db: float = Field(-20.0, description="Lower clamp of the SINR offset")
-    offset_max_db: float = Field(20.0, description="Upper clamp of the SINR offset")
+    offset_min_db: float = Field(-20.0, ge=-100, le=100, description="Lower clamp of the SINR offset")
+    offset_max_db: float = Field(20.0, ge=-100, le=100, description="Upper clamp of the SINR offset")
     enabled: bool = Field(True, description="false: MCS straight from the reported CQI (no outer loop)")
 
 
@@ -379,13 +383,13 @@ FolderName = Annotated[str, AfterValidator(_not_blank)]     # an output folder: 
 class OutputConfig(_Strict):
     dir: FolderName = Field("results/run", min_length=1, description="Output folder (relative to the working directory); "
                                                                "not empty")
-    flush_rows: int = Field(20000, ge=1, description="Rows buffered per log before a Parquet part is written")
-    flush_s: float = Field(5.0, gt=0, description="Wall-clock seconds between flushes of buffered rows")
+    flush_rows: int = Field(20000, ge=1, le=10_000_000, description="Rows buffered per log before a Parquet part is written")
+    flush_s: float = Field(5.0, gt=0, le=1e6, description="Wall-clock seconds between flushes of buffered rows")
 
 
 class Scenario(_Strict):
     name: str = Field(..., min_length=1, description="Scenario name")
-    seed: int = Field(0, ge=0, description="Root seed; every RNG is spawned from it")
+    seed: int = Field(0, ge=0, le=2 ** 63 - 1, description="Root seed; every RNG is spawned from it")
     duration_s: float = Field(..., gt=0, le=36000, description="Simulated time")
     carrier: CarrierConfig = Field(default_factory=CarrierConfig)
     csi_rs: CsiRsConfig = Field(default_factory=CsiRsConfig)

@@ -8,13 +8,16 @@ the sweeps call :func:`check_files` after it, so every problem still names its f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from models.checkpoint import CheckpointError, read_checkpoint_config, verify_checkpoint
 from models.config import FieldError
 from models.csi_codec.data import read_description as read_csi_description
+from models.csi_codec.layout import checkpoint_shapes as csi_codec_shapes
 from models.deeprx.config import ReceiverAdaptationConfig
 from models.deeprx.data import dataset_size
 from models.deeprx.data import read_description as read_deeprx_description
+from models.deeprx.layout import checkpoint_shapes as deeprx_shapes
 from models.deeprx.receiver import checkpoint_grid
 from models.registry import get_model
 from simulator.csi.codec_grid import grid_misfit
@@ -49,11 +52,20 @@ def _checkpoint_exists(path: str, field: str) -> None:
         raise FieldError(field, f"no such checkpoint file {path!r}")
 
 
-def _checkpoint_whole(path: str, field: str) -> None:
+def _checkpoint_whole(path: str, field: str, shapes_of: Callable[[dict], dict] | None = None,
+                      config: dict | None = None, what: str = "checkpoint") -> None:
     """The checkpoint is whole: its JSON, its weights file present, matching its sha256, every array finite
-    (``verify_checkpoint``; checked after its model type, whose refusal says more)."""
+    (``verify_checkpoint``; checked after its model type, whose refusal says more), and with ``shapes_of``
+    exactly the arrays, of the shapes, that its ``config`` implies (the model's weight layout)."""
+    expected = None
+    if shapes_of is not None:
+        try:
+            expected = shapes_of(config)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FieldError(field, f"{path}: the config's sizes are missing or wrong ({type(exc).__name__}: "
+                                    f"{exc})") from None
     try:
-        verify_checkpoint(path)
+        verify_checkpoint(path, expected, (), what)
     except CheckpointError as exc:
         raise FieldError(field, str(exc)) from None
 
@@ -85,7 +97,7 @@ def _check_csi_codec(scenario: Scenario) -> None:
         ckpt = read_checkpoint_config(codec.checkpoint, "conv_csi").config
     except ValueError as exc:
         raise FieldError("models.csi_codec.checkpoint", str(exc)) from None
-    _checkpoint_whole(codec.checkpoint, "models.csi_codec.checkpoint")
+    _checkpoint_whole(codec.checkpoint, "models.csi_codec.checkpoint", csi_codec_shapes, ckpt, "conv_csi checkpoint")
     if codec.track is None:          # neural reports: the grid must fit the array and the carrier
         misfit = grid_misfit(ckpt.get("num_ant"), ckpt.get("num_sc"), scenario.gnb.num_antennas,
                              scenario.carrier.num_prbs, scenario.csi_rs.report.subband_prbs)
@@ -123,7 +135,8 @@ def _check_receiver(scenario: Scenario) -> None:
         grid = checkpoint_grid(rx.checkpoint)
     except ValueError as exc:
         raise FieldError(field, str(exc)) from None
-    _checkpoint_whole(rx.checkpoint, field)
+    _checkpoint_whole(rx.checkpoint, field, deeprx_shapes, read_checkpoint_config(rx.checkpoint, "deeprx").config,
+                      "deeprx checkpoint")
     bits = 8 if scenario.phy.mcs_table == 2 else 6
     for name, have, want in _grid_pairs(scenario, grid):
         if have is not None and have != want:

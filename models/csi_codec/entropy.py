@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from models.csi_codec.layout import entropy_shapes
+
 LIKELIHOOD_BOUND = 1e-9          # likelihood floor in training (keeps -log2 finite)
 MAX_TABLE_SYMBOLS = 1 << 16      # widest in-range alphabet per channel; the rest escapes
 _BISECTION_STEPS = 80
@@ -72,20 +74,18 @@ class DeepFactorized(tf.Module):
         self.channels = int(channels)
         self.filters = tuple(int(f) for f in filters)
         self.init_scale = float(init_scale)
-        full = (1, *self.filters, 1)
         scale = self.init_scale ** (1.0 / (len(self.filters) + 1))
         self.matrices, self.biases, self.factors = [], [], []
-        for i in range(len(self.filters) + 1):
-            # softplus(raw) = 1 / scale / fan_out at init: the stacked layers then spread the
-            # initial density over roughly +-init_scale
-            raw = np.log(np.expm1(1.0 / scale / full[i + 1]))
-            self.matrices.append(tf.Variable(np.full((channels, full[i + 1], full[i]), raw, np.float32),
-                                             name=f"matrix_{i}"))
-            self.biases.append(tf.Variable(rng.uniform(-0.5, 0.5, (channels, full[i + 1], 1)).astype(np.float32),
-                                           name=f"bias_{i}"))
-            if i < len(self.filters):
-                self.factors.append(tf.Variable(np.zeros((channels, full[i + 1], 1), np.float32),
-                                                name=f"factor_{i}"))
+        for name, shape in entropy_shapes(channels, self.filters):       # in order: matrix, bias, factor
+            if name.startswith("matrix"):
+                # softplus(raw) = 1 / scale / fan_out at init: the stacked layers then spread the
+                # initial density over roughly +-init_scale
+                raw = np.log(np.expm1(1.0 / scale / shape[1]))
+                self.matrices.append(tf.Variable(np.full(shape, raw, np.float32), name=name))
+            elif name.startswith("bias"):
+                self.biases.append(tf.Variable(rng.uniform(-0.5, 0.5, shape).astype(np.float32), name=name))
+            else:
+                self.factors.append(tf.Variable(np.zeros(shape, np.float32), name=name))
 
     # -- parameters -------------------------------------------------------------------------------
     @property

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.checkpoint import load_typed_checkpoint, save_typed_checkpoint
+from models.csi_codec.layout import conv_channels
 from models.config import config_from_dict
 from models.csi_codec.entropy import DeepFactorized, ProbabilityTables
 from models.registry import register_model
@@ -138,12 +139,10 @@ class ConvCsiCodec(tf.Module):
         self.config = config or ConvCsiConfig()
         cfg = self.config
         rng = np.random.default_rng(seed)
-        k, f, c = cfg.kernel_size, cfg.filters, cfg.latent_channels
-        enc_io = [(2, f)] + [(f, f)] * (cfg.num_pools - 1) + [(f, c)]
-        dec_io = [(c, f)] + [(f, f)] * (cfg.num_pools - 1) + [(f, 2)]
-        self.encoder_weights = self._make_convs("encoder", enc_io, k, rng)
-        self.decoder_weights = self._make_convs("decoder", dec_io, k, rng)
-        self.entropy = DeepFactorized(c, cfg.entropy_filters, cfg.entropy_init_scale, rng=rng)
+        io = conv_channels(cfg.filters, cfg.latent_channels, cfg.num_pools)
+        self.encoder_weights = self._make_convs("encoder", io["encoder"], cfg.kernel_size, rng)
+        self.decoder_weights = self._make_convs("decoder", io["decoder"], cfg.kernel_size, rng)
+        self.entropy = DeepFactorized(cfg.latent_channels, cfg.entropy_filters, cfg.entropy_init_scale, rng=rng)
         self.noise = tf.random.Generator.from_seed(int(rng.integers(2 ** 31)))
         self._compress = tf.function(self._compress_impl, reduce_retracing=True)
         self._decompress = tf.function(self.decode, reduce_retracing=True)

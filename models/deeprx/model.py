@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from models.checkpoint import load_typed_checkpoint, save_typed_checkpoint
 from models.config import config_from_dict
+from models.deeprx.layout import weight_layout
 from models.registry import register_model
 
 # (filters, dilation over OFDM symbols, dilation over subcarriers) per ResNet block
@@ -218,25 +219,15 @@ class DeepRx(tf.Module):
         self._names: list[str] = []
         self.params: list[tf.Variable] = []
         k = cfg.kernel_size
-        self._add("input/kernel", self._glorot(rng, (k, k, cfg.num_input_channels, cfg.input_filters)))
-        self._add("input/bias", np.zeros(cfg.input_filters))
-        cin = cfg.input_filters
-        for i, (cout, _, _) in enumerate(cfg.blocks):
-            p = f"block{i}/"
-            self._add_norm(p + "norm1", cin)
-            self._add(p + "dw1", self._glorot(rng, (k, k, cin, 1), fan=(k * k, k * k)))
-            self._add(p + "pw1", self._glorot(rng, (1, 1, cin, cout)))
-            self._add(p + "bias1", np.zeros(cout))
-            self._add_norm(p + "norm2", cout)
-            self._add(p + "dw2", self._glorot(rng, (k, k, cout, 1), fan=(k * k, k * k)))
-            self._add(p + "pw2", self._glorot(rng, (1, 1, cout, cout)))
-            self._add(p + "bias2", np.zeros(cout))
-            if cin != cout:
-                self._add(p + "skip", self._glorot(rng, (1, 1, cin, cout)))
-            cin = cout
-        self._add_norm("output/norm", cin)
-        self._add("output/kernel", self._glorot(rng, (1, 1, cin, cfg.max_bits_per_symbol)))
-        self._add("output/bias", np.zeros(cfg.max_bits_per_symbol))
+        for w in weight_layout(k, cfg.num_input_channels, cfg.input_filters, cfg.blocks, cfg.norm,
+                               cfg.max_bits_per_symbol):
+            if w.init == "glorot":
+                value = self._glorot(rng, w.shape)
+            elif w.init == "glorot_depthwise":
+                value = self._glorot(rng, w.shape, fan=(k * k, k * k))
+            else:
+                value = (np.ones if w.init == "ones" else np.zeros)(w.shape)
+            self._add(w.name, value)
         # one trace for every batch size and grid size
         self._forward = tf.function(self.forward, input_signature=[
             tf.TensorSpec([None, None, None, cfg.num_input_channels], cfg.dtype)])
@@ -250,11 +241,6 @@ class DeepRx(tf.Module):
     def _add(self, name: str, value: np.ndarray) -> None:
         self._names.append(name)
         self.params.append(tf.Variable(np.asarray(value, self.config.dtype), name=name.replace("/", "_")))
-
-    def _add_norm(self, name: str, channels: int) -> None:
-        if self.config.norm == "layer":
-            self._add(name + "/gamma", np.ones(channels))
-            self._add(name + "/beta", np.zeros(channels))
 
     # -- weights ------------------------------------------------------------------------------------
     @property

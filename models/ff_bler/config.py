@@ -18,6 +18,6 @@ class LightTuneConfig(BaseModel):
     learning_rate: float = Field(0.003, gt=0, le=1, description="LightTune step size")
     negatives: Literal["uniform", "hard"] = Field("uniform", description="negative label: uniform over the "
                                                                       "wrong ones, or the wrong prediction")
-    ue_gflops: float = Field(100.0, gt=0, description="UE compute speed: an update is charged its modelled "
+    ue_gflops: float = Field(100.0, ge=1e-3, le=1e9, description="UE compute speed: an update is charged its modelled "
                                                       "FLOPs (forward pass of the pair, closed-form gradients, "
                                                       "Adam step per layer) at this rate")

@@ -21,9 +21,9 @@ class RayTracingConfig(BaseModel):
     scene: SceneName = Field(description="one of Sionna RT's bundled scenes (sionna.rt.scene.<name>)")
     bs_look_at_m: tuple[float, float, float] | None = Field(
         None, description="point the BS array broadside faces; default: the array faces +x, upright")
-    max_depth: int = Field(3, ge=0, description="maximum number of reflections/refractions per path")
-    samples_per_src: int = Field(100_000, ge=1, description="rays shot from the BS per PathSolver call")
-    receivers_per_call: int = Field(128, ge=1, description="UE positions traced together in one PathSolver call "
+    max_depth: int = Field(3, ge=0, le=20, description="maximum number of reflections/refractions per path")
+    samples_per_src: int = Field(100_000, ge=1, le=100_000_000, description="rays shot from the BS per PathSolver call")
+    receivers_per_call: int = Field(128, ge=1, le=100_000, description="UE positions traced together in one PathSolver call "
                                                            "(speed only)")
 
 

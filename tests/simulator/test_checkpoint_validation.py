@@ -91,3 +91,44 @@ def test_a_csi_codec_checkpoint_with_a_changed_weights_file_is_refused(make_scen
                        "csi_rs.report": {"kind": "neural", "subband_prbs": 4},
                        "models.csi_codec": {"checkpoint": str(ckpt)}})
     assert exc.value.errors[0].startswith("models.csi_codec.checkpoint: ") and "sha256" in exc.value.errors[0]
+
+
+CELL_CSI = {"gnb": {"antenna_rows": 4, "antenna_cols": 8}, "carrier.num_prbs": 52,
+            "csi_rs.report": {"kind": "neural", "subband_prbs": 4}}
+LAYOUT_CORRUPTIONS = {      # consistent files (sha256 matches) whose arrays do not fit their config
+    "an array of another shape": (lambda w: {**w, "decoder/conv1/kernel": w["decoder/conv1/kernel"][..., :16]},
+                                  None, "decoder/conv1/kernel [5, 5, 32, 16] (expected [5, 5, 32, 32])"),
+    "an entropy parameter missing": (lambda w: {k: v for k, v in w.items() if k != "entropy/factor_2"}, None,
+                                     "missing entropy/factor_2"),
+    "an extra array": (lambda w: {**w, "decoder/conv3/kernel": w["decoder/conv2/kernel"]}, None,
+                       "unexpected decoder/conv3/kernel"),
+    "filters not in the config": (None, lambda cfg: cfg["config"].pop("filters"),
+                                  "the config's sizes are missing or wrong (KeyError"),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYOUT_CORRUPTIONS))
+def test_a_csi_codec_checkpoint_whose_arrays_do_not_fit_its_config_is_refused(make_scenario, tmp_path, name):
+    weights, config, words = LAYOUT_CORRUPTIONS[name]
+    ckpt = _copy(REPO / "models" / "checkpoints" / "csi_conv_cell_32x32", tmp_path)
+    make_scenario({**CELL_CSI, "models.csi_codec": {"checkpoint": str(ckpt)}})                    # whole: accepted
+    if weights is not None:
+        _rewrite_weights(ckpt, weights)
+    if config is not None:
+        _edit_config(ckpt, config)
+    with pytest.raises(ConfigError) as exc:
+        make_scenario({**CELL_CSI, "models.csi_codec": {"checkpoint": str(ckpt)}})
+    assert exc.value.errors[0].startswith("models.csi_codec.checkpoint: ") and words in exc.value.errors[0], \
+        exc.value.errors
+
+
+def test_a_deeprx_checkpoint_whose_arrays_do_not_fit_its_config_is_refused(make_scenario, tmp_path):
+    ckpt = _copy(REPO / "models" / "checkpoints" / "deeprx_small_20k", tmp_path)
+    receiver = {"phy.receiver": "neural", "phy.backend": "link_level", "carrier.num_prbs": 4, "phy.num_dmrs_symbols": 1,
+                "models.receiver": {"type": "deeprx", "checkpoint": str(ckpt)}}
+    make_scenario(receiver)                                                                        # whole: accepted
+    _edit_config(ckpt, lambda cfg: cfg["config"]["blocks"].pop())          # one block fewer than the file holds
+    with pytest.raises(ConfigError) as exc:
+        make_scenario(receiver)
+    assert exc.value.errors[0].startswith("models.receiver.checkpoint: ") and \
+        "not a deeprx checkpoint for its config: unexpected block4/" in exc.value.errors[0], exc.value.errors
