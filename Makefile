@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
+export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: run test test-slow bench install clean
+.PHONY: run test test-slow bench docs install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +27,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports    # the layer contracts of pyproject.toml; a broken one fails the target
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $(CURDIR)/.site-check   # the docs build without a warning
+	rm -rf .site-check
 	$(PY) -m pytest -q
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict    # the documentation site into site/ (open site/index.html)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
@@ -35,4 +41,4 @@ bench: $(STAMP)
 	$(PY) -m pytest -q -m benchmark -s tests/benchmarks
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .import_linter_cache
+	rm -rf $(VENV) results site .pytest_cache .import_linter_cache

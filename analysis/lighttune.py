@@ -156,7 +156,7 @@ def results_markdown(root: str | Path, command: str) -> str:
              f"already there: add `--tables-only`).\n\nPHY: the abstraction backend with the calibrated BLER "
              "tables (simulator/data/bler_tables/PDSCH_table1.json). 16 s per run, CSI-RS every 80 ms "
              "(200 periods), 106 PRB at 30 kHz, seeds 1-5, SNR 0, 10, 20, 30, 40 dB. Predictors trained on "
-             "TDL-A30 at 0-12 dB and 10 Hz (see the README). Scenario files: this folder.\n"]
+             "TDL-A30 at 0-12 dB and 10 Hz (see docs/tutorials/lighttune.md). Scenario files: this folder.\n"]
     if study["prediction"]:
         parts += ["## BLER prediction error, mean |predicted − observed BLER| per period\n",
                   "Mean over SNR 0, 10, 20, 30, 40 dB, then mean ± 95 % CI over seeds. Test data collected "

@@ -43,9 +43,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from simulator.schema import Scenario
+    from simulator.schema import scenario_json_schema
 
-    print(json.dumps(Scenario.model_json_schema(), indent=2))
+    print(json.dumps(scenario_json_schema(), indent=2))
     return 0
 
 

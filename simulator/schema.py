@@ -148,7 +148,8 @@ class ChannelConfig(_Strict):
                            "from snr:) or ray_traced (a Sionna RT scene traced along each UE's drive, the gNB "
                            "at gnb.position_m; settings under ray_traced; its power divided by its mean over "
                            "the drive, the SNR from snr: fixed | schedule)")
-    profile: str = Field("B", description="TDL: A B C D E A30 B100 C300; CDL: A B C D E (tdl/cdl only)")
+    profile: str = Field("B", description="TDL: A B C D E A30 B100 C300; CDL: A B C D E (tdl/cdl only)",
+                         json_schema_extra={"enum": list(TDL_PROFILES)})     # CDL's are a subset: checked below
     delay_spread_ns: float = Field(100.0, gt=0, le=10000, description="RMS delay spread (tdl/cdl; umi/uma "
                                                                       "draw theirs, ray_traced has the scene's)")
     num_sinusoids: int = Field(20, ge=4, le=256, description="TDL sum-of-sinusoids count (tdl only)")
@@ -567,3 +568,13 @@ class Scenario(_Strict):
     @property
     def num_slots(self) -> int:
         return self.duration_us // self.carrier.slot_us
+
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def scenario_json_schema() -> dict:
+    """The scenario's JSON Schema (``airtune schema``): pydantic's, with its dialect named. Bounds and
+    enums are the validator's; what JSON Schema cannot say (cross-field rules, finite floats, the
+    files a scenario names) only ``airtune validate`` checks."""
+    return {"$schema": JSON_SCHEMA_DIALECT, **Scenario.model_json_schema()}

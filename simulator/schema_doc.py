@@ -1,7 +1,8 @@
 """Markdown reference of every scenario field (path, type, default, description), from the schema.
 
-``python -m simulator.schema_doc`` prints it; the README embeds it between markers and a test
-checks that the README is current (regenerate with ``python -m simulator.schema_doc --write``).
+``python -m simulator.schema_doc`` prints it; the documentation's field reference
+(``docs/reference/scenario-fields.md``) embeds it between markers and a test checks that the page is
+current (regenerate with ``python -m simulator.schema_doc --write``).
 """
 from __future__ import annotations
 
@@ -67,7 +68,10 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
-def write_readme(path: Path) -> None:
+FIELDS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference" / "scenario-fields.md"
+
+
+def write_page(path: Path = FIELDS_PAGE) -> None:
     text = path.read_text()
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
@@ -76,6 +80,6 @@ def write_readme(path: Path) -> None:
 
 if __name__ == "__main__":
     if "--write" in sys.argv:
-        write_readme(Path(__file__).resolve().parent.parent / "README.md")
+        write_page()
     else:
         print(markdown())

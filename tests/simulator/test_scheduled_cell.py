@@ -137,7 +137,7 @@ def test_mu_blocks_take_their_mcs_from_the_set_estimate_through_their_own_olla(m
     first transmissions, one by the others. Replayed from the log, each block's offset is exactly what
     its own loop's ACKs made it, and the MU blocks' first-transmission BLER is held near the 10 % target
     (0.090 measured). On this slow, ideal-CSI cell su_cqi's single loop holds it too (0.091); the bundled
-    cell, where it does not, is in the README."""
+    cell, where it does not, is in docs/simulation.md."""
     sc = _mu_cell(make_scenario, 2, **{"duration_s": 1.0})
     assert sc.scheduler.mu_mcs == "set_estimate"
     _, slots = _run(sc, tmp_path / "est")
