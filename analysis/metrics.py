@@ -204,12 +204,23 @@ def update_stats(updates: pd.DataFrame, by: Sequence[str] | None = None) -> pd.D
     return _finish(out, updates)
 
 
-def mean_ci(df: pd.DataFrame, value: str, by: Sequence[str] | None = None, level: float = 0.95) -> pd.DataFrame:
+# the values a metric can take: a confidence interval is clipped to them (a BLER's never goes below 0)
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(("first_tx_bler", "residual_bler", "bler", "bler_observed", "bler_predicted", "jain",
+                     "mean_abs_error", "sgcs", "csi_sgcs", "ber", "mu_share"), (0.0, 1.0)),
+    **dict.fromkeys(("throughput_mbps", "cell_mbps", "ue_p5_mbps", "ue_mean_mbps", "mean_mcs", "update_bits",
+                     "csi_bits"), (0.0, np.inf)),
+}
+
+
+def mean_ci(df: pd.DataFrame, value: str, by: Sequence[str] | None = None, level: float = 0.95,
+            bounds: tuple[float, float] | None = None) -> pd.DataFrame:
     """Mean of ``value`` over the rows of each group with a Student-t confidence interval.
 
     Default ``by``: the swept parameters except ``seed``, so the rows averaged are the seeds
     (give one row per seed, e.g. a metric per point with ``by=[..., "point"]`` aggregated first).
-    Columns: by + ``n``, ``mean``, ``std``, ``ci_low``, ``ci_high`` (NaN interval when n < 2).
+    Columns: by + ``n``, ``mean``, ``std``, ``ci_low``, ``ci_high`` (NaN interval when n < 2). The
+    interval is clipped to ``bounds``, by default the metric's range in ``METRIC_RANGES``.
     """
     _need(df, value)
     if by is None:
@@ -219,6 +230,7 @@ def mean_ci(df: pd.DataFrame, value: str, by: Sequence[str] | None = None, level
     out = g.agg(n="count", mean="mean", std="std")
     half = stats.t.ppf(0.5 + level / 2.0, out["n"] - 1) * out["std"] / np.sqrt(out["n"])
     half = half.where(out["n"] >= 2)
-    out["ci_low"] = out["mean"] - half
-    out["ci_high"] = out["mean"] + half
+    lo, hi = bounds if bounds is not None else METRIC_RANGES.get(value, (-np.inf, np.inf))
+    out["ci_low"] = (out["mean"] - half).clip(lower=lo)
+    out["ci_high"] = (out["mean"] + half).clip(upper=hi)
     return _finish(out, df)

@@ -33,8 +33,16 @@ def _sweep_axes(logs: Logs) -> tuple[list[str], list[str]]:
     return numeric, [p for p in varied if p not in numeric]
 
 
+def _figure_or_table(caption: str, data: pd.DataFrame, x: str, make) -> tuple[str, object]:
+    """(caption, Figure), or (caption, the data as a table) when its x axis has a single value: a line
+    plot of one x shows a few dots and says less than the numbers."""
+    if data[x].nunique(dropna=True) <= 1:
+        return f"{caption} (a single {x}, so a table)", data.reset_index(drop=True)
+    return caption, make()
+
+
 def figures(logs: Logs) -> dict[str, tuple[str, object]]:
-    """name -> (caption, Figure) for what the logs hold."""
+    """name -> (caption, Figure or, where the x axis has a single value, a DataFrame) for what the logs hold."""
     out = {}
     if logs.slots.empty:
         return out
@@ -51,12 +59,14 @@ def figures(logs: Logs) -> dict[str, tuple[str, object]]:
     if logs.periods["bler_predicted"].notna().any():
         err = bler_prediction_error(logs.periods, snr_bin_db=1.0)
         if len(err):
-            out["bler_error_vs_snr"] = ("Mean |predicted - observed BLER| per 1 dB SNR bin (95 % band over points "
-                                        "and UEs)", plots.bler_error_vs_snr(err, categorical[:1]))
+            out["bler_error_vs_snr"] = _figure_or_table(
+                "Mean |predicted - observed BLER| per 1 dB SNR bin (95 % band over points and UEs)", err, "snr_db",
+                lambda: plots.bler_error_vs_snr(err, categorical[:1]))
     if logs.periods["csi_nmse_db"].notna().any():
         rd = csi_rd(logs.periods, logs.updates, by=[*logs.params, "point"])
-        out["csi_rd"] = ("CSI rate-distortion: one point per run (CSI and model-update bits per report)",
-                         plots.rd_curves(rd, categorical[:1]))
+        out["csi_rd"] = _figure_or_table(
+            "CSI rate-distortion: one point per run (CSI and model-update bits per report)", rd,
+            "total_bits_per_report", lambda: plots.rd_curves(rd, categorical[:1]))
     if logs.kind == "sweep":
         per_point = throughput(logs.slots, duration_s=logs.duration_s)
         per_point = per_point.groupby([*logs.params, "point"], observed=True, as_index=False, dropna=False)["throughput_mbps"].mean()
@@ -79,7 +89,7 @@ def _table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in row) + "</tr>"
                    for row in df.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>'
 
 
 def tables(logs: Logs) -> dict[str, pd.DataFrame]:
@@ -123,7 +133,10 @@ def _img(png: Path) -> str:
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:2px 6px;
 text-align:right}th{background:#f3f3f3}pre{background:#f7f7f7;padding:0.8em;font-size:12px;overflow:auto;
-max-height:40em}figure{margin:1em 0}figcaption{font-size:13px;color:#555}"""
+max-height:40em}figure{margin:1em 0}figcaption{font-size:13px;color:#555}
+.scroll{overflow-x:auto;max-width:100%;margin:0.5em 0 1.5em}.scroll table{margin:0}
+img{max-width:100%;height:auto}body{padding:0 1em}"""
+# .scroll: a table wider than the page scrolls inside its box instead of being cut off
 
 
 def write_report(path: str | Path, out: str | Path | None = None) -> Path:
@@ -148,6 +161,9 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
     if not figs:
         body.append("<p>No complete run to plot.</p>")
     for name, (caption, fig) in figs.items():
+        if isinstance(fig, pd.DataFrame):
+            body.append(f"<h3>{html.escape(name)}</h3><p>{html.escape(caption)}</p>{_table(fig)}")
+            continue
         png, _svg = plots.save_figure(fig, fig_dir / name)
         body.append(f'<figure><img src="{_img(png)}" alt="{html.escape(name)}" width="640">'
                     f"<figcaption>{html.escape(caption)} ({html.escape(name)}.png, .svg)</figcaption></figure>")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import html
 import json
 import re
 import shutil
+import subprocess
 import warnings
 
 import numpy as np
@@ -192,10 +194,12 @@ def test_report_of_a_run_and_of_a_sweep(run_dir, sweep_dir, capsys):
     assert out == str(run_dir / "report.html")
     page = (run_dir / "report.html").read_text()
     imgs = _images(page)
-    assert len(imgs) == 2 and all(i.startswith(b"\x89PNG") for i in imgs)   # throughput, BLER error vs SNR
-    for name in ("throughput_over_time", "bler_error_vs_snr"):
-        assert (run_dir / "figures" / f"{name}.png").is_file()
-        assert (run_dir / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    assert len(imgs) == 1 and all(i.startswith(b"\x89PNG") for i in imgs)   # throughput over time
+    assert (run_dir / "figures" / "throughput_over_time.png").is_file()
+    assert (run_dir / "figures" / "throughput_over_time.svg").read_text().lstrip().startswith("<?xml")
+    # one fixed SNR: the BLER error vs SNR is a table row, not a plot of a few dots
+    assert not (run_dir / "figures" / "bler_error_vs_snr.png").exists()
+    assert "<h3>bler_error_vs_snr</h3>" in page and "(a single snr_db, so a table)" in page
     assert "Model updates" in page and "tiny" in page and "&quot;status&quot;: &quot;complete&quot;" in page
 
     target = sweep_dir.parent / "rep" / "sweep.html"
@@ -259,3 +263,39 @@ def test_report_of_a_scheduled_cell_has_its_cell_table(tmp_path):
     cell_table = tables(analysis.load(tmp_path / "cell"))["Cell"]
     assert cell_table["cell_mbps"].iloc[0] == pytest.approx(summary.cell_throughput_mbps, rel=1e-6)
     assert cell_table["jain"].iloc[0] == pytest.approx(summary.jain_index, rel=1e-6)
+
+
+def test_confidence_intervals_are_clipped_to_the_metric_range():
+    from analysis.metrics import mean_ci
+
+    df = pd.DataFrame({"residual_bler": [0.0, 0.0, 0.03], "x": [1.0, 2.0, 3.0]})
+    free = mean_ci(df, "residual_bler", by=[], bounds=(-np.inf, np.inf)).iloc[0]
+    half = T_975_DF2 * df.residual_bler.std() / np.sqrt(3)
+    assert free.ci_low == pytest.approx(0.01 - half) and free.ci_low < 0          # the unclipped t interval
+    clipped = mean_ci(df, "residual_bler", by=[]).iloc[0]
+    assert clipped.ci_low == 0.0 and clipped.ci_high == pytest.approx(0.01 + half)  # a BLER is never below 0
+    assert mean_ci(df, "x", by=[]).iloc[0].ci_low == pytest.approx(2.0 - T_975_DF2 / np.sqrt(3))   # no range
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no headless Chromium on this machine")
+def test_the_report_in_a_real_browser(sweep_dir, tmp_path):
+    """Headless Chromium at 600 px: the page itself never scrolls sideways, a wide table scrolls inside
+    its box, and a screenshot of the page is drawn (not blank)."""
+    from PIL import Image
+
+    page = write_report(sweep_dir, tmp_path / "report.html")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", """<script>
+      const boxes = [...document.querySelectorAll('.scroll')];
+      document.body.setAttribute('data-probe', JSON.stringify({
+        page_overflow: document.documentElement.scrollWidth - window.innerWidth,
+        boxes: boxes.length, scrolling: boxes.filter(b => b.scrollWidth > b.clientWidth).length}));
+    </script></body>"""))
+    args = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=600,900"]
+    dom = subprocess.run([*args, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    got = json.loads(html.unescape(dom.split("data-probe=\"", 1)[1].split("\"", 1)[0]))
+    assert got["page_overflow"] <= 0 and got["boxes"] >= 2 and got["scrolling"] >= 1, got
+    shot = tmp_path / "shot.png"
+    subprocess.run([*args, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    img = np.asarray(Image.open(shot).convert("L"))
+    assert img.shape == (900, 600) and (img < 128).mean() > 0.005        # text and figures drawn
