@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def _weight_shapes(json_path: Path, npz: Path, sha256: str) -> dict[str, tuple[i
         with np.load(npz, allow_pickle=False) as data:
             shapes = {k: data[k].shape for k in data.files}
             bad = [k for k in data.files if not np.issubdtype(data[k].dtype, np.number) or not np.isfinite(data[k]).all()]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{json_path}: weights file {npz.name} is not readable ({exc})") from None
     if bad:
         raise CheckpointError(f"{json_path}: weights {', '.join(sorted(bad))} are not finite numbers")

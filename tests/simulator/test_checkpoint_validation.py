@@ -34,6 +34,16 @@ def _rewrite_weights(ckpt, change):
     ckpt.write_text(json.dumps(doc))
 
 
+def _replace_npz_bytes(ckpt, data: bytes):
+    """The npz replaced by ``data`` and its sha256 recorded: only the contents are wrong."""
+    from models.npz_file import file_sha256
+
+    ckpt.with_suffix(".npz").write_bytes(data)
+    doc = json.loads(ckpt.read_text())
+    doc["sha256"] = file_sha256(ckpt.with_suffix(".npz"))
+    ckpt.write_text(json.dumps(doc))
+
+
 def _edit_config(ckpt, change):
     doc = json.loads(ckpt.read_text())
     change(doc["config"])
@@ -51,6 +61,8 @@ CORRUPTIONS = {
                          "not a ff_bler checkpoint for its config: W0 [32, 5] (expected [32, 23])"),
     "missing array": (lambda c: _rewrite_weights(c, lambda w: {k: v for k, v in w.items() if k != "b1"}),
                       "missing b1"),
+    "weights file not a zip (sha256 matches)": (lambda c: _replace_npz_bytes(c, b"PK\x03\x04 not a zip"),
+                                                 "weights file ff_bler_tdl_a30.npz is not readable"),
     "NaN weight": (lambda c: _rewrite_weights(c, lambda w: {**w, "W1": np.full_like(w["W1"], np.nan)}),
                    "weights W1 are not finite numbers"),
     "feature_mean removed": (lambda c: _edit_config(c, lambda cfg: cfg.pop("feature_mean")),
