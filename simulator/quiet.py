@@ -1,4 +1,5 @@
-"""TensorFlow loaded without its start-up lines on the terminal.
+"""TensorFlow loaded the way airtune runs it: without its start-up lines on the terminal, and with
+the persistent XLA compilation cache on (``simulator.xla_cache``).
 
 TensorFlow 2.21's shared libraries log through absl before ``absl::InitializeLog()`` runs, so
 ``TF_CPP_MIN_LOG_LEVEL`` does not reach lines such as "All log messages before
@@ -16,6 +17,8 @@ import os
 import sys
 import tempfile
 from typing import IO, Iterator
+
+from simulator import xla_cache
 
 VERBOSE_ENV = "AIRTUNE_VERBOSE"     # "1": library start-up lines and warnings are shown (also in sweep workers)
 
@@ -49,6 +52,8 @@ def load_tensorflow():
     """``import tensorflow`` with its start-up lines kept off the terminal (unless verbose); returns
     the module. Idempotent; the device scan it runs does not start TensorFlow's thread pools, so
     ``simulator.threads.limit_threads`` still applies afterwards."""
+    if "tensorflow" not in sys.modules:
+        xla_cache.enable()           # compiled XLA programs shared across processes (before TensorFlow loads)
     if "tensorflow" in sys.modules or verbose():
         import tensorflow as tf
 

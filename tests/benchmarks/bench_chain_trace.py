@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,15 +31,13 @@ import simulator.phy.scrambling_cache as cache
 if sys.argv[1] == "without":
     cache.install = lambda: None
 from simulator.phy.nr_chain import ChainKey, get_chain
+from tests.benchmarks.chain_inputs import chain_batch
 out = {}
 for mcs in (5, 10):
     ch = get_chain(ChainKey(52, 30, 1, 1, 1, "lmmse", mcs))
     t = time.perf_counter(); ch._fn.get_concrete_function(); trace = time.perf_counter() - t
-    n = 8
-    seeds = np.stack([np.full(n, 7), np.zeros(n), np.arange(n), np.ones(n), np.arange(n), np.zeros(n)], 1).astype(np.int64)
-    h = np.ones((n, 1, ch.num_subcarriers), np.complex64)
     t = time.perf_counter()
-    res = ch.evaluate(seeds, h, np.full(n, 0.3, np.float32), np.zeros((n, ch.num_coded_bits), np.float32))
+    res = ch.evaluate(*chain_batch(ch))
     first = time.perf_counter() - t
     out[mcs] = dict(trace_s=trace, first_call_s=first, llr=hashlib.sha256(res.llr.tobytes()).hexdigest(),
                     ack=res.ack.tolist(), ber=res.ber.tolist())
@@ -48,7 +47,8 @@ print("RESULT" + json.dumps(out))
 
 def _arm(which: str) -> dict:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", ARM, which], capture_output=True, text=True, env=env, check=True)
+    proc = subprocess.run([sys.executable, "-c", ARM, which], capture_output=True, text=True, env=env, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])
 

@@ -1,0 +1,48 @@
+"""Compiled XLA programs kept across processes: TensorFlow's persistent compilation cache.
+
+A link-level run compiles one XLA program per NR chain (MCS, layers, allocation, batch), ~5-25 s
+each on a CPU, and every new process paid it again. With ``--tf_xla_persistent_cache_directory``
+TensorFlow writes each compiled program to a file keyed by its HLO fingerprint and the device, and a
+later process that builds the same program loads it instead of compiling; a changed program (another
+TensorFlow, another chain) gets a new key. The tracing of the Python ``tf.function`` is not cached:
+it is still paid per process (``tests/benchmarks/bench_xla_cache.py`` measures both).
+
+The folder: ``$AIRTUNE_XLA_CACHE`` if set (``off`` disables the cache), else
+``$XDG_CACHE_HOME/airtune/xla`` (``~/.cache/airtune/xla``). Entries are a few MB each; delete the
+folder to reclaim the space. The flag must be set before TensorFlow loads: ``enable`` is called by
+the command line and by sweep workers before their first TensorFlow import.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "AIRTUNE_XLA_CACHE"
+FLAG = "--tf_xla_persistent_cache_directory"
+
+
+def cache_dir() -> Path | None:
+    """The cache folder, or None when ``AIRTUNE_XLA_CACHE=off``."""
+    value = os.environ.get(ENV_VAR, "").strip()
+    if value.lower() == "off":
+        return None
+    if value:
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "airtune" / "xla"
+
+
+def enable() -> Path | None:
+    """Add the cache flag to ``TF_XLA_FLAGS`` (kept if the user set one) for this process and the ones
+    it starts; returns the folder, or None if disabled or the folder cannot be made (then programs are
+    compiled as before)."""
+    folder = cache_dir()
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if folder is None or FLAG in flags:
+        return folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    os.environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}={folder}".strip()
+    return folder
