@@ -36,11 +36,11 @@ BATCH = 2                # num_ues * k1_slots
 REPS = 3
 
 
-def _scenario(receiver: str, num_slots: int):
+def _scenario(receiver: str, num_slots: int, extra: tuple[str, ...] = ()):
     return load_scenario(REPO / "scenarios" / "quickstart.yaml", [
         f"duration_s={num_slots * 0.0005}", "phy.backend=link_level", f"phy.receiver={receiver}",
         f"phy.link_level_batch={BATCH}", "link_adaptation.olla.enabled=false",
-        "ues.0.mobility={model: static, position_m: [0, 0, 1.5]}",
+        "ues.0.mobility={model: static, position_m: [0, 0, 1.5]}", *extra,
     ])
 
 
