@@ -1,7 +1,8 @@
 """How much memory a run's fading channels take, and the check that refuses a run this machine cannot hold.
 
-``simulator.channel.fading`` draws each UE's whole run at once (one Sionna call per UE), so memory
-grows with ``duration_s`` and the antenna pairs: while one UE's channel is generated, Sionna holds
+``simulator.channel.fading`` generates a TDL channel a chunk of ~64 MB at a time, so a TDL run's
+channel memory does not grow with ``duration_s``. CDL, UMi and UMa are drawn for each UE's whole run
+at once (one Sionna call per UE), so their memory grows with ``duration_s`` and the antenna pairs: while one UE's channel is generated, Sionna holds
 a few tensors per sample and antenna pair (the peak), and afterwards every UE keeps its path gains
 (paths x 8 bytes per sample and pair). Measured on the quickstart (TDL-B, one antenna pair, 52 PRB,
 ``/usr/bin/time -v airtune run scenarios/quickstart.yaml --set duration_s=D``): peak RSS 1.28 GB at
@@ -23,6 +24,7 @@ BASE_BYTES = 0.9e9                       # TensorFlow, Sionna and the rest of a 
 GENERATION_BYTES_PER_SAMPLE_PAIR = {"tdl": 10.2e3, "cdl": 8.3e3, "umi": 8.3e3, "uma": 8.3e3, "ray_traced": 0.0}
 KEPT_PATHS = 24                          # the most paths a 38.901 TDL/CDL/UMi/UMa channel keeps
 MACHINE_SHARE = 0.9                      # of the physical memory a run may plan to use
+SLOT_BYTES_PER_UE = 16.0                 # each UE's per-slot arrays kept for the run: sample index and SNR
 
 
 def machine_bytes() -> int:
@@ -37,9 +39,17 @@ def channel_bytes(scenario: Scenario) -> tuple[float, list[float], list[float]]:
     gen, kept = [], []
     for ue in scenario.ues:
         samples = scenario.num_slots if Mobility(ue.mobility).speed_mps > 0 else 1
+        if model == "tdl":          # generated a chunk at a time, the last few chunks kept
+            from simulator.channel.fading import TDL_CACHED_CHUNKS, tdl_chunk_samples
+
+            chunk = min(samples, tdl_chunk_samples(pairs))
+            gen.append(chunk * pairs * GENERATION_BYTES_PER_SAMPLE_PAIR[model])
+            kept.append(TDL_CACHED_CHUNKS * chunk * pairs * KEPT_PATHS * 8.0)
+            continue
         gen.append(samples * pairs * GENERATION_BYTES_PER_SAMPLE_PAIR[model])
         kept.append(0.0 if model == "ray_traced" else samples * pairs * KEPT_PATHS * 8.0)
-    return BASE_BYTES + sum(kept) + max(gen, default=0.0), gen, kept
+    slot_arrays = SLOT_BYTES_PER_UE * scenario.num_slots * len(scenario.ues)
+    return BASE_BYTES + slot_arrays + sum(kept) + max(gen, default=0.0), gen, kept
 
 
 def check_memory(scenario: Scenario, available_bytes: float | None = None) -> None:

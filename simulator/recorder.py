@@ -107,11 +107,12 @@ class Recorder:
             for name, schema in TABLES.items():
                 folder = self.out_dir / f"{name}.parquet"
                 parts = sorted(folder.glob("part-*.parquet"))
-                tables = [pq.read_table(p, schema=schema) for p in parts]
-                tbl = pa.concat_tables(tables) if tables else schema.empty_table()
                 tmp = self.out_dir / f".{name}.parquet.tmp"
                 try:
-                    pq.write_table(tbl, tmp)
+                    # part by part (one row group each): a long run's log is never held whole in memory
+                    with pq.ParquetWriter(tmp, schema) as writer:
+                        for part in parts:
+                            writer.write_table(pq.read_table(part, schema=schema))
                 except BaseException:
                     tmp.unlink(missing_ok=True)      # the parts stay: the run can still be read
                     raise

@@ -1,15 +1,17 @@
 """38.901 fading from Sionna (TDL, CDL, UMi, UMa) or a Sionna RT scene, continuous in time over the whole run.
 
 Sionna's models draw new sinusoid phases (TDL) or rays and phases (CDL, UMi, UMa) on every call,
-so one call per UE generates the whole run (``num_time_steps`` samples, one per slot of travel at
-the UE's speed) and the channel of any slot is read from that span: fading evolves continuously
+so one realisation per UE spans the whole run (one sample per slot of travel at the UE's speed) and
+the channel of any slot is read from that span: TDL's a chunk at a time (``continuous_tdl``: Sionna's
+draws taken once, its sum of sinusoids evaluated per chunk of samples, bit for bit the whole-run
+call), CDL/UMi/UMa from one call per UE of the whole run. Fading evolves continuously
 across CSI-RS periods and the CSI-RS measurement and the PDSCH see the same realisation. The
 channel is held constant within a slot (block fading per slot; at 30 kHz and 120 km/h the phase
 drift over a 0.5 ms slot is ~0.2 cycles at the maximum Doppler, which we accept).
 
-Memory: the path gains take num_slots * num_paths * num_ue_ant * num_gnb_ant * 8 bytes (a 10 min
-run at 30 kHz with TDL-B and one antenna each: 220 MB; UMi/UMa have 16 to 24 paths); the frequency
-response is computed per chunk. Generating them, Sionna's CDL/UMi/UMa hold a few tensors of
+Memory: TDL holds its last TDL_CACHED_CHUNKS chunks of ~64 MB generation each, whatever the run's
+length. CDL/UMi/UMa keep their path gains, num_slots * num_paths * num_ue_ant * num_gnb_ant * 8 bytes
+(16 to 24 paths); the frequency response is computed per chunk. Generating them, Sionna's CDL/UMi/UMa hold a few tensors of
 clusters x 20 rays x antenna pairs x samples complex64 at once: ~8 kB per slot and antenna pair at
 the peak (4x8 gNB, one UE antenna, 20,000 slots: 5.3 GB with UMi, 6.6 GB with CDL-C), which bounds
 the length of a run with a large array.
@@ -27,6 +29,18 @@ from simulator.channel.system_level import system_level_paths
 from simulator.schema import CarrierConfig, ChannelConfig, GnbConfig
 
 CHUNK_SLOTS = 512
+# TDL: samples generated per chunk (a multiple of 64, so each value's SIMD lane is the whole run's:
+# continuous_tdl), about 64 MB of Sionna's generation tensors (~10 kB per sample and antenna pair)
+TDL_CHUNK_BYTES = 64e6
+TDL_CACHED_CHUNKS = 3            # chunks kept: the event loop reads the current slots and a CSI-RS behind them
+
+
+def tdl_chunk_samples(antenna_pairs: int) -> int:
+    """Samples per TDL chunk for a channel of ``antenna_pairs`` (a multiple of 64, at least 64)."""
+    from simulator.memory_estimate import GENERATION_BYTES_PER_SAMPLE_PAIR
+
+    per_sample = GENERATION_BYTES_PER_SAMPLE_PAIR["tdl"] * antenna_pairs
+    return max(64, int(TDL_CHUNK_BYTES / per_sample) // 64 * 64)
 KERNEL_CACHE_SEGMENTS = 8     # ray-traced segments whose kernels are kept (the event loop reads a few at a time)
 
 
@@ -98,7 +112,9 @@ class FadingChannel:
                  mobility=None, ue_field: str = "ue"):
         import tensorflow as tf
         from sionna.phy.channel import subcarrier_frequencies
-        from sionna.phy.channel.tr38901 import CDL, TDL
+        from sionna.phy.channel.tr38901 import CDL
+
+        from simulator.channel.continuous_tdl import ContinuousTDL
 
         self.sample_of_slot = np.asarray(sample_of_slot, dtype=np.int64)    # [num_slots]
         num_samples = int(self.sample_of_slot.max()) + 1
@@ -107,7 +123,8 @@ class FadingChannel:
         gnb = gnb or GnbConfig()
         self.num_gnb_ant = gnb.num_antennas
         _set_sionna_seed(seed)
-        self._a = self._rt = None         # path gains per sample [time, rx_ant, tx_ant, paths], or ray-traced paths
+        self._a = self._rt = self._tdl = None   # path gains per sample [time, rx_ant, tx_ant, paths] (CDL, UMi,
+        # UMa: the whole run), TDL's chunk generator, or ray-traced paths
         self._segment_of_sample = np.zeros(num_samples, np.int64)          # one delay set unless ray traced
         if cfg.model == "ray_traced":
             if mobility is None:
@@ -124,14 +141,20 @@ class FadingChannel:
                                                 _gnb_array(gnb, fc_hz), fc_hz, gnb.position_m, start_position_m,
                                                 velocity_mps, num_samples, 1.0 / slot_s)
             self._tau_s = tau_s[None]
+        elif cfg.model == "tdl":        # drawn now, its samples generated a chunk at a time (continuous_tdl)
+            self._tdl = ContinuousTDL(cfg.profile, cfg.delay_spread_s, fc_hz, num_sinusoids=cfg.num_sinusoids,
+                                      min_speed=speed_mps, max_speed=speed_mps, num_rx_ant=num_ue_ant,
+                                      num_tx_ant=self.num_gnb_ant)
+            self._tdl.draw()
+            self._tdl_fs = 1.0 / slot_s
+            self._num_samples = num_samples
+            self._tdl_chunk = tdl_chunk_samples(num_ue_ant * self.num_gnb_ant)
+            self._tdl_chunks: dict[int, np.ndarray] = {}
+            _, tau = self._tdl.evaluate(0, 1, self._tdl_fs)
+            self._tau_s = tf.reshape(tau, [1, -1]).numpy().astype(np.float64)          # [1 segment, paths]
         else:
-            if cfg.model == "tdl":
-                model = TDL(cfg.profile, cfg.delay_spread_s, fc_hz, num_sinusoids=cfg.num_sinusoids,
-                            min_speed=speed_mps, max_speed=speed_mps, num_rx_ant=num_ue_ant,
-                            num_tx_ant=self.num_gnb_ant)
-            else:
-                model = CDL(cfg.profile, cfg.delay_spread_s, fc_hz, _ue_array(num_ue_ant, fc_hz),
-                            _gnb_array(gnb, fc_hz), "downlink", min_speed=speed_mps, max_speed=speed_mps)
+            model = CDL(cfg.profile, cfg.delay_spread_s, fc_hz, _ue_array(num_ue_ant, fc_hz),
+                        _gnb_array(gnb, fc_hz), "downlink", min_speed=speed_mps, max_speed=speed_mps)
             a, tau = model(1, num_samples, 1.0 / slot_s)
             # a: [1, 1, rx_ant, 1, tx_ant, paths, time] -> [time, rx_ant, tx_ant, paths]
             self._a = np.ascontiguousarray(tf.transpose(a[0, 0, :, 0], [3, 0, 1, 2]).numpy())
@@ -147,7 +170,38 @@ class FadingChannel:
 
     def _gains(self, samples: np.ndarray) -> np.ndarray:
         """[n, rx_ant, tx_ant, paths] path gains of samples [n] (complex64 drawn, complex128 ray traced)."""
+        if self._tdl is not None:
+            return self._tdl_gains(np.asarray(samples))
         return self._a[samples] if self._rt is None else self._rt.gains(samples)
+
+    def _tdl_gains(self, samples: np.ndarray) -> np.ndarray:
+        """TDL path gains from the chunks that hold ``samples`` (generated on first use, the last
+        TDL_CACHED_CHUNKS kept): chunk c is samples c * chunk .. (c + 1) * chunk - 1, the last one ending
+        at the run's end, so every value equals the whole run's (``continuous_tdl``)."""
+        chunks = samples // self._tdl_chunk
+        first = int(chunks.flat[0]) if chunks.size else 0
+        if chunks.size and (chunks == first).all():
+            return self._tdl_chunk_gains(first)[samples - first * self._tdl_chunk]
+        out = None
+        for c in np.unique(chunks):
+            rows = chunks == c
+            g = self._tdl_chunk_gains(int(c))
+            if out is None:
+                out = np.empty((*samples.shape, *g.shape[1:]), g.dtype)
+            out[rows] = g[samples[rows] - int(c) * self._tdl_chunk]
+        return out
+
+    def _tdl_chunk_gains(self, c: int) -> np.ndarray:
+        from simulator.channel.continuous_tdl import path_gains as tdl_path_gains
+
+        g = self._tdl_chunks.get(c)
+        if g is None:
+            if len(self._tdl_chunks) >= TDL_CACHED_CHUNKS:
+                del self._tdl_chunks[next(iter(self._tdl_chunks))]
+            start = c * self._tdl_chunk
+            g = self._tdl_chunks[c] = tdl_path_gains(self._tdl, start, min(start + self._tdl_chunk, self._num_samples),
+                                                      self._tdl_fs)
+        return g
 
     def _cached(self, key: tuple, make, segment: int) -> np.ndarray:
         """``make(segment)``, kept for the last few segments asked for."""
@@ -228,7 +282,7 @@ class FadingChannel:
         """The slot's path gains [rx, tx, paths] complex128 and its segment."""
         sample = self.sample_of_slot[slot]
         if self._rt is None:
-            return self._a[sample].astype(np.complex128), 0
+            return self._gains(sample[None])[0].astype(np.complex128), 0
         if self._slot_gains[0] != sample:            # ray traced: formed once for the slot's precoding and power
             self._slot_gains = (sample, self._rt.gains(sample[None])[0])
         return self._slot_gains[1], int(self._segment_of_sample[sample])
