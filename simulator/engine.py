@@ -29,10 +29,10 @@ from simulator.processes.inbox import gnb_inbox_process, ue_inbox_process
 from simulator.processes.pdsch import PdschStats, Scheduling, pdsch_process
 from simulator.processes.receiver_adaptation import ReceiverAdaptation
 from simulator.recorder import Recorder
-from simulator.status import StatusLine
 from simulator.scheduler.build import build_scheduler
 from simulator.scheduler.prb_groups import group_sizes_prbs
 from simulator.schema import Scenario
+from simulator.status import StatusLine
 from simulator.summary import RunSummary
 from simulator.ue import Ue, UeLink
 
