@@ -26,6 +26,24 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+MERGE_ROW_GROUP = 131_072      # rows per row group of a merged log: fixed, so the bytes do not depend on the parts
+
+
+def _merge_parts(parts: list[Path], schema: pa.Schema, out: Path) -> None:
+    """Write the parts as one Parquet file, reading them one at a time (a long run's log is never held
+    whole) and cutting row groups at fixed row counts, not at the parts' boundaries (which follow the
+    wall clock), so two runs of one scenario write the same bytes."""
+    with pq.ParquetWriter(out, schema) as writer:
+        buffer = schema.empty_table()
+        for part in parts:
+            buffer = pa.concat_tables([buffer, pq.read_table(part, schema=schema)])
+            while buffer.num_rows >= MERGE_ROW_GROUP:
+                writer.write_table(buffer.slice(0, MERGE_ROW_GROUP), row_group_size=MERGE_ROW_GROUP)
+                buffer = buffer.slice(MERGE_ROW_GROUP)
+        if buffer.num_rows or not parts:
+            writer.write_table(buffer, row_group_size=MERGE_ROW_GROUP)
+
+
 class Recorder:
     def __init__(self, out_dir: Path, manifest: dict, flush_rows: int = 20000, flush_s: float = 5.0):
         self.out_dir = Path(out_dir)
@@ -109,10 +127,7 @@ class Recorder:
                 parts = sorted(folder.glob("part-*.parquet"))
                 tmp = self.out_dir / f".{name}.parquet.tmp"
                 try:
-                    # part by part (one row group each): a long run's log is never held whole in memory
-                    with pq.ParquetWriter(tmp, schema) as writer:
-                        for part in parts:
-                            writer.write_table(pq.read_table(part, schema=schema))
+                    _merge_parts(parts, schema, tmp)
                 except BaseException:
                     tmp.unlink(missing_ok=True)      # the parts stay: the run can still be read
                     raise

@@ -130,7 +130,7 @@ def test_cli_refuses_unreadable_manifest_and_empty_folder(tmp_path):
 # -- two processes into one folder --------------------------------------------------------------------
 def test_second_run_into_a_busy_folder_is_refused_and_the_first_is_intact(tmp_path):
     out = tmp_path / "run"
-    args = ["run", QUICK, "--out", str(out), "--no-progress", "--set", "duration_s=40",
+    args = ["run", QUICK, "--out", str(out), "--no-progress", "--set", "duration_s=120",
             "--set", "output.flush_rows=1000"]
     first = _cli(*args)
     deadline = time.time() + 400
@@ -146,7 +146,7 @@ def test_second_run_into_a_busy_folder_is_refused_and_the_first_is_intact(tmp_pa
     assert first.returncode == 0, err
     assert still_running, "the first run ended before the second was refused: the test proved nothing"
     man = json.loads((out / "manifest.json").read_text())
-    sc = load_scenario(QUICK, ["duration_s=40"])
+    sc = load_scenario(QUICK, ["duration_s=120"])
     assert man["status"] == "complete" and len(pd.read_parquet(out / "slots.parquet")) == sc.num_slots
 
 
