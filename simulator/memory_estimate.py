@@ -36,12 +36,12 @@ def channel_bytes(scenario: Scenario) -> tuple[float, list[float], list[float]]:
     """(the run's estimated peak bytes, each UE's generation peak, each UE's kept path gains)."""
     model = scenario.channel.model
     pairs = scenario.phy.num_ue_antennas * scenario.gnb.num_antennas
+    from simulator.channel.fading import TDL_CACHED_CHUNKS, tdl_chunk_samples   # fading imports this module
+
     gen, kept = [], []
     for ue in scenario.ues:
         samples = scenario.num_slots if Mobility(ue.mobility).speed_mps > 0 else 1
         if model == "tdl":          # generated a chunk at a time, the last few chunks kept
-            from simulator.channel.fading import TDL_CACHED_CHUNKS, tdl_chunk_samples
-
             chunk = min(samples, tdl_chunk_samples(pairs))
             gen.append(chunk * pairs * GENERATION_BYTES_PER_SAMPLE_PAIR[model])
             kept.append(TDL_CACHED_CHUNKS * chunk * pairs * KEPT_PATHS * 8.0)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from simulator.loader import scenario_to_dict, validate_data
+from simulator.manifest import read_manifest
 from simulator.output_folder import FolderError, claim
 from simulator.recorder import write_json_atomic
 from simulator.sweep.spec import Point, Sweep, SweepError
@@ -51,12 +52,11 @@ def run_point(scenario: dict, out_dir: str) -> dict:
 
 def point_state(point: Point) -> str:
     """``complete`` (same scenario, closed cleanly), ``other`` (a different scenario's run), or ``todo``."""
-    man_path = point.out_dir / "manifest.json"
-    if not man_path.exists():
-        return "todo"
     try:
-        man = json.loads(man_path.read_text())
-    except (OSError, json.JSONDecodeError):
+        man = read_manifest(point.out_dir)
+    except ValueError:                 # unreadable: run it again from scratch
+        return "todo"
+    if man is None:
         return "todo"
     if man.get("scenario") != scenario_to_dict(point.scenario):
         return "other"
@@ -88,7 +88,7 @@ class _Book:
         for p in sweep.points:
             row = {"name": p.name, "dir": p.name, "params": p.params, "status": "pending", "error": None}
             if states[p.name] == "complete":      # skipped: its figures from its own manifest
-                man = json.loads((p.out_dir / "manifest.json").read_text())
+                man = read_manifest(p.out_dir)
                 row.update(status="complete", wall_s=man.get("wall_s"), summary=man.get("summary"))
             self.doc["points"].append(row)
         self._rows = {r["name"]: r for r in self.doc["points"]}
