@@ -9,7 +9,6 @@ duplicated). A point that raises is recorded as failed with its error; the other
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
