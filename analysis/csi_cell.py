@@ -31,6 +31,8 @@ from analysis.lighttune import markdown_table
 from analysis.load import load_sweep
 from analysis.metrics import cell
 from analysis.plots import _figure
+from analysis.point_record import merge_record, read_record, write_record
+from simulator.log_schema import scenario_digest
 
 SWEEPS = ("codebooks", "neural", "interval")
 CODEBOOKS = ["ideal", "type1", "etype2_pc1", "etype2_pc4", "etype2_pc8"]
@@ -40,8 +42,9 @@ VALUES = ["sgcs", "ue_mean_mbps", "ue_p5_mbps", "cell_mbps", "csi_bits", "update
 
 
 def point_metrics(root: str | Path, sweep: str) -> pd.DataFrame:
-    """One row per complete point of ``root/sweep``: family (codebook / neural), variant (the codebook or
-    scheme), interval_m (neural; NaN otherwise), seed and ``VALUES``."""
+    """One row per complete point of ``root/sweep``: sweep, point, scenario_sha256 (analysis.point_record),
+    family (codebook / neural), variant (the codebook or scheme), interval_m (neural; NaN otherwise), seed
+    and ``VALUES``."""
     logs = load_sweep(Path(root) / sweep)
     cells = cell(logs.slots, duration_s=logs.duration_s, by=["point"]).set_index("point")
     rows = []
@@ -54,7 +57,8 @@ def point_metrics(root: str | Path, sweep: str) -> pd.DataFrame:
         update_bits = float(updates["update_bits"].clip(lower=0).sum()) / n_reports if len(updates) else 0.0
         csi_bits = float(periods["csi_bits"].mean())
         c = cells.loc[point]
-        rows.append({"family": "neural" if neural else "codebook",
+        rows.append({"sweep": sweep, "point": str(point), "scenario_sha256": scenario_digest(sc),
+                     "family": "neural" if neural else "codebook",
                      "variant": codec["online"]["scheme"] if neural else _codebook_name(sc),
                      "interval_m": float(codec["online"]["interval_m"]) if neural else math.nan,
                      "seed": int(sc["seed"]), "sgcs": float(periods["csi_sgcs"].mean()),
@@ -71,11 +75,18 @@ def _codebook_name(sc: dict) -> str:
     return f"etype2_pc{rep['param_combination']}" if rep["kind"] == "etype2" else rep["kind"]
 
 
-def load_study(root: str | Path) -> pd.DataFrame:
-    """Every complete point of the sweeps found under ``root`` (missing sweeps are skipped)."""
+COLUMNS = ["sweep", "point", "scenario_sha256", "family", "variant", "interval_m", "seed", *VALUES]
+
+
+def load_study(root: str | Path, record: str | Path | None = None,
+               current: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
+    """Every complete point of the sweeps found under ``root`` (missing sweeps are skipped), plus, with
+    ``record`` (a committed ``points.csv``), the record's points the logs lack; ``current`` drops stale
+    rows (analysis.point_record.merge_record)."""
     parts = [point_metrics(root, s) for s in SWEEPS if (Path(root) / s / "sweep.json").is_file()]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["family", "variant", "interval_m",
-                                                                                   "seed", *VALUES])
+    fresh = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
+    old = read_record(record) if record is not None else pd.DataFrame(columns=COLUMNS)
+    return merge_record(old, fresh, current)[COLUMNS]
 
 
 def ci95(x) -> tuple[float, float]:
@@ -217,10 +228,14 @@ def interval_figure(df: pd.DataFrame):
 
 
 def results_markdown(root: str | Path, command: str, figures: str | Path | None = None,
-                     findings: str | Path | None = None) -> str:
+                     findings: str | Path | None = None, record: str | Path | None = None,
+                     current: dict[tuple[str, str], str] | None = None) -> str:
     """The study's tables (and, with ``figures``, its PNGs written there) as markdown; ``findings`` (a
-    markdown file: the discussion of the numbers) goes after the header."""
-    df = load_study(root)
+    markdown file: the discussion of the numbers) goes after the header. With ``record``, the tables
+    cover the logs' points and the record's (``load_study``), and the record is rewritten with them."""
+    df = load_study(root, record, current)
+    if record is not None:
+        write_record(df, record)
     names = []
     if figures is not None and not df.empty:
         figures = Path(figures)
@@ -231,8 +246,9 @@ def results_markdown(root: str | Path, command: str, figures: str | Path | None 
             names.append(name)
     parts = ["# The CSI study in the cell: codebooks, the neural codec's online schemes, throughput against "
              "total overhead\n",
-             f"Regenerate: `{command}` (tables and figures only, from the logs already there: add `--tables-only`). "
-             "Scenario and sweep files: this folder; logs: `results/csi_cell/` (not committed). "
+             f"Regenerate: `{command}` (tables and figures only, from the logs there and `points.csv`: add `--tables-only`). "
+             "Scenario and sweep files: this folder; logs: `results/csi_cell/` (not committed); "
+             "per-point metrics: `points.csv` (committed: the tables rebuild from it without the logs). "
              "Means over seeds with 95 % t-intervals; total overhead per report = CSI bits + the run's decoder "
              "update bits / its reports.\n"]
     if findings is not None and Path(findings).is_file():

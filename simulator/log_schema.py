@@ -5,6 +5,9 @@ backend or model does not produce (e.g. ``ber`` in the abstraction backend).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pyarrow as pa
 
 SLOTS = pa.schema([
@@ -87,3 +90,10 @@ UPDATES = pa.schema([
 ])
 
 TABLES = {"slots": SLOTS, "periods": PERIODS, "updates": UPDATES}
+
+
+def scenario_digest(scenario: dict) -> str:
+    """sha256 of a run's resolved scenario (``manifest.json``'s ``scenario``: JSON with sorted keys): the
+    identity by which a study's committed per-point record (analysis.point_record) is matched to its sweep
+    files' points."""
+    return hashlib.sha256(json.dumps(scenario, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

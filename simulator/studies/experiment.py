@@ -4,9 +4,13 @@ An experiment is a folder of sweep files under ``scenarios/experiments/NAME/`` a
 of ``analysis`` that turns their sweep folders into a markdown document. All sweeps run on one
 Dask LocalCluster (or ``--scheduler``), so workers import TensorFlow once; re-running resumes
 (complete points are skipped, see simulator/sweep/runner.py).
+
+An experiment with a ``record`` (a committed ``points.csv``: analysis/point_record.py) also skips the
+points the record holds with the same scenario, and its tables cover the record's points and the logs'.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +22,7 @@ class Experiment:
     patterns: tuple[str, ...]
     results: str           # default results root: one sweep folder per sweep file (its stem)
     table: str             # markdown written at the end
+    record: str | None = None   # committed per-point metrics (analysis/point_record.py), or None
 
     def sweep_files(self, only: list[str] | None) -> list[Path]:
         files = sorted(f for pat in self.patterns for f in Path(self.folder).glob(pat))
@@ -32,11 +37,12 @@ EXPERIMENTS = {
     "csi": Experiment("scenarios/experiments/csi", ("rd_*.yaml", "ablation_*.yaml", "interval.yaml"),
                       "results/csi", "scenarios/experiments/csi/RESULTS.md"),
     "csi_cell": Experiment("scenarios/experiments/csi_cell", ("codebooks.yaml", "neural.yaml", "interval.yaml"),
-                           "results/csi_cell", "scenarios/experiments/csi_cell/RESULTS.md"),
+                           "results/csi_cell", "scenarios/experiments/csi_cell/RESULTS.md",
+                           "scenarios/experiments/csi_cell/points.csv"),
 }
 
 
-def _markdown(name: str, root: Path, command: str, table: Path) -> str:
+def _markdown(name: str, root: Path, command: str, table: Path, current: dict | None = None) -> str:
     if name == "lighttune":
         from analysis.lighttune import results_markdown
 
@@ -48,7 +54,8 @@ def _markdown(name: str, root: Path, command: str, table: Path) -> str:
     if name == "csi_cell":
         from analysis.csi_cell import results_markdown as csi_cell_markdown
 
-        return csi_cell_markdown(root, command, figures=table.parent, findings=table.parent / "FINDINGS.md")
+        return csi_cell_markdown(root, command, figures=table.parent, findings=table.parent / "FINDINGS.md",
+                                 record=EXPERIMENTS[name].record, current=current)
     raise KeyError(name)
 
 
@@ -81,23 +88,46 @@ def cmd_experiment(args) -> int:
         print(f"--workers: must be >= 1 (got {args.workers})", file=sys.stderr)
         return 2
     failed = 0
-    if not args.tables_only:
+    current = None
+    if exp.record is not None or not args.tables_only:
         try:   # validate every point of every sweep before anything runs
-            sweeps = [read_sweep(f, root / f.stem) for f in files]
+            every = exp.sweep_files(None) if exp.record is not None else files
+            sweeps = {f: read_sweep(f, root / f.stem) for f in every}
         except ConfigError as exc:
             print(str(exc), file=sys.stderr)
             return 2
-        total = sum(len(s.points) for s in sweeps)
+    if exp.record is not None:
+        from simulator.loader import scenario_to_dict
+        from simulator.log_schema import scenario_digest
+        from analysis.point_record import read_record
+
+        current = {(f.stem, p.name): scenario_digest(scenario_to_dict(p.scenario))
+                   for f, sweep in sweeps.items() for p in sweep.points}
+        recorded = read_record(exp.record)
+        recorded = {(s, p) for s, p, d in zip(recorded.sweep, recorded.point, recorded.scenario_sha256)
+                    if current.get((s, p)) == d}
+    if not args.tables_only:
+        sweeps = {f: sweeps[f] for f in files}
+        if exp.record is not None:   # the record's points are done: run the others
+            sweeps = {f: dataclasses.replace(s, points=[p for p in s.points if (f.stem, p.name) not in recorded])
+                      for f, s in sweeps.items()}
+            print(f"airtune: {len(recorded)} points already in {exp.record}", file=sys.stderr)
+        total = sum(len(s.points) for s in sweeps.values())
         print(f"airtune: experiment {args.name}: {len(sweeps)} sweeps, {total} points -> {root}", file=sys.stderr)
         client = cluster = None
         try:
-            client, cluster = dask_client(args.scheduler, args.workers, total)   # one cluster for every sweep
-            for f, sweep in zip(files, sweeps):
+            if total:
+                client, cluster = dask_client(args.scheduler, args.workers, total)   # one cluster for every sweep
+            for f, sweep in sweeps.items():
+                if not sweep.points:
+                    continue
                 print(f"sweep {f.name}: {len(sweep.points)} points", file=sys.stderr)
                 res = run_sweep(sweep, client=client, progress=True)
                 for name, error in res.failed.items():
                     print(f"{f.stem} point {name}: failed: {error}", file=sys.stderr)
                 failed += len(res.failed)
+                if exp.record is not None:   # the record keeps each finished sweep, should a later one be cut
+                    _write_tables(args, exp, root, current)
         except SweepError as exc:
             print(str(exc), file=sys.stderr)
             return 2
@@ -109,8 +139,12 @@ def cmd_experiment(args) -> int:
                 client.close()
             if cluster is not None:
                 cluster.close()
+    _write_tables(args, exp, root, current)
+    return 1 if failed else 0
+
+
+def _write_tables(args, exp: Experiment, root: Path, current: dict | None) -> None:
     table = Path(args.table or exp.table)
     command = f"airtune experiment {args.name}" + "".join(f" --only {o}" for o in args.only or [])
-    table.write_text(_markdown(args.name, root, command, table))
-    print(f"tables -> {table}")
-    return 1 if failed else 0
+    table.write_text(_markdown(args.name, root, command, table, current))
+    print(f"tables -> {table}" + (f", points -> {exp.record}" if exp.record else ""), file=sys.stderr)

@@ -54,6 +54,17 @@ def test_point_metrics_from_runs(make_scenario, tmp_path):
     assert list(table.report) == ["ideal", "type1"]               # no neural row at 12 m
     md = results_markdown(tmp_path, "airtune experiment csi_cell", figures=tmp_path)
     assert "## Every report kind" in md and (tmp_path / "throughput_overhead.png").is_file()
+    # the committed record: written with the tables, and the tables rebuild from it alone, byte for byte
+    record = tmp_path / "points.csv"
+    md_logs = results_markdown(tmp_path, "cmd", record=record)
+    first = record.read_bytes()
+    assert len(pd.read_csv(record)) == 6
+    md_record = results_markdown(tmp_path / "no-logs", "cmd", record=record)
+    assert md_record == md_logs and record.read_bytes() == first
+    # a point whose scenario is no longer the sweep file's is stale: dropped
+    current = dict(zip(zip(df.sweep, df.point), df.scenario_sha256))
+    current[("neural", "full_model-2")] = "0" * 64
+    assert len(load_study(tmp_path / "no-logs", record, current)) == 5
 
 
 def _study(fm_overhead, fm_gain, eo_gain, seeds=(1, 2, 3, 4, 5)):

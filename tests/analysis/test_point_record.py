@@ -1,0 +1,30 @@
+"""A study's committed per-point record (analysis.point_record): fresh rows replace the record's of the same
+point, stale digests are dropped, and writing is deterministic and lossless."""
+from __future__ import annotations
+
+import pandas as pd
+
+from analysis.point_record import merge_record, read_record, write_record
+
+
+def _rows(*items):
+    return pd.DataFrame([{"sweep": s, "point": p, "scenario_sha256": d, "x": x} for s, p, d, x in items])
+
+
+def test_merge_fresh_wins_and_stale_dropped(tmp_path):
+    record = _rows(("a", "p1", "d1", 1.0), ("a", "p2", "d2", 2.0), ("b", "p1", "d3", 3.0))
+    fresh = _rows(("a", "p2", "d2new", 20.0))
+    merged = merge_record(record, fresh)
+    assert list(zip(merged.sweep, merged.point, merged.x)) == [("a", "p1", 1.0), ("a", "p2", 20.0), ("b", "p1", 3.0)]
+    current = {("a", "p1"): "d1", ("a", "p2"): "d2new", ("b", "p1"): "changed"}
+    assert list(merge_record(record, fresh, current).x) == [1.0, 20.0]
+    assert read_record(tmp_path / "missing.csv").empty
+
+
+def test_write_is_lossless_and_deterministic(tmp_path):
+    df = _rows(("b", "p1", "d3", 0.1 + 0.2), ("a", "p1", "0123", 1 / 3))
+    write_record(df, tmp_path / "r.csv")
+    back = read_record(tmp_path / "r.csv")
+    assert list(back.x) == [1 / 3, 0.1 + 0.2] and list(back.scenario_sha256) == ["0123", "d3"]   # exact floats, str digests
+    write_record(back.iloc[::-1], tmp_path / "s.csv")
+    assert (tmp_path / "r.csv").read_bytes() == (tmp_path / "s.csv").read_bytes()
