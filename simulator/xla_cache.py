@@ -1,10 +1,12 @@
 """Compiled XLA programs kept across processes: TensorFlow's persistent compilation cache.
 
-A link-level run compiles one XLA program per NR chain (MCS, layers, allocation, batch), ~5-25 s
-each on a CPU, and every new process paid it again. With ``--tf_xla_persistent_cache_directory``
+A link-level run compiles one XLA program per NR chain (MCS, layers, allocation, batch), ~4-8 s
+each at 52 PRB on 2 cores, and every new process paid it again. With ``--tf_xla_persistent_cache_directory``
 TensorFlow writes each compiled program to a file keyed by its HLO fingerprint and the device, and a
 later process that builds the same program loads it instead of compiling; a changed program (another
-TensorFlow, another chain) gets a new key. The tracing of the Python ``tf.function`` is not cached:
+TensorFlow, another chain) gets a new key. The key is taken after the graph is lowered to HLO, so a
+cached program still costs its lowering (~1 s since the LDPC decoder's reductions lower cheaply:
+simulator/phy/ldpc_updates.py). The tracing of the Python ``tf.function`` is not cached:
 it is still paid per process (``tests/benchmarks/bench_xla_cache.py`` measures both).
 
 The folder: ``$AIRTUNE_XLA_CACHE`` if set (``off`` disables the cache), else
