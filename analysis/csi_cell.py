@@ -47,6 +47,7 @@ def point_metrics(root: str | Path, sweep: str) -> pd.DataFrame:
     and ``VALUES``."""
     logs = load_sweep(Path(root) / sweep)
     cells = cell(logs.slots, duration_s=logs.duration_s, by=["point"]).set_index("point")
+    meta = logs.points.assign(point=logs.points["point"].astype(str)).set_index("point")
     rows = []
     for point, sc in logs.scenarios.items():
         periods = logs.periods[logs.periods["point"] == point]
@@ -66,7 +67,8 @@ def point_metrics(root: str | Path, sweep: str) -> pd.DataFrame:
                      "cell_mbps": float(c["cell_mbps"]), "csi_bits": csi_bits, "update_bits": update_bits,
                      "overhead_bits": csi_bits + update_bits,
                      "report_delay_ms": float((periods["report_arrival_t_us"] - periods["t_us"]).mean()) / 1e3,
-                     "n_updates": len(updates)})                         # fine-tunings (sent or not)
+                     "n_updates": len(updates),                          # fine-tunings (sent or not)
+                     "wall_s": meta.loc[str(point), "wall_s"], "git_commit": meta.loc[str(point), "git_commit"]})
     return pd.DataFrame(rows)
 
 
@@ -75,7 +77,8 @@ def _codebook_name(sc: dict) -> str:
     return f"etype2_pc{rep['param_combination']}" if rep["kind"] == "etype2" else rep["kind"]
 
 
-COLUMNS = ["sweep", "point", "scenario_sha256", "family", "variant", "interval_m", "seed", *VALUES]
+COLUMNS = ["sweep", "point", "scenario_sha256", "family", "variant", "interval_m", "seed", *VALUES, "wall_s",
+           "git_commit"]   # the run's wall time and the code it ran (manifest.json), for the record
 
 
 def load_study(root: str | Path, record: str | Path | None = None,
@@ -86,7 +89,7 @@ def load_study(root: str | Path, record: str | Path | None = None,
     parts = [point_metrics(root, s) for s in SWEEPS if (Path(root) / s / "sweep.json").is_file()]
     fresh = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS)
     old = read_record(record) if record is not None else pd.DataFrame(columns=COLUMNS)
-    return merge_record(old, fresh, current)[COLUMNS]
+    return merge_record(old, fresh, current).reindex(columns=COLUMNS)
 
 
 def ci95(x) -> tuple[float, float]:

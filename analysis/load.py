@@ -116,6 +116,7 @@ def _point_row(point: str, manifest: dict | None, params: dict, status: str, err
            "num_ues": len(sc.get("ues", [])) or None}
     row.update({k: summary.get(k) for k in SUMMARY_COLUMNS if k != "wall_s"})
     row["wall_s"] = (manifest or {}).get("wall_s")
+    row["git_commit"] = (manifest or {}).get("git_commit")
     return row
 
 

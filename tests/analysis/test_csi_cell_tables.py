@@ -58,7 +58,8 @@ def test_point_metrics_from_runs(make_scenario, tmp_path):
     record = tmp_path / "points.csv"
     md_logs = results_markdown(tmp_path, "cmd", record=record)
     first = record.read_bytes()
-    assert len(pd.read_csv(record)) == 6
+    rec = pd.read_csv(record)
+    assert len(rec) == 6 and (rec.wall_s > 0).all() and "git_commit" in rec.columns
     md_record = results_markdown(tmp_path / "no-logs", "cmd", record=record)
     assert md_record == md_logs and record.read_bytes() == first
     # a point whose scenario is no longer the sweep file's is stale: dropped
