@@ -5,9 +5,12 @@ Run: .venv/bin/pytest -q -m benchmark -s tests/benchmarks/bench_chain_trace.py
 Each arm is a fresh process (one thread) that builds the LS+LMMSE chains of MCS 5 and 10 at 52 PRB,
 30 kHz, and reports per MCS the trace (``get_concrete_function``) and the first call (XLA
 compilation and one run), then writes the outputs of one batch (compared by hash: equal). Measured
-(2 cores, two other simulations running, load 3.6): trace of MCS 5 / 10 without the cache 10.6 / 10.2 s,
-with it 6.1 / 2.8 s (the first trace also fills the cache with the sequences every chain shares); the
-first call after it (XLA compilation and one run, ~11-13 s under that load, ~7.8 s idle) is untouched.
+(2 cores, two other simulations running, load 3.1-3.9), since the chain is traced without autograph
+(simulator/phy/nr_chain.py): the two traces (MCS 5 and 10) take 4.8 / 3.7 s without the cache and
+3.1 / 3.0 s with it in two runs (the first trace also fills the cache with the sequences every chain
+shares). With autograph on, the same cache had cut them from 20.8 to 8.9 s: the sequence generation is
+Python, which autograph made slow. The first call after it (XLA compilation and one run, ~5 s under that
+load) is untouched. The bench asserts the cache changes no bit and that the traces are shorter with it.
 """
 from __future__ import annotations
 
@@ -62,5 +65,6 @@ def test_scrambling_cache_cuts_the_trace_and_changes_no_bit():
               f"{b['trace_s']:.1f} s with it; first call {a['first_call_s']:.1f} / {b['first_call_s']:.1f} s "
               f"(load average {load})", end="")
         assert (a["llr"], a["ack"], a["ber"]) == (b["llr"], b["ack"], b["ber"])
-    print()
-    assert with_cache["10"]["trace_s"] < 0.6 * without["10"]["trace_s"]
+    total = {k: sum(r["trace_s"] for r in arm.values()) for k, arm in (("without", without), ("with", with_cache))}
+    print(f"\n[bench] trace of both MCS: {total['without']:.1f} s without the cache, {total['with']:.1f} s with it")
+    assert total["with"] < total["without"]
