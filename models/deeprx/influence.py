@@ -129,6 +129,35 @@ def snapshot(params: Sequence) -> list[tf.Tensor]:
 
 
 # -- Hessian-vector products -------------------------------------------------------------------------------
+_HVP_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _hvp_impl(loss: PerSampleLoss, flat: ParamFlattener, method: str):
+    """(params, chunk, v_flat) -> H_chunk v (the chunk's summed loss), flat [num_params]."""
+
+    def fob(params, chunk, v_flat):
+        tangents = flat.unflatten(v_flat)
+        with tf.autodiff.ForwardAccumulator(params, tangents) as acc:
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                total = tf.reduce_sum(loss(params, chunk))
+            grads = tape.gradient(total, params, unconnected_gradients=_ZERO)
+        return flat.flatten(acc.jvp(grads, unconnected_gradients=_ZERO))
+
+    def dbp(params, chunk, v_flat):
+        tangents = flat.unflatten(v_flat)
+        with tf.GradientTape() as outer:
+            outer.watch(params)
+            with tf.GradientTape() as inner:
+                inner.watch(params)
+                total = tf.reduce_sum(loss(params, chunk))
+            grads = inner.gradient(total, params, unconnected_gradients=_ZERO)
+            dot = tf.add_n([tf.reduce_sum(g * t) for g, t in zip(grads, tangents)])
+        return flat.flatten(outer.gradient(dot, params, unconnected_gradients=_ZERO))
+
+    return fob if method == "forward_over_backward" else dbp
+
+
 class HessianOperator:
     """v [num_params] -> H v, H the Hessian of mean_{z in subset} loss(theta; z) at fixed theta.
 
@@ -144,36 +173,21 @@ class HessianOperator:
         self.subset = tf.nest.map_structure(tf.convert_to_tensor, subset)
         self.num_samples = _batch_len(self.subset)
         self._chunks = [_slice(self.subset, a, b) for a, b in _chunks(self.num_samples, chunk_size)]
-        impl = {"forward_over_backward": self._fob, "double_backprop": self._dbp}.get(method)
-        if impl is None:
+        if method not in ("forward_over_backward", "double_backprop"):
             raise ValueError(f"unknown HVP method {method!r}")
         self.method = method
-        self._hvp = tf.function(impl, reduce_retracing=True)
+        # cached per loss, method and parameter layout (like per_sample_gradients): an operator built
+        # again after fine-tuning (same loss, new weights) reuses the trace
+        key = (method, tuple(self.flat.shapes), self.flat.dtype.name)
+        per_loss = _HVP_FNS.setdefault(loss, {})
+        if key not in per_loss:
+            per_loss[key] = tf.function(_hvp_impl(loss, self.flat, method), reduce_retracing=True)
+        self._hvp = per_loss[key]
         self.num_hvps = 0
 
     @property
     def dim(self) -> int:
         return self.flat.size
-
-    def _fob(self, params, chunk, v_flat):
-        tangents = self.flat.unflatten(v_flat)
-        with tf.autodiff.ForwardAccumulator(params, tangents) as acc:
-            with tf.GradientTape() as tape:
-                tape.watch(params)
-                total = tf.reduce_sum(self.loss(params, chunk))
-            grads = tape.gradient(total, params, unconnected_gradients=_ZERO)
-        return self.flat.flatten(acc.jvp(grads, unconnected_gradients=_ZERO))
-
-    def _dbp(self, params, chunk, v_flat):
-        tangents = self.flat.unflatten(v_flat)
-        with tf.GradientTape() as outer:
-            outer.watch(params)
-            with tf.GradientTape() as inner:
-                inner.watch(params)
-                total = tf.reduce_sum(self.loss(params, chunk))
-            grads = inner.gradient(total, params, unconnected_gradients=_ZERO)
-            dot = tf.add_n([tf.reduce_sum(g * t) for g, t in zip(grads, tangents)])
-        return self.flat.flatten(outer.gradient(dot, params, unconnected_gradients=_ZERO))
 
     def matvec(self, v) -> np.ndarray:
         """v [num_params] (any float dtype) -> H v [num_params] float64."""

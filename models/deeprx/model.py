@@ -228,6 +228,9 @@ class DeepRx(tf.Module):
             else:
                 value = (np.ones if w.init == "ones" else np.zeros)(w.shape)
             self._add(w.name, value)
+        # one function object per loss, so the compiled gradient functions keyed on it (influence.py,
+        # targeted.py) are traced once per model, not once per fine-tuning
+        self._per_sample_losses: dict[str, Callable] = {}
         # one trace for every batch size and grid size
         self._forward = tf.function(self.forward, input_signature=[
             tf.TensorSpec([None, None, None, cfg.num_input_channels], cfg.dtype)])
@@ -376,9 +379,11 @@ class DeepRx(tf.Module):
         ``loss``: "bce" (masked BCE, the training loss) or "soft_ber" (BER-oriented surrogate)."""
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
-        fn = LOSSES[loss]
+        if loss not in self._per_sample_losses:
+            fn = LOSSES[loss]
 
-        def per_sample(params, batch):
-            return fn(self.forward(batch["x"], params), batch["bits"], batch["mask"])
+            def per_sample(params, batch):
+                return fn(self.forward(batch["x"], params), batch["bits"], batch["mask"])
 
-        return per_sample
+            self._per_sample_losses[loss] = per_sample
+        return self._per_sample_losses[loss]

@@ -33,6 +33,7 @@ The input weights are never mutated: updates are functional on tensor copies.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -47,6 +48,7 @@ VARIANTS = ("influence", "random", "gradient_ascent")
 SCORES = ("classic", "theta_relative", "l_relative")
 TARGET_LOSSES = {"bce": "bce", "ber": "soft_ber"}       # TargetedConfig.loss -> model loss name
 OPTIMIZERS = ("sgd", "adam")
+_STEP_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # training loss -> compiled gradient
 
 
 # -- step 1: targets ---------------------------------------------------------------------------------------
@@ -228,16 +230,20 @@ class TargetedFineTuner:
 
     # -- fine-tuning ------------------------------------------------------------------------------------
     def _make_step(self):
+        """The compiled mean-loss gradient, one per training loss (so per model: fine-tuners built
+        again after each update reuse its trace)."""
         loss = self._train_loss
+        if loss not in _STEP_FNS:
 
-        @tf.function(reduce_retracing=True)
-        def grads(params, batch):
-            with tf.GradientTape() as tape:
-                tape.watch(params)
-                value = tf.reduce_mean(loss(params, batch))
-            return tape.gradient(value, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            @tf.function(reduce_retracing=True)
+            def grads(params, batch):
+                with tf.GradientTape() as tape:
+                    tape.watch(params)
+                    value = tf.reduce_mean(loss(params, batch))
+                return tape.gradient(value, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
-        return grads
+            _STEP_FNS[loss] = grads
+        return _STEP_FNS[loss]
 
     def target_loss(self, weights: Sequence, targets: dict, loss: str = "bce") -> np.ndarray:
         """Per-target ``loss`` ("bce" or "ber") at ``weights``: [T]."""

@@ -177,6 +177,21 @@ def test_weights_by_name_equal_weights_by_list(tiny64, setup):
                           tuner.pool, tuner.hessian.subset, cheap)
 
 
+def test_a_second_fine_tuner_reuses_the_first_ones_traces(tiny64, setup):
+    """Fine-tuners built again after an update (same model, new weights) trace nothing new: the
+    per-sample gradients, the HVP and the step gradient are keyed on the model's loss functions."""
+    tuner, targets, weights = setup
+    assert tiny64.per_sample_loss("bce") is tiny64.per_sample_loss("bce")
+    fns = [tuner.scorers["bce"]._grads, tuner.hessian._hvp, tuner._step_fn]
+    tuner.run(targets, cfg(num_samples=3), np.random.default_rng(0))
+    counts = [f.experimental_get_tracing_count() for f in fns]
+    moved = [w + 1e-3 for w in weights]
+    again = TargetedFineTuner(tiny64, moved, tuner.pool, tuner.hessian.subset, INFL, pool_index=tuner.pool_index)
+    again.run(targets, cfg(num_samples=3), np.random.default_rng(0))
+    assert [again.scorers["bce"]._grads, again.hessian._hvp, again._step_fn] == fns
+    assert [f.experimental_get_tracing_count() for f in fns] == counts
+
+
 def test_config_errors(setup):
     with pytest.raises(ValueError, match="unknown variant 'harmful'; valid: influence, random, gradient_ascent"):
         TargetedConfig(variant="harmful")
