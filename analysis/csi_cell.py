@@ -46,6 +46,8 @@ def point_metrics(root: str | Path, sweep: str) -> pd.DataFrame:
     family (codebook / neural), variant (the codebook or scheme), interval_m (neural; NaN otherwise), seed
     and ``VALUES``."""
     logs = load_sweep(Path(root) / sweep)
+    if not logs.scenarios or logs.slots.empty:      # a sweep started but with no complete point yet
+        return pd.DataFrame(columns=COLUMNS)
     cells = cell(logs.slots, duration_s=logs.duration_s, by=["point"]).set_index("point")
     meta = logs.points.assign(point=logs.points["point"].astype(str)).set_index("point")
     rows = []

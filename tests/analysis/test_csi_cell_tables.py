@@ -97,3 +97,10 @@ def test_claims_known_answers():
     assert pairs.empty and "null" in verdicts[0]
     assert optimum.set_index("scheme").loc["full_model", "best interval (m)"] == "6"
     assert "an end of the range" in next(v for v in verdicts if "Claim 2" in v and "full_model" in v)
+
+
+def test_a_started_sweep_without_complete_points_adds_no_row(tmp_path):
+    (tmp_path / "interval").mkdir()
+    _sweep(tmp_path, "interval", {})            # sweep.json written, nothing complete yet
+    df = load_study(tmp_path)
+    assert df.empty and "scenario_sha256" in df.columns
