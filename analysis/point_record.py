@@ -32,6 +32,11 @@ def read_record(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def current_points(df: pd.DataFrame, current: dict[tuple[str, str], str]) -> list[bool]:
+    """Per row of ``df``: whether its (sweep, point) is in ``current`` with the same scenario digest."""
+    return [current.get((s, p)) == d for s, p, d in zip(df.sweep, df.point, df.scenario_sha256)]
+
+
 def merge_record(record: pd.DataFrame, fresh: pd.DataFrame,
                  current: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
     """``fresh`` rows plus the ``record`` rows of other (sweep, point) keys; with ``current``
@@ -43,8 +48,7 @@ def merge_record(record: pd.DataFrame, fresh: pd.DataFrame,
     parts = [p for p in (fresh, old) if len(p)]
     df = pd.concat(parts, ignore_index=True) if parts else fresh.iloc[0:0]
     if current is not None and len(df):
-        keep = [current.get((s, p)) == d for s, p, d in zip(df.sweep, df.point, df.scenario_sha256)]
-        df = df[keep]
+        df = df[current_points(df, current)]
     return df.sort_values(KEY, kind="stable").reset_index(drop=True)
 
 

@@ -99,13 +99,13 @@ def cmd_experiment(args) -> int:
     if exp.record is not None:
         from simulator.loader import scenario_to_dict
         from simulator.log_schema import scenario_digest
-        from analysis.point_record import read_record
+        from analysis.point_record import current_points, read_record
 
         current = {(f.stem, p.name): scenario_digest(scenario_to_dict(p.scenario))
                    for f, sweep in sweeps.items() for p in sweep.points}
-        recorded = read_record(exp.record)
-        recorded = {(s, p) for s, p, d in zip(recorded.sweep, recorded.point, recorded.scenario_sha256)
-                    if current.get((s, p)) == d}
+        rec = read_record(exp.record)
+        rec = rec[current_points(rec, current)]
+        recorded = set(zip(rec.sweep, rec.point))
     if not args.tables_only:
         sweeps = {f: sweeps[f] for f in files}
         if exp.record is not None:   # the record's points are done: run the others
