@@ -25,6 +25,8 @@ them); the density evaluates a [channels, 1, n] layout internally.
 """
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +37,11 @@ from models.csi_codec.layout import entropy_shapes
 LIKELIHOOD_BOUND = 1e-9          # likelihood floor in training (keeps -log2 finite)
 MAX_TABLE_SYMBOLS = 1 << 16      # widest in-range alphabet per channel; the rest escapes
 _BISECTION_STEPS = 80
+# Tables already computed, by the entropy model's parameter bytes: a refresh after an update, the
+# gNB switching to an old decoder for a late report and back, and the UEs and gNB sides loading one
+# checkpoint would otherwise each repeat ~0.9 s of bisection for tables it has made before
+_TABLE_CACHE: OrderedDict[tuple, "ProbabilityTables"] = OrderedDict()
+_TABLE_CACHE_SIZE = 64
 
 
 @tf.custom_gradient
@@ -189,7 +196,28 @@ class DeepFactorized(tf.Module):
         The in-range integers of channel c are those between floor(q_c(tail/2)) and
         ceil(q_c(1 - tail/2)), at most ``MAX_TABLE_SYMBOLS`` of them around the median; every
         other value is an escape, whose symbol gets the mass outside the range.
+
+        Tables are a function of the parameter values alone, so they are kept by their bytes
+        (``_TABLE_CACHE``): equal parameters return the same (read-only) tables without
+        recomputing them.
         """
+        values = [np.asarray(p) for p in (self.parameters if params is None else params)]
+        digest = hashlib.sha256()
+        for v in values:
+            digest.update(f"{v.dtype}{v.shape}".encode())
+            digest.update(np.ascontiguousarray(v).tobytes())
+        key = (digest.digest(), float(tail_mass), int(precision))
+        tables = _TABLE_CACHE.get(key)
+        if tables is None:
+            tables = self._probability_tables(tail_mass, precision, params)
+            _TABLE_CACHE[key] = tables
+            if len(_TABLE_CACHE) > _TABLE_CACHE_SIZE:
+                _TABLE_CACHE.popitem(last=False)
+        else:
+            _TABLE_CACHE.move_to_end(key)
+        return tables
+
+    def _probability_tables(self, tail_mass: float, precision: int, params) -> "ProbabilityTables":
         lower = np.floor(self.quantile(tail_mass / 2, params))
         upper = np.ceil(self.quantile(1 - tail_mass / 2, params))
         median = np.round(self.quantile(0.5, params))
@@ -209,7 +237,10 @@ class DeepFactorized(tf.Module):
             pmf = np.where(lg[:-1] + lg[1:] < 0, lo_cdf[1:] - lo_cdf[:-1], hi_cdf[:-1] - hi_cdf[1:])
             overflow = lo_cdf[0] + hi_cdf[-1]
             counts.append(quantize_pmf(np.append(np.maximum(pmf, 0.0), overflow), precision))
-        return ProbabilityTables(minima=lower.astype(np.int32), counts=tuple(counts), precision=precision)
+        minima = lower.astype(np.int32)
+        for a in [minima, *counts]:
+            a.setflags(write=False)                  # shared through the cache: nobody may change them
+        return ProbabilityTables(minima=minima, counts=tuple(counts), precision=precision)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

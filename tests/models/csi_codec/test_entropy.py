@@ -92,3 +92,25 @@ def test_tables_follow_the_density_and_escape_carries_the_tails(fitted_density):
         assert counts[-1] / 2 ** 24 < 1e-5                   # escape mass ~ the tail mass
         # the range covers the central 1 - 1e-6 of the density
         assert lik.sum() > 1 - 1e-5
+
+
+def test_tables_are_kept_by_parameter_values_and_recomputed_when_they_change():
+    density = DeepFactorized(4, rng=np.random.default_rng(3))
+    first = density.probability_tables(1e-6, 16)
+    assert density.probability_tables(1e-6, 16) is first                   # same values: kept
+    fresh = density._probability_tables(1e-6, 16, None)                    # what the cache stands for
+    assert np.array_equal(first.minima, fresh.minima)
+    assert all(np.array_equal(a, b) for a, b in zip(first.counts, fresh.counts))
+    with pytest.raises(ValueError):
+        first.counts[0][0] = 1                                             # shared: read-only
+    saved = [p.numpy() for p in density.parameters]
+    density.biases[0].assign(density.biases[0] + 2.0)                      # shifts every density
+    moved = density.probability_tables(1e-6, 16)
+    assert moved is not first
+    assert not np.array_equal(moved.minima, first.minima)
+    recomputed = density._probability_tables(1e-6, 16, None)
+    assert all(np.array_equal(a, b) for a, b in zip(moved.counts, recomputed.counts))
+    for p, v in zip(density.parameters, saved):                            # back to the first values
+        p.assign(v)
+    assert density.probability_tables(1e-6, 16) is first
+    assert density.probability_tables(1e-6, 14) is not first                # precision is part of the key
