@@ -2,19 +2,18 @@
 
 Sionna's models draw new sinusoid phases (TDL) or rays and phases (CDL, UMi, UMa) on every call,
 so one realisation per UE spans the whole run (one sample per slot of travel at the UE's speed) and
-the channel of any slot is read from that span: TDL's a chunk at a time (``continuous_tdl``: Sionna's
-draws taken once, its sum of sinusoids evaluated per chunk of samples, bit for bit the whole-run
-call), CDL/UMi/UMa from one call per UE of the whole run. Fading evolves continuously
+the channel of any slot is read from that span, generated a chunk of samples at a time: TDL by
+``continuous_tdl`` (Sionna's draws taken once, its sum of sinusoids evaluated per chunk), CDL/UMi/UMa
+by ``continuous_38901`` (each call replays the first one's draws at the chunk's sample times); both
+give the whole-run call's values bit for bit, whatever the chunk size. Fading evolves continuously
 across CSI-RS periods and the CSI-RS measurement and the PDSCH see the same realisation. The
 channel is held constant within a slot (block fading per slot; at 30 kHz and 120 km/h the phase
 drift over a 0.5 ms slot is ~0.2 cycles at the maximum Doppler, which we accept).
 
-Memory: TDL holds its last TDL_CACHED_CHUNKS chunks of ~64 MB generation each, whatever the run's
-length. CDL/UMi/UMa keep their path gains, num_slots * num_paths * num_ue_ant * num_gnb_ant * 8 bytes
-(16 to 24 paths); the frequency response is computed per chunk. Generating them, Sionna's CDL/UMi/UMa hold a few tensors of
-clusters x 20 rays x antenna pairs x samples complex64 at once: ~8 kB per slot and antenna pair at
-the peak (4x8 gNB, one UE antenna, 20,000 slots: 5.3 GB with UMi, 6.6 GB with CDL-C), which bounds
-the length of a run with a large array.
+Memory: a chunk is as many samples (a multiple of 64) as take ~CHUNK_BYTES of Sionna's generation
+tensors (``memory_estimate.GENERATION_BYTES_PER_SAMPLE_PAIR``: ~10 kB per sample and antenna pair for
+TDL, ~8 kB for CDL/UMi/UMa, whose tensors are clusters x 20 rays x antenna pairs x samples), and
+each UE keeps the path gains of its last CACHED_CHUNKS chunks, whatever the run's length.
 
 Ray-traced channels (``simulator.channel.ray_traced``) keep only their anchors' paths, one delay set
 per segment between anchors, and form a slot's path gains when asked for; every product below runs
@@ -25,22 +24,22 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.channel.ray_traced import ray_traced_paths
-from simulator.channel.system_level import system_level_paths
+from simulator.channel.system_level import SystemLevelPaths
 from simulator.schema import CarrierConfig, ChannelConfig, GnbConfig
 
 CHUNK_SLOTS = 512
-# TDL: samples generated per chunk (a multiple of 64, so each value's SIMD lane is the whole run's:
-# continuous_tdl), about 64 MB of Sionna's generation tensors (~10 kB per sample and antenna pair)
-TDL_CHUNK_BYTES = 64e6
-TDL_CACHED_CHUNKS = 3            # chunks kept: the event loop reads the current slots and a CSI-RS behind them
+# TDL, CDL, UMi, UMa: samples generated per chunk (a multiple of 64, so each value's SIMD lane is the
+# whole run's: continuous_tdl, continuous_38901), about 64 MB of Sionna's generation tensors
+CHUNK_BYTES = 64e6
+CACHED_CHUNKS = 3                # chunks kept: the event loop reads the current slots and a CSI-RS behind them
 
 
-def tdl_chunk_samples(antenna_pairs: int) -> int:
-    """Samples per TDL chunk for a channel of ``antenna_pairs`` (a multiple of 64, at least 64)."""
+def chunk_samples(model: str, antenna_pairs: int) -> int:
+    """Samples per chunk of a ``model`` channel of ``antenna_pairs`` (a multiple of 64, at least 64)."""
     from simulator.memory_estimate import GENERATION_BYTES_PER_SAMPLE_PAIR
 
-    per_sample = GENERATION_BYTES_PER_SAMPLE_PAIR["tdl"] * antenna_pairs
-    return max(64, int(TDL_CHUNK_BYTES / per_sample) // 64 * 64)
+    per_sample = GENERATION_BYTES_PER_SAMPLE_PAIR[model] * antenna_pairs
+    return max(64, int(CHUNK_BYTES / per_sample) // 64 * 64)
 KERNEL_CACHE_SEGMENTS = 8     # ray-traced segments whose kernels are kept (the event loop reads a few at a time)
 
 
@@ -95,9 +94,8 @@ class FadingChannel:
     ray phases, not over its samples). Limits: the LSPs, clusters and angles are drawn once at t = 0
     and do not drift along the trajectory (Sionna's 38.901 models have no spatial consistency across
     set_topology calls), so a long drive keeps its t = 0 scattering geometry and moves along the t = 0
-    velocity (waypoints: the first segment's direction; a UE that stops sees a frozen channel). Memory
-    per slot: num_paths (UMi 16 LoS / 23 NLoS, UMa up to 24) x antenna pairs x 8 bytes kept, and the
-    setup peak of the module docstring.
+    velocity (waypoints: the first segment's direction; a UE that stops sees a frozen channel). Paths:
+    UMi 16 LoS / 23 NLoS, UMa up to 24; memory as in the module docstring (chunks).
 
     Ray traced (``simulator.channel.ray_traced``): the scene ``cfg.ray_traced`` traced along the UE's
     ``mobility`` (``Mobility``) every ``anchor_spacing_m``, the path phases turning at their Doppler in
@@ -123,8 +121,12 @@ class FadingChannel:
         gnb = gnb or GnbConfig()
         self.num_gnb_ant = gnb.num_antennas
         _set_sionna_seed(seed)
-        self._a = self._rt = self._tdl = None   # path gains per sample [time, rx_ant, tx_ant, paths] (CDL, UMi,
-        # UMa: the whole run), TDL's chunk generator, or ray-traced paths
+        self._rt = None                # ray-traced paths; otherwise path gains per sample [time, rx_ant, tx_ant,
+        self._path_gains = None        # paths] from path_gains(start, stop), a chunk at a time (_chunk_gains)
+        self._num_samples = num_samples
+        self._chunk = chunk_samples(cfg.model, num_ue_ant * self.num_gnb_ant) if cfg.model != "ray_traced" else 0
+        self._chunks: dict[int, np.ndarray] = {}
+        first = min(self._chunk, num_samples)
         self._segment_of_sample = np.zeros(num_samples, np.int64)          # one delay set unless ray traced
         if cfg.model == "ray_traced":
             if mobility is None:
@@ -137,27 +139,34 @@ class FadingChannel:
                 raise ValueError(f"channel model {cfg.model} needs the UE's start_position_m and velocity_mps")
             if not np.isclose(np.linalg.norm(velocity_mps), speed_mps, rtol=1e-6, atol=1e-9):
                 raise ValueError(f"velocity_mps {list(velocity_mps)} does not have the speed {speed_mps} m/s")
-            self._a, tau_s = system_level_paths(cfg.model, cfg.los, _ue_array(num_ue_ant, fc_hz),
-                                                _gnb_array(gnb, fc_hz), fc_hz, gnb.position_m, start_position_m,
-                                                velocity_mps, num_samples, 1.0 / slot_s)
-            self._tau_s = tau_s[None]
+            paths = SystemLevelPaths(cfg.model, cfg.los, _ue_array(num_ue_ant, fc_hz), _gnb_array(gnb, fc_hz), fc_hz,
+                                     gnb.position_m, start_position_m, velocity_mps, 1.0 / slot_s, first)
+            self._path_gains, self._chunks[0] = paths.path_gains, paths.first
+            self._tau_s = paths.tau_s[None]                                              # [1 segment, paths]
         elif cfg.model == "tdl":        # drawn now, its samples generated a chunk at a time (continuous_tdl)
-            self._tdl = ContinuousTDL(cfg.profile, cfg.delay_spread_s, fc_hz, num_sinusoids=cfg.num_sinusoids,
-                                      min_speed=speed_mps, max_speed=speed_mps, num_rx_ant=num_ue_ant,
-                                      num_tx_ant=self.num_gnb_ant)
-            self._tdl.draw()
-            self._tdl_fs = 1.0 / slot_s
-            self._num_samples = num_samples
-            self._tdl_chunk = tdl_chunk_samples(num_ue_ant * self.num_gnb_ant)
-            self._tdl_chunks: dict[int, np.ndarray] = {}
-            _, tau = self._tdl.evaluate(0, 1, self._tdl_fs)
+            from simulator.channel.continuous_tdl import path_gains as tdl_path_gains
+
+            tdl = ContinuousTDL(cfg.profile, cfg.delay_spread_s, fc_hz, num_sinusoids=cfg.num_sinusoids,
+                                min_speed=speed_mps, max_speed=speed_mps, num_rx_ant=num_ue_ant,
+                                num_tx_ant=self.num_gnb_ant)
+            tdl.draw()
+            self._path_gains = lambda start, stop: tdl_path_gains(tdl, start, stop, 1.0 / slot_s)
+            _, tau = tdl.evaluate(0, 1, 1.0 / slot_s)
             self._tau_s = tf.reshape(tau, [1, -1]).numpy().astype(np.float64)          # [1 segment, paths]
-        else:
-            model = CDL(cfg.profile, cfg.delay_spread_s, fc_hz, _ue_array(num_ue_ant, fc_hz),
-                        _gnb_array(gnb, fc_hz), "downlink", min_speed=speed_mps, max_speed=speed_mps)
-            a, tau = model(1, num_samples, 1.0 / slot_s)
-            # a: [1, 1, rx_ant, 1, tx_ant, paths, time] -> [time, rx_ant, tx_ant, paths]
-            self._a = np.ascontiguousarray(tf.transpose(a[0, 0, :, 0], [3, 0, 1, 2]).numpy())
+        else:                           # CDL: drawn by the first call, the rest replayed (continuous_38901)
+            from simulator.channel.continuous_38901 import ContinuousModel
+
+            cdl = ContinuousModel(CDL(cfg.profile, cfg.delay_spread_s, fc_hz, _ue_array(num_ue_ant, fc_hz),
+                                      _gnb_array(gnb, fc_hz), "downlink", min_speed=speed_mps, max_speed=speed_mps))
+
+            def cdl_gains(start: int, stop: int) -> np.ndarray:
+                a = cdl(start, stop - start, 1.0 / slot_s)[0]
+                # a: [1, 1, rx_ant, 1, tx_ant, paths, time] -> [time, rx_ant, tx_ant, paths]
+                return np.ascontiguousarray(tf.transpose(a[0, 0, :, 0], [3, 0, 1, 2]).numpy())
+
+            a, tau = cdl(0, first, 1.0 / slot_s)
+            self._chunks[0] = np.ascontiguousarray(tf.transpose(a[0, 0, :, 0], [3, 0, 1, 2]).numpy())
+            self._path_gains = cdl_gains
             self._tau_s = tf.reshape(tau, [1, -1]).numpy().astype(np.float64)          # [1 segment, paths]
         self._freqs_hz = subcarrier_frequencies(carrier.num_subcarriers,
                                                 carrier.subcarrier_spacing_khz * 1e3).numpy().astype(np.float64)
@@ -170,37 +179,34 @@ class FadingChannel:
 
     def _gains(self, samples: np.ndarray) -> np.ndarray:
         """[n, rx_ant, tx_ant, paths] path gains of samples [n] (complex64 drawn, complex128 ray traced)."""
-        if self._tdl is not None:
-            return self._tdl_gains(np.asarray(samples))
-        return self._a[samples] if self._rt is None else self._rt.gains(samples)
+        if self._rt is not None:
+            return self._rt.gains(samples)
+        return self._chunk_gains(np.asarray(samples))
 
-    def _tdl_gains(self, samples: np.ndarray) -> np.ndarray:
-        """TDL path gains from the chunks that hold ``samples`` (generated on first use, the last
-        TDL_CACHED_CHUNKS kept): chunk c is samples c * chunk .. (c + 1) * chunk - 1, the last one ending
-        at the run's end, so every value equals the whole run's (``continuous_tdl``)."""
-        chunks = samples // self._tdl_chunk
+    def _chunk_gains(self, samples: np.ndarray) -> np.ndarray:
+        """Path gains from the chunks that hold ``samples`` (generated on first use, the last
+        CACHED_CHUNKS kept): chunk c is samples c * chunk .. (c + 1) * chunk - 1, the last one ending
+        at the run's end, so every value equals the whole run's (``continuous_tdl``, ``continuous_38901``)."""
+        chunks = samples // self._chunk
         first = int(chunks.flat[0]) if chunks.size else 0
         if chunks.size and (chunks == first).all():
-            return self._tdl_chunk_gains(first)[samples - first * self._tdl_chunk]
+            return self._chunk_of(first)[samples - first * self._chunk]
         out = None
         for c in np.unique(chunks):
             rows = chunks == c
-            g = self._tdl_chunk_gains(int(c))
+            g = self._chunk_of(int(c))
             if out is None:
                 out = np.empty((*samples.shape, *g.shape[1:]), g.dtype)
-            out[rows] = g[samples[rows] - int(c) * self._tdl_chunk]
+            out[rows] = g[samples[rows] - int(c) * self._chunk]
         return out
 
-    def _tdl_chunk_gains(self, c: int) -> np.ndarray:
-        from simulator.channel.continuous_tdl import path_gains as tdl_path_gains
-
-        g = self._tdl_chunks.get(c)
+    def _chunk_of(self, c: int) -> np.ndarray:
+        g = self._chunks.get(c)
         if g is None:
-            if len(self._tdl_chunks) >= TDL_CACHED_CHUNKS:
-                del self._tdl_chunks[next(iter(self._tdl_chunks))]
-            start = c * self._tdl_chunk
-            g = self._tdl_chunks[c] = tdl_path_gains(self._tdl, start, min(start + self._tdl_chunk, self._num_samples),
-                                                      self._tdl_fs)
+            if len(self._chunks) >= CACHED_CHUNKS:
+                del self._chunks[next(iter(self._chunks))]
+            start = c * self._chunk
+            g = self._chunks[c] = self._path_gains(start, min(start + self._chunk, self._num_samples))
         return g
 
     def _cached(self, key: tuple, make, segment: int) -> np.ndarray:

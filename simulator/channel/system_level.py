@@ -5,7 +5,7 @@ Sionna draws the link's large-scale parameters (LoS state, K-factor, delay and a
 fading disabled the path gains carry the cluster powers (summing to one over the clusters) times
 the antenna field patterns towards each ray: the gNB's 38.901 element gives up to 8 dBi, so the
 mean power per antenna pair is the element gain towards the clusters (about 2 to 6 for a UE 50 m
-from a 10 m high gNB), not one. ``system_level_paths`` divides by that realisation's expected power,
+from a 10 m high gNB), not one. ``SystemLevelPaths`` divides by that realisation's expected power,
 computed from its path powers and ray angles (the average over the random ray phases), so the
 power per antenna pair is one on average over the small-scale fading and not per sample.
 """
@@ -14,40 +14,57 @@ from __future__ import annotations
 import numpy as np
 
 
-def system_level_paths(model_name: str, los: bool | None, ut_array, bs_array, carrier_frequency_hz: float,
-                       bs_position_m, ut_position_m, ut_velocity_mps, num_samples: int,
-                       sampling_frequency_hz: float) -> tuple[np.ndarray, np.ndarray]:
-    """Path gains of one downlink from one set_topology at t = 0 and one call over ``num_samples``.
+class SystemLevelPaths:
+    """Path gains of one downlink from one set_topology at t = 0, sampled a stretch at a time from one
+    realisation (``continuous_38901``: the same values as one Sionna call over the whole run).
 
     model_name "umi" | "uma"; los True | False | None (drawn with 38.901's LoS probability); the arrays
     are Sionna ``PanelArray``s (orientations zero, the UE outdoor); positions and velocity [3] in metres
-    and m/s in the global frame.
-    -> a [num_samples, ut_ant, bs_ant, paths] complex64, unit expected power per antenna pair averaged
-    over the pairs; tau [paths] float64 seconds. The paths Sionna pads to its maximum cluster count
-    (zero gain) are dropped.
+    and m/s in the global frame. Building it draws the realisation and evaluates samples
+    0 .. first_samples - 1 (``first``).
+
+    path_gains(start, stop) -> a [stop - start, ut_ant, bs_ant, paths] complex64, unit expected power per
+    antenna pair averaged over the pairs; ``tau_s`` [paths] float64 seconds. The paths Sionna pads to
+    its maximum cluster count (zero gain in every sample of ``first``) are dropped.
     """
-    import tensorflow as tf
-    from sionna.phy.channel.tr38901 import UMa, UMi
 
-    cls = UMi if model_name == "umi" else UMa
-    # o2i_model sets the indoor penetration loss, which an outdoor UE without pathloss never sees
-    model = cls(carrier_frequency_hz, "low", ut_array, bs_array, "downlink",
-                enable_pathloss=False, enable_shadow_fading=False)
+    def __init__(self, model_name: str, los: bool | None, ut_array, bs_array, carrier_frequency_hz: float,
+                 bs_position_m, ut_position_m, ut_velocity_mps, sampling_frequency_hz: float, first_samples: int):
+        import tensorflow as tf
+        from sionna.phy.channel.tr38901 import UMa, UMi
 
-    def loc(x):
-        return tf.constant(np.reshape(np.asarray(x, np.float32), [1, 1, 3]))
+        from simulator.channel.continuous_38901 import ContinuousModel
 
-    zeros = tf.zeros([1, 1, 3])
-    model.set_topology(loc(ut_position_m), loc(bs_position_m), zeros, zeros, loc(ut_velocity_mps),
-                       tf.constant([[False]]), los)
-    model.return_rays = True
-    a, tau, rays = model(num_samples, sampling_frequency_hz)
-    # a: [1, 1, rx_ant, 1, tx_ant, paths, time] -> [time, rx_ant, tx_ant, paths]
-    a = np.transpose(a[0, 0, :, 0].numpy(), [3, 0, 1, 2])
-    keep = np.flatnonzero(np.any(a != 0, axis=(0, 1, 2)))
-    scale = 1.0 / np.sqrt(_expected_power(model, rays, ut_array, bs_array).mean())
-    a = np.ascontiguousarray(a[..., keep] * np.float32(scale))
-    return a, tf.reshape(tau, [-1]).numpy().astype(np.float64)[keep]
+        cls = UMi if model_name == "umi" else UMa
+        # o2i_model sets the indoor penetration loss, which an outdoor UE without pathloss never sees
+        model = cls(carrier_frequency_hz, "low", ut_array, bs_array, "downlink",
+                    enable_pathloss=False, enable_shadow_fading=False)
+
+        def loc(x):
+            return tf.constant(np.reshape(np.asarray(x, np.float32), [1, 1, 3]))
+
+        zeros = tf.zeros([1, 1, 3])
+        model.set_topology(loc(ut_position_m), loc(bs_position_m), zeros, zeros, loc(ut_velocity_mps),
+                           tf.constant([[False]]), los)
+        model.return_rays = True
+        self._model, self._fs = ContinuousModel(model), float(sampling_frequency_hz)
+        a, tau, rays = self._model(0, first_samples, self._fs)
+        a = self._layout(a)
+        self._keep = np.flatnonzero(np.any(a != 0, axis=(0, 1, 2)))
+        self._scale = np.float32(1.0 / np.sqrt(_expected_power(model, rays, ut_array, bs_array).mean()))
+        self.tau_s = tf.reshape(tau, [-1]).numpy().astype(np.float64)[self._keep]
+        self.first = self._scaled(a)
+
+    @staticmethod
+    def _layout(a) -> np.ndarray:
+        # a: [1, 1, rx_ant, 1, tx_ant, paths, time] -> [time, rx_ant, tx_ant, paths]
+        return np.transpose(a[0, 0, :, 0].numpy(), [3, 0, 1, 2])
+
+    def _scaled(self, a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a[..., self._keep] * self._scale)
+
+    def path_gains(self, start: int, stop: int) -> np.ndarray:
+        return self._scaled(self._layout(self._model(start, stop - start, self._fs)[0]))
 
 
 def _expected_power(model, rays, ut_array, bs_array) -> np.ndarray:
