@@ -39,7 +39,7 @@ def test_there_are_bundled_files():
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_bundled_yaml_validates(path, monkeypatch):
     monkeypatch.chdir(REPO)          # checkpoints and bases are relative to the repository root
-    # the files' validity, not this machine's memory (the cell needs ~7 GB: tests/simulator/test_memory_estimate.py)
+    # the files' validity, not this machine's memory (tests/simulator/test_memory_estimate.py)
     monkeypatch.setattr("simulator.memory_estimate.machine_bytes", lambda: 1 << 40)
     data = yaml.safe_load(path.read_text())
     missing = missing_generated_data(data)
