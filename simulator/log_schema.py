@@ -95,5 +95,7 @@ TABLES = {"slots": SLOTS, "periods": PERIODS, "updates": UPDATES}
 def scenario_digest(scenario: dict) -> str:
     """sha256 of a run's resolved scenario (``manifest.json``'s ``scenario``: JSON with sorted keys): the
     identity by which a study's committed per-point record (analysis.point_record) is matched to its sweep
-    files' points."""
-    return hashlib.sha256(json.dumps(scenario, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    files' points. ``output`` is left out: where the logs go and how often they are flushed do not change
+    them, and a study run into another results folder must still match its record."""
+    kept = {k: v for k, v in scenario.items() if k != "output"}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -28,3 +28,13 @@ def test_write_is_lossless_and_deterministic(tmp_path):
     assert list(back.x) == [1 / 3, 0.1 + 0.2] and list(back.scenario_sha256) == ["0123", "d3"]   # exact floats, str digests
     write_record(back.iloc[::-1], tmp_path / "s.csv")
     assert (tmp_path / "r.csv").read_bytes() == (tmp_path / "s.csv").read_bytes()
+
+
+def test_the_digest_ignores_where_the_logs_go_and_nothing_else():
+    from simulator.log_schema import scenario_digest
+
+    a = {"seed": 1, "duration_s": 10.0, "output": {"dir": "/tmp/a/seed=1", "flush_rows": 20000}}
+    b = {**a, "output": {"dir": "/elsewhere/seed=1", "flush_rows": 5}}
+    assert scenario_digest(a) == scenario_digest(b)                    # another results folder: same point
+    assert scenario_digest(a) != scenario_digest({**a, "seed": 2})
+    assert scenario_digest(a) != scenario_digest({**a, "duration_s": 10.5})
