@@ -183,6 +183,11 @@ class FadingChannel:
             return self._rt.gains(samples)
         return self._chunk_gains(np.asarray(samples))
 
+    def path_gains_of_run(self) -> np.ndarray:
+        """Every sample's path gains, [num_samples, rx_ant, tx_ant, paths] (a whole run at once: for checks
+        on short channels; the event loop reads chunks)."""
+        return self._gains(np.arange(self._num_samples))
+
     def _chunk_gains(self, samples: np.ndarray) -> np.ndarray:
         """Path gains from the chunks that hold ``samples`` (generated on first use, the last
         CACHED_CHUNKS kept): chunk c is samples c * chunk .. (c + 1) * chunk - 1, the last one ending

@@ -100,7 +100,7 @@ def test_fading_setup_umi_vs_cdl():
                            start_position_m=np.array([50.0, 0.0, 1.5]), velocity_mps=np.array([speed_mps, 0.0, 0.0]))
         seconds = time.perf_counter() - t0
         assert ch.cfr_slot(num_slots - 1).shape == (1, 32, sc.carrier.num_subcarriers)
-        return seconds, ch._a.shape[-1]
+        return seconds, ch._tau_s.shape[-1]
 
     for name, cfg in (("umi", ChannelConfig(model="umi")), ("cdl C", sc.channel)):
         setup(cfg, 50)                                                       # imports, first TF ops

@@ -35,7 +35,7 @@ def test_one_2d_product_equals_the_per_slot_products():
     (a mixed-up reshape would swap slots or antennas), whichever rows it is computed with."""
     ch = FadingChannel(ChannelConfig(model="cdl", profile="C", delay_spread_ns=300), CARRIER, 2, 30 / 3.6,
                        np.arange(600), seed=2)
-    a = ch._a[:, :, 0].astype(np.complex128)                                         # [time, ant, paths]
+    a = ch.path_gains_of_run()[:, :, 0].astype(np.complex128)                                         # [time, ant, paths]
     ref = np.stack([np.einsum("rl,ls->rs", a[t], ch._kernel(0)) for t in range(600)]).astype(np.complex64)
     assert ref.shape == (600, 2, 144) and not np.allclose(ref[:, 0], ref[:, 1])
     np.testing.assert_array_equal(ch.cfr(np.arange(600))[:, :, 0], ref)

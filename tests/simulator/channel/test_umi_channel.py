@@ -50,12 +50,12 @@ def test_doppler_follows_the_ue_velocity():
     UE at 60 km/h at sample k equals the UE at 3 km/h at sample 20 k; and the Doppler spectrum at 60 km/h
     lies within the maximum Doppler v / lambda (194.6 Hz) with an RMS spread of its order (the LoS ray,
     along the velocity here, near the maximum), not at 0 Hz."""
-    fast = _channel(kmh=60.0, num_samples=100, seed=3)._a
-    slow = _channel(kmh=3.0, num_samples=2000, seed=3)._a
+    fast = _channel(kmh=60.0, num_samples=100, seed=3).path_gains_of_run()
+    slow = _channel(kmh=3.0, num_samples=2000, seed=3).path_gains_of_run()
     np.testing.assert_allclose(fast, slow[::20], rtol=0, atol=2e-5)
     assert not np.allclose(fast[0], fast[10], atol=1e-2)
     n = 2000
-    a = _channel(kmh=60.0, num_samples=n, seed=3)._a.reshape(n, -1)
+    a = _channel(kmh=60.0, num_samples=n, seed=3).path_gains_of_run().reshape(n, -1)
     spectrum = np.abs(np.fft.fft(a * np.hanning(n)[:, None], axis=0)) ** 2
     f_hz = np.fft.fftfreq(n, SLOT_S)[:, None]
     fd_hz = 60 / 3.6 * 3.5e9 / 299792458.0
@@ -76,12 +76,12 @@ def test_los_gives_a_dominant_path():
     path's power over the others' (a K-factor) is > 0 dB on average with LoS (the LoS ray, K ~ 9 dB in
     38.901) and below it without."""
     def k_factor_db(ch):
-        p = (np.abs(ch._a.astype(np.complex128)) ** 2).mean(axis=(0, 1, 2))          # [paths]
+        p = (np.abs(ch.path_gains_of_run().astype(np.complex128)) ** 2).mean(axis=(0, 1, 2))          # [paths]
         return 10 * np.log10(p.max() / (p.sum() - p.max()))
 
     los = [_channel(los=True, seed=s) for s in range(6)]
     nlos = [_channel(los=False, seed=s) for s in range(6)]
-    assert {ch._a.shape[-1] for ch in los} == {16} and {ch._a.shape[-1] for ch in nlos} == {23}
+    assert {ch.path_gains_of_run().shape[-1] for ch in los} == {16} and {ch.path_gains_of_run().shape[-1] for ch in nlos} == {23}
     k_los, k_nlos = np.mean([k_factor_db(c) for c in los]), np.mean([k_factor_db(c) for c in nlos])
     assert k_los > 0 > k_nlos, (k_los, k_nlos)
 
