@@ -183,6 +183,7 @@ class Simulation:
         self.trace: list | None = [] if trace else None
         self.progress = progress
         self.receiver_adaptations: list[ReceiverAdaptation] = []     # one per UE when the adaptation is on
+        self.phy = None          # the run's PHY backend (set by run)
 
     def run(self) -> RunSummary:
         sc = self.scenario
@@ -195,6 +196,9 @@ class Simulation:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             rec.close(status=status, error=f"{type(exc).__name__}: {exc}", wall_s=time.monotonic() - wall0)
             raise
+        finally:
+            if self.phy is not None:
+                self.phy.close()
         return summary
 
     def _run(self, rec: Recorder, wall0: float) -> RunSummary:
@@ -211,7 +215,7 @@ class Simulation:
         phy_rngs = {u: np.random.default_rng(s["phy"]) for u, s in seeds.items()}
         tf_seeds = {u: int(s["phy"].generate_state(1)[0]) for u, s in seeds.items()}
         say(f"building the {sc.phy.backend} PHY")
-        phy = build_phy(sc, table, phy_rngs, tf_seeds)
+        phy = self.phy = build_phy(sc, table, phy_rngs, tf_seeds)
         ue_ids = [ue.id for ue, _ in built]
         uplink = Link(env, "feedback", sc.feedback.capacity_kbps * 1e3, int(round(sc.feedback.delay_ms * 1000)),
                       ue_ids, trace=self.trace)

@@ -92,10 +92,30 @@ UPDATES = pa.schema([
 TABLES = {"slots": SLOTS, "periods": PERIODS, "updates": UPDATES}
 
 
+# Fields of a resolved scenario that do not change what a run computes: where the logs go and how
+# often they are flushed, and how many link-level programs are compiled ahead of need.
+RESULT_NEUTRAL = (("output",), ("phy", "compile_ahead"))
+
+
+def result_fields(scenario: dict) -> dict:
+    """``scenario`` (a resolved scenario dict) less the ``RESULT_NEUTRAL`` fields: what two runs must
+    share to give the same logs."""
+    kept = dict(scenario)
+    for path in RESULT_NEUTRAL:
+        node = kept
+        for key in path[:-1]:
+            if not isinstance(node.get(key), dict):
+                break
+            node[key] = node = dict(node[key])
+        else:
+            node.pop(path[-1], None)
+    return kept
+
+
 def scenario_digest(scenario: dict) -> str:
-    """sha256 of a run's resolved scenario (``manifest.json``'s ``scenario``: JSON with sorted keys): the
-    identity by which a study's committed per-point record (analysis.point_record) is matched to its sweep
-    files' points. ``output`` is left out: where the logs go and how often they are flushed do not change
-    them, and a study run into another results folder must still match its record."""
-    kept = {k: v for k, v in scenario.items() if k != "output"}
+    """sha256 of a run's resolved scenario (``manifest.json``'s ``scenario``: JSON with sorted keys) less
+    its ``RESULT_NEUTRAL`` fields: the identity by which a study's committed per-point record
+    (analysis.point_record) is matched to its sweep files' points. A study run into another results
+    folder, or with another ``phy.compile_ahead``, still matches its record."""
+    kept = result_fields(scenario)
     return hashlib.sha256(json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

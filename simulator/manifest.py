@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from simulator.loader import scenario_to_dict
+from simulator.log_schema import result_fields
 from simulator.schema import Scenario
 
 PACKAGES = ("airtune", "sionna-no-rt", "tensorflow", "simpy", "numpy", "pandas", "pyarrow", "pydantic")
@@ -76,7 +77,8 @@ def rerun_refusal(out_dir: Path, scenario: dict, shown: int = 6) -> str | None:
         old = read_manifest(out_dir)
     except ValueError as exc:
         return f"output.dir: {exc}; pass --overwrite to replace the folder's run or choose another --out"
-    if old is None or old.get("scenario") == scenario:
+    if old is None or (isinstance(old.get("scenario"), dict)
+                       and result_fields(old["scenario"]) == result_fields(scenario)):
         return None
     diffs = differences(old.get("scenario"), scenario)
     name = old["scenario"].get("name") if isinstance(old.get("scenario"), dict) else None

@@ -138,6 +138,11 @@ class PhyConfig(_Strict):
         None, ge=1, le=65536, description="link_level: XLA batch the transport blocks of one MCS pending when feedback is "
                                 "due are padded to (larger groups: next power of two). Default: num_ues * "
                                 "harq.k1_slots, the most that can be pending, so each MCS compiles once")
+    compile_ahead: int = Field(
+        4, ge=0, le=28, description="link_level: how many MCS on either side of the last one used a background "
+                                    "thread compiles the chain programs of ahead of need, so that a run rarely "
+                                    "waits for an XLA compilation when link adaptation changes the MCS (0: off; "
+                                    "results are the same either way)")
 
 
 class ChannelConfig(_Strict):

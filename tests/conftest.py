@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# link_level runs here are a few hundred slots: no background compilation of neighbouring MCS
+# (simulator/phy/compile_ahead.py; its own tests and benchmark turn it back on)
+os.environ.setdefault("AIRTUNE_COMPILE_AHEAD", "off")
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 REPO = Path(__file__).resolve().parent.parent

@@ -48,13 +48,18 @@ class McsEntry:
 
 
 @functools.lru_cache(maxsize=8)
+def num_mcs(mcs_table: int) -> int:
+    """PDSCH MCS indices of a 38.214 MCS table (Table 5.1.3.1-1: 0-28; Table 5.1.3.1-2: 0-27; the
+    reserved indices above them are retransmission-only and not used here)."""
+    return 28 if mcs_table == 2 else 29
+
+
 def mcs_entries(mcs_table: int, num_prbs: int, num_dmrs_symbols: int, num_layers: int = 1) -> tuple[McsEntry, ...]:
     """All PDSCH MCS indices of ``mcs_table`` with their TBS for a full allocation of ``num_prbs`` on
     ``num_layers`` layers (one codeword)."""
     from sionna.phy.nr.utils import calculate_tb_size, decode_mcs_index
 
-    num_mcs = 28 if mcs_table == 2 else 29
-    mcs = np.arange(num_mcs, dtype=np.int32)
+    mcs = np.arange(num_mcs(mcs_table), dtype=np.int32)
     qm, rate = decode_mcs_index(mcs, table_index=mcs_table, is_pusch=False)
     qm, rate = np.asarray(qm, dtype=np.int64), np.asarray(rate, dtype=np.float64)
     tbs, cbs, ncb, *_ = calculate_tb_size(qm, rate.astype(np.float32), num_prbs=num_prbs,

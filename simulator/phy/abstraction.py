@@ -49,3 +49,6 @@ class AbstractionBackend:
 
     def release(self, ue: int, harq_process: int) -> None:
         self._soft.pop((ue, harq_process), None)
+
+    def close(self) -> None:
+        """Nothing runs in the background."""

@@ -70,6 +70,9 @@ class PhyBackend(Protocol):
     def release(self, ue: int, harq_process: int) -> None:
         """Forget the soft buffer of a finished transport block."""
 
+    def close(self) -> None:
+        """The run is over (or failed): stop any background work."""
+
 
 def per_re_sinr(gain: np.ndarray, snr_db: float) -> np.ndarray:
     """Post-MRC/LMMSE SINR per subcarrier of one stream with perfect CSI: snr * sum_rx |h|^2.

@@ -21,6 +21,12 @@ them, zeros where a group has fewer): the chain adds them as Gaussian symbols on
 the UE's LMMSE treats them as known-covariance interference (``ChainKey.num_interferers``,
 ``simulator/phy/nr_chain.py``).
 
+Compilation ahead of need (``phy.compile_ahead``, default 4; ``simulator/phy/compile_ahead.py``): after
+each call, a background thread compiles the programs of the MCS next to it (same layers, allocation
+and batch), nearest first, so that link adaptation's next MCS is usually ready when the run reaches
+it. ``programs`` records per program the seconds its first call took (waiting for the thread
+included), its calls, their total seconds and the wait (``tests/benchmarks/bench_compile_ahead.py``).
+
 Neural receiver (``phy.receiver: neural``): the class of ``models.receiver.type`` from
 ``models.registry``, loaded from ``models.receiver.checkpoint``; the chain reaches it only
 through the ``models.base.NeuralReceiver`` protocol.
@@ -38,14 +44,18 @@ Receiver adaptation (``models.receiver.adaptation``, ``simulator/processes/recei
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, Sequence
 
 import numpy as np
 
 from models.base import NeuralReceiver
 from models.registry import get_model
+from simulator.link_adaptation.tables import num_mcs
 from simulator.phy.base import Transmission
-from simulator.phy.nr_chain import Chain, ChainKey, get_chain
+from simulator.phy.compile_ahead import CompileAhead
+from simulator.phy.compile_ahead import enabled as compile_ahead_enabled
+from simulator.phy.nr_chain import Chain, ChainKey, built_chain, get_chain
 from simulator.phy.slot_records import SlotHistory, SlotRecord
 
 
@@ -82,7 +92,12 @@ class LinkLevelBackend:
         self.history: SlotHistory | None = None               # record_slots
         # called with a description before a program's first call (its XLA compilation): the run's status
         self.on_new_program: Callable[[str], None] | None = None
-        self._programs: set[tuple] = set()
+        # (mcs, layers, num_prbs, num_interferers, batch) -> [first call s (waiting included), calls,
+        # seconds in calls, seconds waited for the compile-ahead thread]
+        self.programs: dict[tuple, list] = {}
+        self._num_mcs = num_mcs(phy.mcs_table)
+        self._reach = int(phy.compile_ahead) if compile_ahead_enabled() else 0
+        self.ahead = CompileAhead(self._warm, self._is_compiled) if self._reach else None
 
     # -- per-UE weights and slot records (receiver adaptation) -------------------------------------
     def schedule_neural_weights(self, ue: int, weights: Sequence[np.ndarray], from_us: int) -> None:
@@ -117,9 +132,11 @@ class LinkLevelBackend:
     # -- the PhyBackend interface -----------------------------------------------------------------
     def chain(self, mcs: int, layers: int = 1, num_prbs: int | None = None, num_interferers: int = 0) -> Chain:
         """The chain of an MCS, layer count, allocation (None: the carrier) and co-scheduled stream count."""
+        return get_chain(self._chain_key(mcs, layers, num_prbs, num_interferers), self.neural)
+
+    def _chain_key(self, mcs: int, layers: int, num_prbs: int | None, num_interferers: int) -> ChainKey:
         key = {**self._key, "num_prbs": int(num_prbs or self._key["num_prbs"])}
-        return get_chain(ChainKey(mcs=int(mcs), num_layers=int(layers), num_interferers=int(num_interferers), **key),
-                         self.neural)
+        return ChainKey(mcs=int(mcs), num_layers=int(layers), num_interferers=int(num_interferers), **key)
 
     def submit(self, tx: Transmission) -> None:
         key = (tx.ue, tx.harq_process)
@@ -138,6 +155,33 @@ class LinkLevelBackend:
         self._soft.pop((ue, harq_process), None)
         self._first_slot.pop((ue, harq_process), None)
 
+    def close(self) -> None:
+        """The run is over: stop compiling ahead."""
+        if self.ahead is not None:
+            self.ahead.close()
+
+    # -- programs compiled ahead of need ----------------------------------------------------------
+    def _is_compiled(self, program: tuple) -> bool:
+        mcs, layers, num_prbs, num_int, batch = program
+        chain = built_chain(self._chain_key(mcs, layers, num_prbs, num_int), self.neural)
+        return chain is not None and batch in chain.compiled_batches
+
+    def _warm(self, program: tuple) -> None:
+        """Compile ``program`` by calling it once on padding inputs (outputs dropped; the chain's draws
+        come from the seeds it is given, so nothing the run computes changes)."""
+        mcs, layers, num_prbs, num_int, batch = program
+        chain = self.chain(mcs, layers, num_prbs, num_int)
+        seeds, h, no = chain.padded_inputs(1, batch)
+        h_int = np.zeros((batch, *chain.h_int_shape), np.complex64) if num_int else None
+        chain.evaluate(seeds, h, no, np.zeros((batch, chain.num_coded_bits), np.float32), self.neural_weights,
+                       h_int=h_int)
+
+    def _neighbours(self, program: tuple) -> list[tuple]:
+        """The programs of the ``compile_ahead`` MCS on either side of ``program``'s, nearest first."""
+        mcs, *rest = program
+        near = [m for d in range(1, self._reach + 1) for m in (mcs + d, mcs - d) if 0 <= m < self._num_mcs]
+        return [(m, *rest) for m in near]
+
     def flush(self) -> None:
         """Evaluate every pending transmission: one batched call per MCS, layer count and allocation size
         (and per set of neural weights, when UEs receive with different ones)."""
@@ -154,13 +198,13 @@ class LinkLevelBackend:
     def _evaluate(self, chain: Chain, txs: list[Transmission], weights: list | None = None) -> None:
         n = len(txs)
         seeds, h, no = chain.padded_inputs(n, self.min_batch)
-        program = (chain.key, len(seeds))
-        if self.on_new_program is not None and program not in self._programs:
-            k = chain.key
+        k = chain.key
+        program = (k.mcs, k.num_layers, k.num_prbs, k.num_interferers, len(seeds))
+        waited = self.ahead.claim(program) if self.ahead is not None else 0.0
+        if self.on_new_program is not None and len(seeds) not in chain.compiled_batches:
             self.on_new_program(f"compiling the NR chain for MCS {k.mcs}, {k.num_layers} layer(s), {k.num_prbs} PRB"
                                 + (f", {k.num_interferers} co-scheduled stream(s)" if k.num_interferers else "")
                                 + f", batch {len(seeds)} (once per program)")
-        self._programs.add(program)
         h_int = np.zeros((len(seeds), *chain.h_int_shape), np.complex64) if chain.key.num_interferers else None
         prev = np.zeros((len(seeds), chain.num_coded_bits), np.float32)
         for i, tx in enumerate(txs):
@@ -173,7 +217,14 @@ class LinkLevelBackend:
             if h_int is not None:
                 h_int[i] = tx.h_int
             no[i] = 10.0 ** (-tx.snr_db / 10.0)
+        t0 = time.perf_counter()
         out = chain.evaluate(seeds, h, no, prev, self.neural_weights if weights is None else weights, h_int=h_int)
+        took = time.perf_counter() - t0
+        stats = self.programs.setdefault(program, [waited + took, 0, 0.0, waited])
+        stats[1] += 1
+        stats[2] += took
+        if self.ahead is not None:
+            self.ahead.want(self._neighbours(program))
         chain.calls += 1
         chain.transmissions += n
         for i, tx in enumerate(txs):

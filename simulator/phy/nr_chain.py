@@ -78,6 +78,7 @@ and coded bits of a transmission from the same seeds.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
@@ -255,6 +256,7 @@ class Chain:
         self._received_fn = None    # built on first use (receiver adaptation only)
         self.calls = 0              # batched calls made by backends (for benchmarks)
         self.transmissions = 0      # transmissions they carried (padding excluded)
+        self.compiled_batches: set[int] = set()    # batch sizes called at least once (compiled)
 
     @property
     def h_shape(self) -> tuple[int, ...]:
@@ -445,7 +447,9 @@ class Chain:
         if self.neural is not None:
             weights = self.neural.weights() if weights is None else weights
             args.append([tf.constant(w) for w in weights])
-        return ChainOutput(*(o.numpy() for o in self._fn(*args)))
+        out = ChainOutput(*(o.numpy() for o in self._fn(*args)))
+        self.compiled_batches.add(len(seeds))
+        return out
 
     def __call__(self, seeds, h, no, prev_llr, h_int=None):
         return tuple(self.evaluate(seeds, h, no, prev_llr, h_int=h_int)[:4])
@@ -478,11 +482,20 @@ class Chain:
 
 def get_chain(key: ChainKey, neural: NeuralReceiver | None = None) -> Chain:
     """Chains are cached per process so repeated simulations do not recompile; neural chains
-    per ``neural.graph_key`` (receivers with the same graph share one; weights are per call)."""
+    per ``neural.graph_key`` (receivers with the same graph share one; weights are per call).
+    Thread-safe: the link-level backend's compile-ahead thread (simulator/phy/compile_ahead.py) builds
+    chains too."""
     cache_key = (key, None if neural is None else neural.graph_key)
-    if cache_key not in _CHAINS:
-        _CHAINS[cache_key] = Chain(key, neural)
-    return _CHAINS[cache_key]
+    with _CHAINS_LOCK:
+        if cache_key not in _CHAINS:
+            _CHAINS[cache_key] = Chain(key, neural)
+        return _CHAINS[cache_key]
+
+
+def built_chain(key: ChainKey, neural: NeuralReceiver | None = None) -> Chain | None:
+    """The chain ``get_chain`` would return if it has been built, else None (builds nothing)."""
+    return _CHAINS.get((key, None if neural is None else neural.graph_key))
 
 
 _CHAINS: dict[tuple, Chain] = {}
+_CHAINS_LOCK = threading.Lock()

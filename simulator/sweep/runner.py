@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from simulator.loader import scenario_to_dict, validate_data
+from simulator.log_schema import result_fields
 from simulator.manifest import read_manifest
 from simulator.output_folder import FolderError, claim
 from simulator.recorder import write_json_atomic
@@ -57,7 +58,8 @@ def point_state(point: Point) -> str:
         return "todo"
     if man is None:
         return "todo"
-    if man.get("scenario") != scenario_to_dict(point.scenario):
+    if not isinstance(man.get("scenario"), dict) or \
+            result_fields(man["scenario"]) != result_fields(scenario_to_dict(point.scenario)):
         return "other"
     done = man.get("status") == "complete" and all((point.out_dir / f"{t}.parquet").is_file()
                                                   for t in ("slots", "periods", "updates"))

@@ -38,3 +38,14 @@ def test_the_digest_ignores_where_the_logs_go_and_nothing_else():
     assert scenario_digest(a) == scenario_digest(b)                    # another results folder: same point
     assert scenario_digest(a) != scenario_digest({**a, "seed": 2})
     assert scenario_digest(a) != scenario_digest({**a, "duration_s": 10.5})
+
+
+def test_the_digest_ignores_compiling_ahead_and_is_that_of_a_scenario_without_the_field():
+    from simulator.log_schema import result_fields, scenario_digest
+
+    old = {"seed": 1, "phy": {"backend": "link_level", "receiver": "lmmse"}}     # before the field existed
+    new = {"seed": 1, "phy": {"backend": "link_level", "receiver": "lmmse", "compile_ahead": 4}}
+    assert scenario_digest(old) == scenario_digest(new) == scenario_digest({**new, "phy": {**new["phy"],
+                                                                                       "compile_ahead": 0}})
+    assert scenario_digest(new) != scenario_digest({**new, "phy": {**new["phy"], "receiver": "neural"}})
+    assert result_fields(new) == old and new["phy"]["compile_ahead"] == 4          # a copy: the input is kept
