@@ -8,6 +8,9 @@ TensorFlow, another chain) gets a new key. The key is taken after the graph is l
 cached program still costs its lowering (~1 s since the LDPC decoder's reductions lower cheaply:
 simulator/phy/ldpc_updates.py). The tracing of the Python ``tf.function`` is not cached:
 it is still paid per process (``tests/benchmarks/bench_xla_cache.py`` measures both).
+The key includes the names TensorFlow gives the traced functions, which count up per process; the
+chains are traced under ``simulator.phy.stable_names`` so that theirs do not depend on what was
+traced before them (otherwise a run that visits its MCS in another order misses the cache).
 
 The folder: ``$AIRTUNE_XLA_CACHE`` if set (``off`` disables the cache), else
 ``$XDG_CACHE_HOME/airtune/xla`` (``~/.cache/airtune/xla``). Entries are a few MB each; delete the

@@ -86,6 +86,7 @@ import numpy as np
 
 from models.base import NeuralReceiver
 from simulator.link_adaptation.tables import NUM_OFDM_SYMBOLS, bler_table
+from simulator.phy.stable_names import stable_names
 
 # Salts that separate the payload, noise and interference streams derived from the same per-UE seed.
 _PAYLOAD_SALT, _NOISE_SALT, _INTERFERENCE_SALT = 1, 2, 3
@@ -254,6 +255,7 @@ class Chain:
         # conversion of every Sionna function it reaches cost ~10 s of each first trace (same graph)
         self._fn = tf.function(self._run, jit_compile=True, input_signature=signature, autograph=False)
         self._received_fn = None    # built on first use (receiver adaptation only)
+        self._traced = False        # _fn traced (under stable_names, so the XLA cache finds it)
         self.calls = 0              # batched calls made by backends (for benchmarks)
         self.transmissions = 0      # transmissions they carried (padding excluded)
         self.compiled_batches: set[int] = set()    # batch sizes called at least once (compiled)
@@ -447,6 +449,10 @@ class Chain:
         if self.neural is not None:
             weights = self.neural.weights() if weights is None else weights
             args.append([tf.constant(w) for w in weights])
+        if not self._traced:
+            with stable_names(f"run {self.key!r} {None if self.neural is None else self.neural.graph_key!r}"):
+                self._fn.get_concrete_function()
+            self._traced = True
         out = ChainOutput(*(o.numpy() for o in self._fn(*args)))
         self.compiled_batches.add(len(seeds))
         return out
@@ -462,6 +468,8 @@ class Chain:
         if self._received_fn is None:
             self._received_fn = tf.function(self._received, jit_compile=True, autograph=False,
                                              input_signature=self._fn.input_signature[:3])
+            with stable_names(f"received {self.key!r}"):
+                self._received_fn.get_concrete_function()
         y, c = self._received_fn(tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64),
                                  tf.constant(no, tf.float32))
         return y.numpy(), c.numpy()
