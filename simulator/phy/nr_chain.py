@@ -493,7 +493,7 @@ def get_chain(key: ChainKey, neural: NeuralReceiver | None = None) -> Chain:
     per ``neural.graph_key`` (receivers with the same graph share one; weights are per call).
     Thread-safe: the link-level backend's compile-ahead thread (simulator/phy/compile_ahead.py) builds
     chains too."""
-    cache_key = (key, None if neural is None else neural.graph_key)
+    cache_key = _cache_key(key, neural)
     with _CHAINS_LOCK:
         if cache_key not in _CHAINS:
             _CHAINS[cache_key] = Chain(key, neural)
@@ -502,7 +502,11 @@ def get_chain(key: ChainKey, neural: NeuralReceiver | None = None) -> Chain:
 
 def built_chain(key: ChainKey, neural: NeuralReceiver | None = None) -> Chain | None:
     """The chain ``get_chain`` would return if it has been built, else None (builds nothing)."""
-    return _CHAINS.get((key, None if neural is None else neural.graph_key))
+    return _CHAINS.get(_cache_key(key, neural))
+
+
+def _cache_key(key: ChainKey, neural: NeuralReceiver | None) -> tuple:
+    return key, None if neural is None else neural.graph_key
 
 
 _CHAINS: dict[tuple, Chain] = {}
