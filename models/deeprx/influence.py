@@ -19,7 +19,7 @@ Pieces:
   arnoldi          Krylov basis in float64 with two Gram-Schmidt passes per step, restarting
                    with a fresh orthogonal vector when the Krylov space becomes invariant
   distill          eigenpairs of the projected (Hessenberg) matrix, top-k by |eigenvalue|
-  InfluenceScorer  per-sample gradients (``tf.vectorized_map``, no Python loop) projected on
+  InfluenceScorer  per-sample gradients (the loss's own batched ones, or ``tf.vectorized_map``) projected on
                    the eigenbasis; a training pool is projected once (``PoolCache``), after
                    which scoring a target costs one gradient and a [T, k] x [k, N] product.
 
@@ -299,11 +299,16 @@ _GRADIENT_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def per_sample_gradients(loss: PerSampleLoss, flat: ParamFlattener):
-    """A compiled function (params, batch) -> per-sample gradients [batch, num_params], vectorised
-    over the samples with ``tf.vectorized_map`` (pfor), not a Python loop.
+    """A compiled function (params, batch) -> per-sample gradients [batch, num_params]: the loss's own
+    ``per_sample_gradients`` attribute where it has one (a model that computes them in one batched
+    backward pass, as ``models.deeprx.per_sample_grads`` does), else vectorised over the samples
+    with ``tf.vectorized_map`` (pfor), not a Python loop.
 
     Cached per loss function and parameter layout: the parameters are an argument, so scorers
     built again after fine-tuning (same loss, new weights) reuse the trace (~3 s on 2 cores)."""
+    own = getattr(loss, "per_sample_gradients", None)
+    if own is not None:
+        return own
     key = (tuple(flat.shapes), flat.dtype.name)
     per_loss = _GRADIENT_FNS.setdefault(loss, {})
     if key not in per_loss:

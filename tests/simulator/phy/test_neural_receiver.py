@@ -172,7 +172,8 @@ def test_the_backend_loads_the_receiver_through_the_registry(tmp_path):
     no = np.array([0.1, 1.0], np.float32)
     llr = be.neural.llr_grid(y, pilots, no, [tf.constant(w) for w in be.neural_weights])
     assert llr.dtype == tf.float32 and llr.shape == (2, NUM_OFDM_SYMBOLS, 12 * NUM_PRBS, TINY_RX["max_bits_per_symbol"])
-    np.testing.assert_allclose(llr.numpy(), ref.receive(y, pilots, no).numpy(), rtol=1e-6, atol=1e-6)
+    # llr_grid is the forward's XLA form (depthwise convolutions as shifted sums): float rounding apart
+    np.testing.assert_allclose(llr.numpy(), ref.receive(y, pilots, no).numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_lmmse_receivers_leave_the_comparison_columns_nan():
