@@ -175,6 +175,8 @@ class ReceiverAdapter(Protocol):
             targets (dataset-layout arrays of the target slots: received grid y [n, A, 14, S]
             complex64, pilots, no [n], coded bits), rng -> result with ``weights`` (new, not
             quantised), ``compute_us`` (modelled), ``state_bytes``, ``loss_before``/``loss_after``
+    compute_us(num_targets) -> int: that modelled time, known before ``run`` (the event loop runs the
+            job in a worker thread meanwhile: ``simulator/processes/adaptation.py``)
     relative_ber_gap(ber [n], ber_genie [n]) -> [n] (ber - ber_genie) / ber_genie (the trigger's quantity);
     select_targets(ber [n], ber_genie [n], num_targets, min_genie_ber) -> indices [<= num_targets] int.
     """
@@ -185,5 +187,7 @@ class ReceiverAdapter(Protocol):
 
     def select_targets(self, ber: np.ndarray, ber_genie: np.ndarray, num_targets: int,
                        min_genie_ber: float) -> np.ndarray: ...
+
+    def compute_us(self, num_targets: int) -> int: ...
 
     def run(self, weights: Sequence[np.ndarray], targets: dict[str, np.ndarray], rng: np.random.Generator) -> Any: ...

@@ -184,6 +184,7 @@ class Simulation:
         self.progress = progress
         self.receiver_adaptations: list[ReceiverAdaptation] = []     # one per UE when the adaptation is on
         self.phy = None          # the run's PHY backend (set by run)
+        self._adaptation: Adaptation | None = None
 
     def run(self) -> RunSummary:
         sc = self.scenario
@@ -197,6 +198,8 @@ class Simulation:
             rec.close(status=status, error=f"{type(exc).__name__}: {exc}", wall_s=time.monotonic() - wall0)
             raise
         finally:
+            if self._adaptation is not None:
+                self._adaptation.close()
             if self.phy is not None:
                 self.phy.close()
         return summary
@@ -205,7 +208,8 @@ class Simulation:
         sc = self.scenario
         say = StatusLine(self.progress)
         env = simpy.Environment()
-        run = RunContext(env, rec, Adaptation(env, rec, self.trace), sc.carrier.slot_us, sc.duration_us, self.trace)
+        self._adaptation = Adaptation(env, rec, self.trace)
+        run = RunContext(env, rec, self._adaptation, sc.carrier.slot_us, sc.duration_us, self.trace)
         say("building the BLER tables")
         table = bler_table(sc.phy.mcs_table, sc.carrier.num_prbs, sc.phy.num_dmrs_symbols, sc.phy.bler_tables)
         seeds = seeds_for(sc)

@@ -16,7 +16,8 @@ modelled. Only the recorded slots (a few per UE) are kept, and only when the ada
 
 The job runs where the training pool is, on the network side (a ``models.base.ReceiverAdapter``):
 it starts from the weights the network knows the UE holds, takes its modelled compute time
-(``network_gflops``), and its result is sent as a coded update on the adaptation path: the weight
+(``network_gflops``; the wall-clock computation runs in the run's worker thread meanwhile, while the
+loop simulates those slots: ``Adaptation.offload``), and its result is sent as a coded update on the adaptation path: the weight
 delta quantised and range-coded (the CSI feedback's ``UpdateCoder``) on a downlink pipe (FIFO,
 ``downlink_kbps``, then ``downlink_delay_ms``; separate from the PDSCH, which it does not slow
 down). The UE decodes the bytes on arrival (``ue_inbox_process`` applies the update) and
@@ -104,9 +105,17 @@ class ReceiverAdaptation:
         targets = [recs[i] for i in idx]
         self.job = self.run.adaptation.start(self.ue, self._update(targets, gap), link=self.downlink)
 
-    def _update(self, targets: list, gap: float) -> Update:
-        """Fine-tune on the network side now; the update is applied by the UE when its bytes arrive."""
+    def _update(self, targets: list, gap: float):
+        """Fine-tune on the network side, in the run's worker thread (the targets' grids are taken
+        here, from the backend, which only the event loop touches); the update is applied by the UE
+        when its bytes arrive."""
         arrays = self.backend.history.slot_arrays(targets, self.tuner.width)
+        return self.run.adaptation.offload(lambda: self._fine_tune(targets, arrays, gap),
+                                           self.tuner.compute_us(len(targets)))
+
+    def _fine_tune(self, targets: list, arrays: dict, gap: float) -> Update:
+        """The job (worker thread). It reads ``network_weights`` and ``rng``, which nothing else uses
+        while the job is in flight (one job at a time per UE)."""
         old = self.network_weights
         res = self.tuner.run(old, arrays, self.rng)
         coded = self.coder.encode(old, res.weights)

@@ -68,3 +68,48 @@ def test_updates_still_in_flight_are_logged_at_the_end(env, log):
 def test_an_update_with_bits_needs_a_link(env, log):
     with pytest.raises(ValueError, match="needs a link"):
         Adaptation(env, log).start(0, _update([], env, bits=8))
+
+
+def test_an_offloaded_job_is_applied_at_its_modelled_time_whatever_the_wall_time(env, log):
+    """The worker thread takes 0.3 s of wall time; the loop waits for it at t = 300 us and applies it
+    then, as if it had been computed in place. A job started later but computed first (a short
+    one) is applied at its own time too: the rows follow the simulated clock."""
+    import threading
+    import time
+
+    applied, threads = [], []
+    ad = Adaptation(env, log)
+
+    def slow():
+        threads.append(threading.current_thread().name)
+        time.sleep(0.3)
+        return _update(applied, env)
+
+    def trigger():
+        ad.start(0, ad.offload(slow, 300))
+        yield env.timeout(100)
+        ad.start(1, ad.offload(lambda: _update(applied, env, compute_us=50), 50))
+
+    env.process(trigger())
+    env.run()
+    ad.finish()
+    assert applied == [150, 300]
+    assert [(r["ue"], r["applied_t_us"]) for r in log["updates"]] == [(1, 150), (0, 300)]
+    assert threads and threads[0] != threading.current_thread().name
+
+
+def test_an_offloaded_job_must_take_the_compute_time_it_announced(env, log):
+    ad = Adaptation(env, log)
+    ad.start(0, ad.offload(lambda: _update([], env, compute_us=300), 200))
+    with pytest.raises(RuntimeError, match="compute_us 200 but its update says 300"):
+        env.run()
+    ad.close()
+
+
+def test_an_offloaded_job_still_computing_at_the_end_is_logged(env, log):
+    ad = Adaptation(env, log)
+    ad.start(0, ad.offload(lambda: _update([], env, compute_us=10**6), 10**6))
+    env.run(until=1000)
+    ad.finish()
+    (row,) = log["updates"]
+    assert row["applied_t_us"] == -1 and row["compute_us"] == 10**6 and row["loss_before"] == 2.0

@@ -238,3 +238,39 @@ def test_two_runs_give_byte_identical_logs(tmp_path, files):
     for table in ("updates", "slots", "periods"):
         assert (tmp_path / "a" / f"{table}.parquet").read_bytes() == (tmp_path / "b" / f"{table}.parquet").read_bytes()
     assert len(pd.read_parquet(tmp_path / "a" / "updates.parquet")) == 1
+
+
+def test_logs_do_not_depend_on_when_the_worker_thread_finishes(tmp_path, files, monkeypatch):
+    """The fine-tuning runs in the worker thread while the loop goes on; computed in place instead
+    (the loop stops for it at the trigger), or slowed down so the loop must wait for it, the logs are
+    the same bytes."""
+    import time
+    from concurrent.futures import Future
+
+    from models.deeprx.online import NetworkFineTuner
+    from simulator.engine import Simulation
+    from simulator.processes.adaptation import Adaptation, Offloaded
+
+    Simulation(validate_data(_doc(files, _adaptation(files))), tmp_path / "worker").run()
+
+    def in_place(self, compute, compute_us):
+        done = Future()
+        done.set_result(compute())
+        return Offloaded(int(compute_us), done)
+
+    with monkeypatch.context() as m:
+        m.setattr(Adaptation, "offload", in_place)
+        Simulation(validate_data(_doc(files, _adaptation(files))), tmp_path / "in_place").run()
+    run = NetworkFineTuner.run
+
+    def slow(self, *args):
+        time.sleep(2.0)
+        return run(self, *args)
+
+    monkeypatch.setattr(NetworkFineTuner, "run", slow)
+    Simulation(validate_data(_doc(files, _adaptation(files))), tmp_path / "slow").run()
+    for table in ("updates", "slots", "periods"):
+        ref = (tmp_path / "worker" / f"{table}.parquet").read_bytes()
+        assert (tmp_path / "in_place" / f"{table}.parquet").read_bytes() == ref, table
+        assert (tmp_path / "slow" / f"{table}.parquet").read_bytes() == ref, table
+    assert len(pd.read_parquet(tmp_path / "worker" / "updates.parquet")) == 1
