@@ -117,14 +117,16 @@ class NetworkFineTuner:
     def job_flops(self, num_targets: int) -> float:
         """Modelled FLOPs of one job on ``num_targets`` targets (module docstring)."""
         c = self.cfg
-        top_k = c.top_k if c.variant != "random" else 1
-        return job_flops(c.variant, self.forward, num_params=self.num_params, top_k=top_k,
+        return job_flops(c.variant, self.forward, num_params=self.num_params, top_k=c.top_k,
                          hessian_subset=c.hessian_subset, pool_size=self.pool_size, num_targets=num_targets,
                          samples=c.samples, steps=c.steps)
 
     def compute_us(self, num_targets: int) -> int:
         """Modelled compute time of one job at ``network_gflops`` [us]; known before ``run``."""
-        return int(math.ceil(self.job_flops(num_targets) / (self.cfg.network_gflops * 1e9) * 1e6))
+        return self._us(self.job_flops(num_targets))
+
+    def _us(self, flops: float) -> int:
+        return int(math.ceil(flops / (self.cfg.network_gflops * 1e9) * 1e6))
 
     def targeted_config(self, rng: np.random.Generator):
         from models.deeprx.influence import InfluenceConfig
@@ -145,11 +147,10 @@ class NetworkFineTuner:
         tuner = TargetedFineTuner(self.model, list(weights), pool, subset, tcfg.influence,
                                   pool_index=self.pool_arrays["index"])
         res = tuner.run(to_batch(targets, self.width, self.model.config.dtype), tcfg, rng)
-        num_targets = len(targets["index"])
-        flops = self.job_flops(num_targets)
+        flops = self.job_flops(len(targets["index"]))
         wbytes = 4 * self.num_params
         state = 3 * wbytes                                             # weights, gradient, moments or update
         if tcfg.variant != "random":                                   # eigenbasis and projected pool, float64
             state += 8 * tuner.num_eigen * (self.num_params + self.pool_size)
         return JobResult(res.weights, np.asarray(res.chosen_index), res.target_loss_before, res.target_loss_after,
-                         self.compute_us(num_targets), flops, state)
+                         self._us(flops), flops, state)

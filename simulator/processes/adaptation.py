@@ -20,7 +20,6 @@ run one after another in start order.
 from __future__ import annotations
 
 import math
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -76,6 +75,11 @@ def row(job: Job, applied_t_us: int, measured: dict | None = None) -> dict:
     }
 
 
+def _check_link(update: Update, link: Link | None) -> None:
+    if update.update_bits and link is None:
+        raise ValueError(f"{update.model}: an update of {update.update_bits} bits needs a link to travel on")
+
+
 class Adaptation:
     """Runs the update jobs of a run and writes their ``updates`` rows."""
 
@@ -83,24 +87,22 @@ class Adaptation:
         self.env, self.rec, self.trace = env, rec, trace
         self._in_flight: list[Job] = []
         self._worker: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
 
     def offload(self, compute: Callable[[], Update], compute_us: int) -> Offloaded:
         """Compute ``compute()`` in the run's worker thread; pass the result to ``start``, which
         waits for it after ``compute_us`` (what the update's own ``compute_us`` must be). ``compute``
-        must not read state the event loop changes before then."""
-        with self._lock:
-            if self._worker is None:
-                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airtune-update")
-            return Offloaded(int(compute_us), self._worker.submit(compute))
+        must not read state the event loop changes before then. Called from the event loop only."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airtune-update")
+        return Offloaded(int(compute_us), self._worker.submit(compute))
 
     def start(self, ue: int, update: Update | Offloaded, *, link: Link | None = None,
               local: simpy.Store | None = None) -> Job:
         """Start a job now. ``link``: the coded update travels on it to the receiving side's
         inbox; else ``local``: handed to that Store after the compute time; else applied then.
         ``update``: the update, or an ``Offloaded`` one still being computed."""
-        if isinstance(update, Update) and update.update_bits and link is None:
-            raise ValueError(f"{update.model}: an update of {update.update_bits} bits needs a link to travel on")
+        if isinstance(update, Update):
+            _check_link(update, link)
         job = Job(int(ue), update, self.env.now, self.env.event())
         self._in_flight.append(job)
         self.env.process(self._run(job, link, local))
@@ -109,8 +111,7 @@ class Adaptation:
     def _run(self, job: Job, link: Link | None, local: simpy.Store | None):
         yield self.env.timeout(job.update.compute_us)
         u = job.resolve()
-        if u.update_bits and link is None:
-            raise ValueError(f"{u.model}: an update of {u.update_bits} bits needs a link to travel on")
+        _check_link(u, link)
         if self.trace is not None:
             self.trace.append((self.env.now, "update_computed", job.ue, u.model, u.update_bits))
         if link is not None:
@@ -138,7 +139,6 @@ class Adaptation:
     def close(self) -> None:
         """Stop the worker thread: jobs not started are dropped, the one running is waited for (a
         thread inside TensorFlow cannot be stopped). Called by ``finish`` and when a run fails."""
-        with self._lock:
-            worker, self._worker = self._worker, None
+        worker, self._worker = self._worker, None
         if worker is not None:
             worker.shutdown(wait=True, cancel_futures=True)

@@ -16,9 +16,9 @@ modelled. Only the recorded slots (a few per UE) are kept, and only when the ada
 
 The job runs where the training pool is, on the network side (a ``models.base.ReceiverAdapter``):
 it starts from the weights the network knows the UE holds, takes its modelled compute time
-(``network_gflops``; the wall-clock computation runs in the run's worker thread meanwhile, while the
-loop simulates those slots: ``Adaptation.offload``), and its result is sent as a coded update on the adaptation path: the weight
-delta quantised and range-coded (the CSI feedback's ``UpdateCoder``) on a downlink pipe (FIFO,
+(``network_gflops``; the wall-clock computation runs in the run's worker thread meanwhile, while
+the loop simulates those slots: ``Adaptation.offload``), and its result is sent as a coded update
+on the adaptation path: the weight delta quantised and range-coded (the CSI feedback's ``UpdateCoder``) on a downlink pipe (FIFO,
 ``downlink_kbps``, then ``downlink_delay_ms``; separate from the PDSCH, which it does not slow
 down). The UE decodes the bytes on arrival (``ue_inbox_process`` applies the update) and
 receives every transmission from then on with the decoded weights; until then it keeps the old
