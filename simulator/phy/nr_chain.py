@@ -15,7 +15,8 @@ is the one definition of the DMRS pilot grid (``Chain.pilots``) and of the data 
 from it.
 
 Per transmission, inside one ``tf.function(jit_compile=True)`` per MCS (built lazily, cached
-per process, one trace per padded batch size):
+per process, one trace per MCS, one XLA compilation per padded batch size; the neural receiver's
+three programs are described below):
 
 * payload bits from a stateless RNG seeded by (tf_seed, ue, first slot of the transport
   block), so a retransmission regenerates exactly the same bits and coded bits;
@@ -51,7 +52,11 @@ per process, one trace per padded batch size):
   ``bits_per_symbol`` bits of each) and take the LMMSE receivers' place from here on. The
   weights are arguments of the compiled function, so changing them does not recompile. On
   the same received grid (same noise, same channel) the chain also runs LS+LMMSE and genie
-  LMMSE and reports their uncoded BER (``ber_ls``, ``ber_genie``);
+  LMMSE and reports their uncoded BER (``ber_ls``, ``ber_genie``). The neural chain is three
+  compiled programs called in turn, the tensors staying where they are: per MCS a front
+  (transmission, received grid, LS+LMMSE and genie BER, EESM), the network (``NeuralProgram``: one
+  per graph and grid, shared by every MCS, so the network is traced and compiled once, not once per
+  MCS) and per MCS a back (coded-bit gather, combining, decoding);
 * ``LayerDemapper`` -> Chase combining (the LLRs of this transmission are added to the soft
   buffer of the transport block) -> ``TBDecoder`` (20 BP iterations); ``ack`` = TB CRC.
 
@@ -253,9 +258,23 @@ class Chain:
             signature.append([tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in neural.weights()])
         # autograph=False: the chain has no tensor-dependent Python control flow, and autograph's
         # conversion of every Sionna function it reaches cost ~10 s of each first trace (same graph)
-        self._fn = tf.function(self._run, jit_compile=True, input_signature=signature, autograph=False)
+        self._fn = self._front_fn = self._back_fn = self._neural_program = None
+        if neural is None:
+            self._fn = tf.function(self._run, jit_compile=True, input_signature=signature, autograph=False)
+        else:
+            # Three programs (see the module docstring): the network is traced and compiled once per
+            # grid and batch size, not once per MCS.
+            self._front_fn = tf.function(self._front, jit_compile=True, input_signature=signature[:3] + signature[4:-1],
+                                         autograph=False)
+            width = neural.max_bits_per_symbol
+            self._back_fn = tf.function(
+                self._back, jit_compile=True, autograph=False,
+                input_signature=[tf.TensorSpec([None, NUM_OFDM_SYMBOLS, self.num_subcarriers, width], tf.float32),
+                                 tf.TensorSpec([None, self.num_coded_bits], tf.float32),
+                                 tf.TensorSpec([None, self.num_coded_bits], tf.float32)])
+            self._neural_program = neural_program(neural, key.num_ue_ant, self.num_subcarriers)
         self._received_fn = None    # built on first use (receiver adaptation only)
-        self._traced = False        # _fn traced (under stable_names, so the XLA cache finds it)
+        self._traced = False        # programs traced (under stable_names, so the XLA cache finds them)
         self.calls = 0              # batched calls made by backends (for benchmarks)
         self.transmissions = 0      # transmissions they carried (padding excluded)
         self.compiled_batches: set[int] = set()    # batch sizes called at least once (compiled)
@@ -368,48 +387,68 @@ class Chain:
         c, y = self._transmit(seeds, h, no)
         return y[:, 0], c[:, 0]
 
-    def _run(self, seeds, h, no, prev_llr, *extra):
-        """extra: ``h_int`` [B, A, J, S] when ``num_interferers`` > 0, then the neural receiver's weights."""
+    def _receive(self, seeds, h, no, h_int):
+        """Transmit and estimate: c [B, 1, N], the received grid y_rx [B, 1, A, 14, S] (what a neural
+        receiver sees), the detector's inputs y, h_hat, err_var (whitened when there are co-scheduled
+        streams) and the genie channels h_genie [B, 1, A, 1, L, 14, S] (whitened alike)."""
         tf = self._tf
         num_ant = self.key.num_ue_ant
         num_layers = self.key.num_layers
-        h_int = extra[0] if self.key.num_interferers else None
-        params = extra[-1] if self.neural is not None else None
         c, y = self._transmit(seeds, h, no, h_int)
         batch = tf.shape(h)[0]
         h_layers = h[:, :, None, :] if num_layers == 1 else self._layer_channels(h)          # [B, A, L, S]
         h_genie = tf.broadcast_to(h_layers[:, None, :, None, :, None, :],
                                   [batch, 1, num_ant, 1, num_layers, NUM_OFDM_SYMBOLS, self.num_subcarriers])
-
-        def ber_of(llr):
-            errors = tf.not_equal(tf.cast(llr > 0.0, tf.float32), c[:, 0])
-            return tf.reduce_mean(tf.cast(errors, tf.float32), axis=-1)
-
-        nan = tf.fill([batch], tf.constant(math.nan, tf.float32))
-        ber_genie, ber_ls = nan, nan
         if self.estimator is None:
             h_hat, err_var = h_genie, tf.zeros([], tf.float32)
         else:
             h_hat, err_var = self.estimator(y, no)
-        y_rx = y                                                      # what a neural receiver sees
+        y_rx = y
         if h_int is not None:
             y, h_hat, err_var = self._whiten(y, h_hat, err_var, no, h_int)
             _, h_genie, _ = self._whiten(y_rx, h_genie, tf.zeros([], tf.float32), no, h_int)
-        if self.neural is None:
-            llr = self._detect(y, h_hat, err_var, no)
-        else:
-            pilots = tf.broadcast_to(tf.constant(self.pilots)[None], [batch, NUM_OFDM_SYMBOLS, self.num_subcarriers])
-            llr = self.grid_to_coded(self.neural.llr_grid(y_rx[:, 0], pilots, no, params))
-            ber_ls = ber_of(self._detect(y, h_hat, err_var, no))
-            ber_genie = ber_of(self._detect(y, h_genie, tf.zeros([], tf.float32), no))
-        ber = ber_of(llr)
+        return c, y_rx, y, h_hat, err_var, h_genie
+
+    def _ber(self, llr, c):
+        """Uncoded BER [B] of the hard decisions on llr [B, N] against the coded bits c [B, N]."""
+        tf = self._tf
+        errors = tf.not_equal(tf.cast(llr > 0.0, tf.float32), c)
+        return tf.reduce_mean(tf.cast(errors, tf.float32), axis=-1)
+
+    def _decode(self, llr, c, prev_llr):
+        """This transmission's LLRs [B, N] -> (crc [B], ber [B], combined soft buffer [B, N])."""
         comb = prev_llr + llr
         _, crc = self.tb_decoder(comb[:, None, :])
+        return crc[:, 0], self._ber(llr, c), comb
+
+    def _eesm_db(self, h_hat, err_var, no):
+        tf = self._tf
         sinr = self._post_lmmse_sinr(h_hat, err_var, no)
         s_min = tf.reduce_min(sinr, axis=-1, keepdims=True)
         eesm = s_min[:, 0] - self.beta * tf.math.log(tf.reduce_mean(tf.exp(-(sinr - s_min) / self.beta), axis=-1))
-        eesm_db = 10.0 * tf.math.log(tf.maximum(eesm, 1e-30)) / math.log(10.0)
-        return crc[:, 0], ber, eesm_db, comb, ber_genie, ber_ls
+        return 10.0 * tf.math.log(tf.maximum(eesm, 1e-30)) / math.log(10.0)
+
+    def _run(self, seeds, h, no, prev_llr, *extra):
+        """The LMMSE receivers' one program; extra: ``h_int`` [B, A, J, S] when ``num_interferers`` > 0."""
+        tf = self._tf
+        c, _, y, h_hat, err_var, _ = self._receive(seeds, h, no, extra[0] if extra else None)
+        crc, ber, comb = self._decode(self._detect(y, h_hat, err_var, no), c[:, 0], prev_llr)
+        nan = tf.fill([tf.shape(h)[0]], tf.constant(math.nan, tf.float32))
+        return crc, ber, self._eesm_db(h_hat, err_var, no), comb, nan, nan
+
+    def _front(self, seeds, h, no, *extra):
+        """The neural receiver's first program: (c [B, N], y_rx [B, A, 14, S], ber_ls [B], ber_genie [B],
+        sinr_eff_db [B]); extra: ``h_int`` when ``num_interferers`` > 0."""
+        tf = self._tf
+        c, y_rx, y, h_hat, err_var, h_genie = self._receive(seeds, h, no, extra[0] if extra else None)
+        c = c[:, 0]
+        ber_ls = self._ber(self._detect(y, h_hat, err_var, no), c)
+        ber_genie = self._ber(self._detect(y, h_genie, tf.zeros([], tf.float32), no), c)
+        return c, y_rx[:, 0], ber_ls, ber_genie, self._eesm_db(h_hat, err_var, no)
+
+    def _back(self, llr_grid, c, prev_llr):
+        """The neural receiver's last program: its LLR grid [B, 14, S, W] -> (crc, ber, comb)."""
+        return self._decode(self.grid_to_coded(llr_grid), c, prev_llr)
 
     def _post_lmmse_sinr(self, h_hat, err_var, no):
         """Per data RE (and layer) post-LMMSE SINR [B, L * Ld * S] (layer-major) from the channel
@@ -450,12 +489,32 @@ class Chain:
             weights = self.neural.weights() if weights is None else weights
             args.append([tf.constant(w) for w in weights])
         if not self._traced:
-            with stable_names(f"run {self.key!r} {None if self.neural is None else self.neural.graph_key!r}"):
-                self._fn.get_concrete_function()
-            self._traced = True
-        out = ChainOutput(*(o.numpy() for o in self._fn(*args)))
+            self._trace()
+        if self.neural is None:
+            out = ChainOutput(*(o.numpy() for o in self._fn(*args)))
+        else:
+            c, y_rx, ber_ls, ber_genie, eesm_db = self._front_fn(*args[:3], *args[4:-1])
+            llr_grid = self._neural_program(y_rx, self.pilots, args[2], args[-1])
+            crc, ber, comb = self._back_fn(llr_grid, c, args[3])
+            out = ChainOutput(crc.numpy(), ber.numpy(), eesm_db.numpy(), comb.numpy(), ber_genie.numpy(),
+                              ber_ls.numpy())
         self.compiled_batches.add(len(seeds))
         return out
+
+    def _trace(self) -> None:
+        """Trace the chain's programs under names that depend on what they compute alone."""
+        if self.neural is None:
+            with stable_names(f"run {self.key!r} None"):
+                self._fn.get_concrete_function()
+        else:
+            # one chain per (key, graph) in a process (get_chain): the same identity is not traced twice
+            graph = self.neural.graph_key
+            with stable_names(f"front {self.key!r} {graph!r}"):
+                self._front_fn.get_concrete_function()
+            with stable_names(f"back {self.key!r} {graph!r}"):
+                self._back_fn.get_concrete_function()
+            self._neural_program.trace()
+        self._traced = True
 
     def __call__(self, seeds, h, no, prev_llr, h_int=None):
         return tuple(self.evaluate(seeds, h, no, prev_llr, h_int=h_int)[:4])
@@ -465,9 +524,18 @@ class Chain:
         transmissions ``seeds`` (the arguments of ``evaluate``): the same stateless draws as the
         chain's own call, compiled the same way, so they are the grids its receivers saw."""
         tf = self._tf
+        if self._front_fn is not None and not self.key.num_interferers:
+            # the neural chain's first program computes them anyway (one program less per MCS)
+            if not self._traced:
+                self._trace()
+            c, y, *_ = self._front_fn(tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64),
+                                      tf.constant(no, tf.float32))
+            return y.numpy(), c.numpy()
         if self._received_fn is None:
             self._received_fn = tf.function(self._received, jit_compile=True, autograph=False,
-                                             input_signature=self._fn.input_signature[:3])
+                                             input_signature=[tf.TensorSpec([None, 6], tf.int64),
+                                                              tf.TensorSpec([None, *self.h_shape], tf.complex64),
+                                                              tf.TensorSpec([None], tf.float32)])
             with stable_names(f"received {self.key!r}"):
                 self._received_fn.get_concrete_function()
         y, c = self._received_fn(tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64),
@@ -511,3 +579,51 @@ def _cache_key(key: ChainKey, neural: NeuralReceiver | None) -> tuple:
 
 _CHAINS: dict[tuple, Chain] = {}
 _CHAINS_LOCK = threading.Lock()
+
+
+class NeuralProgram:
+    """A neural receiver's ``llr_grid`` compiled alone: y [B, A, 14, S] complex64, pilots [14, S]
+    complex64, no [B] float32, params -> llr_grid [B, 14, S, W] float32. One per (graph, A, S), shared
+    by the chains of every MCS (``neural_program``); traced once, compiled once per batch size."""
+
+    def __init__(self, neural: NeuralReceiver, num_ant: int, num_subcarriers: int):
+        import tensorflow as tf
+
+        self._identity = f"neural {neural.graph_key!r} {num_ant} {num_subcarriers}"
+
+        def run(y, pilots, no, params):
+            batch = tf.shape(y)[0]
+            return neural.llr_grid(y, tf.broadcast_to(pilots[None], [batch, *pilots.shape]), no, params)
+
+        self._fn = tf.function(run, jit_compile=True, autograph=False, input_signature=[
+            tf.TensorSpec([None, num_ant, NUM_OFDM_SYMBOLS, num_subcarriers], tf.complex64),
+            tf.TensorSpec([NUM_OFDM_SYMBOLS, num_subcarriers], tf.complex64),
+            tf.TensorSpec([None], tf.float32),
+            [tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in neural.weights()]])
+        self._lock = threading.Lock()
+        self._traced = False
+
+    def trace(self) -> None:
+        """Trace under a name that depends on the graph and grid alone (the XLA cache key)."""
+        with self._lock:
+            if not self._traced:
+                with stable_names(self._identity):
+                    self._fn.get_concrete_function()
+                self._traced = True
+
+    def __call__(self, y, pilots, no, params):
+        self.trace()
+        return self._fn(y, pilots, no, params)
+
+
+def neural_program(neural: NeuralReceiver, num_ant: int, num_subcarriers: int) -> NeuralProgram:
+    """The process's :class:`NeuralProgram` of this graph and grid (built on first request)."""
+    key = (neural.graph_key, num_ant, num_subcarriers)
+    with _NEURAL_LOCK:       # not _CHAINS_LOCK: get_chain holds it while a chain asks for its program
+        if key not in _NEURAL_PROGRAMS:
+            _NEURAL_PROGRAMS[key] = NeuralProgram(neural, num_ant, num_subcarriers)
+        return _NEURAL_PROGRAMS[key]
+
+
+_NEURAL_PROGRAMS: dict[tuple, NeuralProgram] = {}
+_NEURAL_LOCK = threading.Lock()
