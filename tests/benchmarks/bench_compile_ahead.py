@@ -2,8 +2,9 @@
 ahead of need (``phy.compile_ahead``, simulator/phy/compile_ahead.py).
 
 Run: .venv/bin/pytest -q -m benchmark -s tests/benchmarks/bench_compile_ahead.py
-Fresh processes (one thread each for BLAS and TensorFlow) run ``scenarios/quickstart.yaml`` with
-``phy.backend=link_level`` (52 PRB, TDL-B, 30 km/h, OLLA and LightTune) for ``DURATION_S``:
+Fresh processes (one thread each for BLAS and TensorFlow) run, for ``DURATION_S``, ``scenarios/quickstart.yaml``
+with ``phy.backend=link_level`` (52 PRB, TDL-B, 30 km/h, OLLA and LightTune; LS+LMMSE) and
+``scenarios/deeprx_adaptation.yaml`` without its fine-tuning (4 PRB, the neural receiver's chains):
 - ``off``: ``phy.compile_ahead=0``, persistent XLA cache off (every program compiled in the run);
 - ``on``: the default ``compile_ahead`` (4), into an empty persistent cache;
 - ``on, cached``: the same again, finding ``on``'s programs in the cache (a second run of a scenario).
@@ -40,8 +41,8 @@ from simulator.quiet import load_tensorflow
 load_tensorflow()
 from simulator.engine import Simulation
 from simulator.loader import load_scenario
-sc = load_scenario("scenarios/quickstart.yaml", [f"duration_s={sys.argv[1]}", "phy.backend=link_level",
-                                                  f"phy.compile_ahead={sys.argv[2]}"])
+sc = load_scenario(sys.argv[4], [f"duration_s={sys.argv[1]}", "phy.backend=link_level",
+                                 f"phy.compile_ahead={sys.argv[2]}", *sys.argv[5:]])
 sim = Simulation(sc, sys.argv[3])
 t0 = time.perf_counter(); summary = sim.run(); wall = time.perf_counter() - t0
 phy = sim.phy
@@ -53,12 +54,19 @@ print("RESULT" + json.dumps(out))
 '''
 
 
-def _arm(reach: int, out: Path, cache: str) -> dict:
+# (scenario, overrides): the quickstart's LS+LMMSE chains; the neural receiver's chains (three programs
+# each, the network shared by every MCS) without fine-tuning, whose jobs would share the cores
+SCENARIOS = {"quickstart": ("scenarios/quickstart.yaml", []),
+             "deeprx": ("scenarios/deeprx_adaptation.yaml", ["models.receiver.adaptation=null"])}
+
+
+def _arm(reach: int, out: Path, cache: str, scenario: str) -> dict:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "AIRTUNE_XLA_CACHE": cache}
     env.pop("TF_XLA_FLAGS", None)
     env.pop("AIRTUNE_COMPILE_AHEAD", None)
-    proc = subprocess.run([sys.executable, "-c", ARM, str(DURATION_S), str(reach), str(out)], capture_output=True,
-                          text=True, env=env, cwd=REPO)
+    path, overrides = SCENARIOS[scenario]
+    proc = subprocess.run([sys.executable, "-c", ARM, str(DURATION_S), str(reach), str(out), path, *overrides],
+                          capture_output=True, text=True, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT"))
     return json.loads(line[len("RESULT"):])
@@ -75,11 +83,12 @@ def _stalls(arm: dict) -> tuple[float, list[float]]:
     return arm["programs"][0][1][0], stalls[1:]
 
 
-def test_compile_ahead(tmp_path):
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_compile_ahead(tmp_path, scenario):
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     cache = str(tmp_path / "xla")
-    arms = {"off": _arm(0, tmp_path / "off", "off"), "on": _arm(4, tmp_path / "on", cache),
-            "on, cached": _arm(4, tmp_path / "cached", cache)}
+    arms = {"off": _arm(0, tmp_path / "off", "off", scenario), "on": _arm(4, tmp_path / "on", cache, scenario),
+            "on, cached": _arm(4, tmp_path / "cached", cache, scenario)}
     assert len({a["slots"] for a in arms.values()}) == 1, "compiling ahead or the cache changed the slots log"
     for program, error in arms["on"]["errors"]:    # MCS the chain cannot simulate (e.g. code rate < 1/3 on BG1)
         print(f"\n[bench] not compiled ahead: MCS {program[0]}: {error[:90]}", end="")
@@ -92,7 +101,7 @@ def test_compile_ahead(tmp_path):
               f"{max(stalls, default=0):.2f} s, total {sum(stalls):.1f} s; {len(arm['ahead'])} compiled ahead "
               f"({sum(s for _, s in arm['ahead']):.0f} s in the thread); run {arm['wall_s']:.1f} s "
               f"({arm['slots_per_s']:.0f} UE-slots/s in the loop)", end="")
-    print(f"\n[bench] {DURATION_S} s of quickstart at link level; load average {load}")
+    print(f"\n[bench] {DURATION_S} s of {scenario} at link level; load average {load}")
     _, stalls_on = _stalls(arms["on"])
     a = max(stalls_on, default=0) <= 3.0
     b = total["on, cached"] <= 0.10 * total["off"]
