@@ -2,7 +2,8 @@
 seeds/000 Table 1 and Fig. 3), from the CSVs that ``python -m simulator.studies.deeprx_targeted`` writes.
 
 Gap reduction per (seed, target, variant, optimizer): random draws are averaged first, so every
-target counts once; the tables give mean +/- sample std over the targets (all seeds pooled).
+target counts once; the tables give mean +/- sample std over the targets (all seeds pooled) and, for
+the gap reduction on the slot, the Student-t 95 % confidence interval of that mean.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.lighttune import markdown_table
+from analysis.metrics import mean_ci
 
 # seeds/000 Table 1 / text: relative BER-gap reduction (%) of single-target fine-tuning, l-relative + BCE
 PAPER = {"influence/l_relative/bce, 200k": "65.6 +/- 13.5", "influence/l_relative/bce, 800k": "47.8 +/- 8.5",
@@ -44,11 +46,14 @@ def gap_table(results: pd.DataFrame, optimizer: str = "sgd") -> pd.DataFrame:
     targets whose slot gap shrank, change of the mean BER on other held-out slots (%)."""
     pt = per_target(results)
     pt = pt[pt["optimizer"] == optimizer]
+    ci = mean_ci(pt, "reduction_slot", by=["variant"], bounds=(-np.inf, 100.0)).set_index("variant")
     rows = []
     for v in [x for x in ORDER if x in set(pt["variant"])]:
         g = pt[pt["variant"] == v]
+        lo, hi = ci.loc[v, "ci_low"], ci.loc[v, "ci_high"]
         rows.append({"variant": v, "targets": len(g),
                      "gap reduction, slot (%)": _pm(g["reduction_slot"]),
+                     "95 % CI of the mean, slot (%)": f"[{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) else "",
                      "gap reduction, fresh noise (%)": _pm(g["reduction_channel"]),
                      "slot gap shrank": f"{g['improved_slot'].mean():.0%}",
                      "BER change, other slots (%)": _pm(g["general_change"], 2)})
