@@ -7,9 +7,11 @@ deeprx``, ~1 min; not counted). Requirement: <= 10 min wall on 2 cores with >= 3
 (``updates.parquet`` rows with ``applied_t_us`` >= 0); prints every applied update's BER gap before
 and after.
 
-Measured (2 idle cores, warm XLA cache, fine-tuning jobs in the run's worker thread): 7:47 wall
-(451.9 s in the event loop), 14 fine-tunings applied and a 15th in flight, 1.64 Mbit/s, first-
-transmission BLER 0.102, peak RSS 4.2 GB; computing the jobs in the loop instead took 13:36.
+Measured (2 idle cores, a new machine: the XLA cache held only what the pool's generation had put
+there, so every program of the run was compiled in it; fine-tuning jobs in the run's worker thread,
+checkpoint deeprx_small_20k): 6.9 min wall (400.7 s in the event loop), 14 fine-tunings applied and a
+15th in flight, 1.68 Mbit/s, first-transmission BLER 0.101, peak RSS 3.88 GB. With the previous
+checkpoint and a warm cache: 7:47; computing the jobs in the loop instead took 13:36.
 """
 from __future__ import annotations
 
