@@ -226,7 +226,7 @@ def reference_llrs(cfg: DeepRxDataConfig, arrays: dict[str, np.ndarray], receive
     [n, 14, sc, B] float32 (zero off the data REs and beyond each sample's order).
 
     receiver "lmmse": the chain's LS estimator (DMRS, linear interpolation) + LMMSE detector;
-    "genie_lmmse": the true h (error variance 0) + the same detector, as ``Chain._run`` does.
+    "genie_lmmse": the true h (error variance 0) + the same detector, as the chain's link does.
     Compare with the neural receiver through ``hard_ber(llr, bits, mask)``."""
     import tensorflow as tf
 

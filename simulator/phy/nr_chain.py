@@ -14,9 +14,21 @@ is the one definition of the DMRS pilot grid (``Chain.pilots``) and of the data 
 (``Chain.data_re``, ``Chain.data_re_index``); training data and neural receivers get them
 from it.
 
-Per transmission, inside one ``tf.function(jit_compile=True)`` per MCS (built lazily, cached
-per process, one trace per MCS, one XLA compilation per padded batch size; the neural receiver's
-three programs are described below):
+Per transmission, in programs (``tf.function``, built lazily, cached per process, one trace per program,
+XLA-compiled ones once per padded batch size) called in turn, the tensors staying where they are:
+
+* per MCS, the **draws** (payload bits, noise, co-scheduled symbols), in graph mode, not XLA:
+  TensorFlow's stateless kernels draw them faster than XLA's lowering on CPU, and need no compilation;
+* per MCS, the **encoder** (payload bits -> coded bits c [B, N]);
+* the **link** (``LinkProgram``: mapping, channel, estimation, detection, BERs, EESM), shared by every
+  MCS of one modulation order: it depends on the MCS only through the coded bits and the EESM's beta,
+  both arguments, so a new MCS of a modulation order already in use compiles only its encoder and
+  decoder (``tests/benchmarks/bench_xla_cache.py`` measures what a new MCS costs);
+* the neural receiver's network (``NeuralProgram``, one per graph and grid, shared by every MCS);
+* per MCS, the **decoder** (combining, ``TBDecoder``; the neural chain's also gathers the network's
+  LLRs into the coded-bit order).
+
+What they compute:
 
 * payload bits from a stateless RNG seeded by (tf_seed, ue, first slot of the transport
   block), so a retransmission regenerates exactly the same bits and coded bits;
@@ -25,7 +37,7 @@ three programs are described below):
   ``PUSCHTransmitter``, composed here so the coded bits are available for the BER);
 * frequency-domain channel: ``y = h x + n`` with ``h = tx.h`` [num_ue_ant, num_subcarriers]
   held over the 14 symbols, per-RE noise variance ``no = 10**(-snr_db/10)`` (signal power 1),
-  noise from a stateless RNG seeded by (tf_seed, ue, slot, tx_round). Two layers: ``h = tx.h``
+  noise from a stateless RNG seeded by (tf_seed, ue, harq, slot, tx_round). Two layers: ``h = tx.h``
   [num_ue_ant, 2, num_subcarriers] (one precoded stream H w_l per layer) and
   ``y = sum_l h_l x_l sqrt(1/2) + n``. Power convention: Sionna's ``LayerMapper`` only reorders
   symbols and, without codebook precoding, every layer leaves the ``ResourceGridMapper`` at the
@@ -52,11 +64,7 @@ three programs are described below):
   ``bits_per_symbol`` bits of each) and take the LMMSE receivers' place from here on. The
   weights are arguments of the compiled function, so changing them does not recompile. On
   the same received grid (same noise, same channel) the chain also runs LS+LMMSE and genie
-  LMMSE and reports their uncoded BER (``ber_ls``, ``ber_genie``). The neural chain is three
-  compiled programs called in turn, the tensors staying where they are: per MCS a front
-  (transmission, received grid, LS+LMMSE and genie BER, EESM), the network (``NeuralProgram``: one
-  per graph and grid, shared by every MCS, so the network is traced and compiled once, not once per
-  MCS) and per MCS a back (coded-bit gather, combining, decoding);
+  LMMSE and reports their uncoded BER (``ber_ls``, ``ber_genie``);
 * ``LayerDemapper`` -> Chase combining (the LLRs of this transmission are added to the soft
   buffer of the transport block) -> ``TBDecoder`` (20 BP iterations); ``ack`` = TB CRC.
 
@@ -84,7 +92,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -246,35 +254,34 @@ class Chain:
                 raise ValueError(f"the neural receiver gives {neural.max_bits_per_symbol} LLRs per RE; MCS "
                                  f"{key.mcs} needs {self.num_bits_per_symbol}")
         self._tf = tf
-        # The batch dimension is left open: one trace per MCS (~2 s), one XLA compilation per
-        # batch size actually used (~4-8 s at 52 PRB on 2 cores; ~1 s from the persistent cache).
-        signature = [tf.TensorSpec([None, 6], tf.int64),
-                     tf.TensorSpec([None, *self.h_shape], tf.complex64),
-                     tf.TensorSpec([None], tf.float32),
-                     tf.TensorSpec([None, self.num_coded_bits], tf.float32)]
-        if key.num_interferers:
-            signature.append(tf.TensorSpec([None, *self.h_int_shape], tf.complex64))
-        if neural is not None:
-            signature.append([tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in neural.weights()])
+        self._beta_tensor = tf.constant(self.beta, tf.float32)
+        n = self.num_coded_bits
+        seeds_spec = tf.TensorSpec([None, 6], tf.int64)
         # autograph=False: the chain has no tensor-dependent Python control flow, and autograph's
-        # conversion of every Sionna function it reaches cost ~10 s of each first trace (same graph)
-        self._fn = self._front_fn = self._back_fn = self._neural_program = None
+        # conversion of every Sionna function it reaches cost ~10 s of each first trace (same graph).
+        # The batch dimension is left open: one trace per program, one XLA compilation per batch size
+        # actually used. Per MCS: the encoder and the decoder; the link between them (LinkProgram) is
+        # shared by every MCS of the same modulation order (see the module docstring).
+        # The random draws are not XLA-compiled: in graph mode TensorFlow's stateless kernels draw them
+        # ~3x faster than XLA's lowering on CPU and need no compilation (a while loop over the batch
+        # cost ~0.4-0.6 s of each program's compilation); only the trace (~0.03 s) is paid per MCS.
+        self._draw_fn = tf.function(self._draw, jit_compile=False, autograph=False, input_signature=[seeds_spec])
+        self._encode_fn = tf.function(self._encode, jit_compile=True, autograph=False,
+                                      input_signature=[tf.TensorSpec([None, self.tbs_bits], tf.float32)])
+        self._link = link_program(self)
+        self._decode_fn = self._back_fn = self._neural_program = None
         if neural is None:
-            self._fn = tf.function(self._run, jit_compile=True, input_signature=signature, autograph=False)
+            self._decode_fn = tf.function(self._decode, jit_compile=True, autograph=False, input_signature=[
+                tf.TensorSpec([None, n], tf.float32), tf.TensorSpec([None, n], tf.float32)])
         else:
-            # Three programs (see the module docstring): the network is traced and compiled once per
-            # grid and batch size, not once per MCS.
-            self._front_fn = tf.function(self._front, jit_compile=True, input_signature=signature[:3] + signature[4:-1],
-                                         autograph=False)
             width = neural.max_bits_per_symbol
             self._back_fn = tf.function(
                 self._back, jit_compile=True, autograph=False,
                 input_signature=[tf.TensorSpec([None, NUM_OFDM_SYMBOLS, self.num_subcarriers, width], tf.float32),
-                                 tf.TensorSpec([None, self.num_coded_bits], tf.float32),
-                                 tf.TensorSpec([None, self.num_coded_bits], tf.float32)])
+                                 tf.TensorSpec([None, n], tf.float32),
+                                 tf.TensorSpec([None, n], tf.float32)])
             self._neural_program = neural_program(neural, key.num_ue_ant, self.num_subcarriers)
             self._pilots_tensor = tf.constant(self.pilots)     # converted once, not at every call
-        self._received_fn = None    # built on first use (receiver adaptation only)
         self._traced = False        # programs traced (under stable_names, so the XLA cache finds them)
         self.calls = 0              # batched calls made by backends (for benchmarks)
         self.transmissions = 0      # transmissions they carried (padding excluded)
@@ -291,23 +298,49 @@ class Chain:
         """The shape of one transmission's interfering channels ``h_int``: (A, J, S)."""
         return (self.key.num_ue_ant, self.key.num_interferers, self.num_subcarriers)
 
-    # -- traced ------------------------------------------------------------------------------
-    def _draw(self, seeds, num_ant: int):
-        """Per-element payload bits [B, tbs] and unit-variance complex noise [B, A, 14, S]."""
+    # -- traced: per MCS ---------------------------------------------------------------------
+    def _draw(self, seeds):
+        """The transmissions' random draws, each from its own stateless seed (graph mode, not XLA):
+        payload bits [B, tbs] (0/1 float32) seeded by (tf_seed, ue, harq, first slot), unit-variance
+        complex noise [B, A, 14, S] seeded by (tf_seed, ue, harq, slot, round) and, with co-scheduled
+        streams, their unit-power complex Gaussian symbols [B, J, 14, S] (seeded like the noise, another salt)."""
         tf = self._tf
         fold = tf.random.experimental.stateless_fold_in
-        shape = [2, num_ant, NUM_OFDM_SYMBOLS, self.num_subcarriers]
+        noise_shape = [2, self.key.num_ue_ant, NUM_OFDM_SYMBOLS, self.num_subcarriers]
+        int_shape = [2, self.key.num_interferers, NUM_OFDM_SYMBOLS, self.num_subcarriers]
+        half = tf.cast(math.sqrt(0.5), tf.complex64)
 
         def one(s):
-            # payload: (tf_seed, ue, harq, first slot); noise: (tf_seed, ue, harq, slot, round)
             ue_harq = fold(tf.stack([s[0], s[1]]), s[5])
             bits = tf.random.stateless_uniform([self.tbs_bits], fold(fold(ue_harq, _PAYLOAD_SALT), s[4]),
                                                minval=0, maxval=2, dtype=tf.int32)
-            w = tf.random.stateless_normal(shape, fold(fold(fold(ue_harq, _NOISE_SALT), s[2]), s[3]))
-            return tf.cast(bits, tf.float32), tf.complex(w[0], w[1]) * tf.cast(math.sqrt(0.5), tf.complex64)
+            w = tf.random.stateless_normal(noise_shape, fold(fold(fold(ue_harq, _NOISE_SALT), s[2]), s[3]))
+            out = [tf.cast(bits, tf.float32), tf.complex(w[0], w[1]) * half]
+            if self.key.num_interferers:
+                v = tf.random.stateless_normal(int_shape, fold(fold(fold(ue_harq, _INTERFERENCE_SALT), s[2]), s[3]))
+                out.append(tf.complex(v[0], v[1]) * half)
+            return tuple(out)
 
-        return tf.map_fn(one, seeds, fn_output_signature=(tf.float32, tf.complex64))
+        sig = (tf.float32, tf.complex64) + ((tf.complex64,) if self.key.num_interferers else ())
+        return tf.map_fn(one, seeds, fn_output_signature=sig)
 
+    def _encode(self, bits):
+        """Payload bits [B, tbs] -> coded bits c [B, N] (0/1 float32) through the ``TBEncoder``."""
+        return self.tb_encoder(bits[:, None, :])[:, 0]
+
+    def _decode(self, llr, prev_llr):
+        """This transmission's LLRs [B, N] -> (crc [B], combined soft buffer [B, N])."""
+        comb = prev_llr + llr
+        _, crc = self.tb_decoder(comb[:, None, :])
+        return crc[:, 0], comb
+
+    def _back(self, llr_grid, c, prev_llr):
+        """The neural receiver's last program: its LLR grid [B, 14, S, W] -> (crc, ber, comb)."""
+        llr = self.grid_to_coded(llr_grid)
+        crc, comb = self._decode(llr, prev_llr)
+        return crc, self._ber(llr, c), comb
+
+    # -- traced: per modulation order (LinkProgram) ------------------------------------------
     def grid_to_coded(self, llr_grid):
         """llr [B, 14, S, W] -> [B, N] in the coded-bit order (the data REs row-major, the first
         ``bits_per_symbol`` of each RE's W LLRs); traceable."""
@@ -325,37 +358,22 @@ class Chain:
         (the transmit power split over the layers; see the module docstring)."""
         return h * self._tf.cast(math.sqrt(1.0 / self.key.num_layers), h.dtype)
 
-    def _transmit(self, seeds, h, no, h_int=None):
-        """Coded bits c [B, 1, N] and received grid y [B, 1, A, 14, S] of the transmissions ``seeds``;
-        ``h_int`` [B, A, J, S]: the co-scheduled streams' channels, each carrying unit-power complex
-        Gaussian symbols on the data REs (their DMRS ports are orthogonal to the UE's: none on the DMRS)."""
+    def _transmit(self, c, w, h, no, v=None, h_int=None):
+        """The received grid y [B, 1, A, 14, S] of the coded bits c [B, N] through h with the noise w
+        [B, A, 14, S] (``_draw``); ``h_int`` [B, A, J, S]: the co-scheduled streams' channels, each
+        carrying the unit-power symbols v [B, J, 14, S] on the data REs (their DMRS ports are orthogonal
+        to the UE's: nothing on the DMRS)."""
         tf = self._tf
-        bits, w = self._draw(seeds, self.key.num_ue_ant)
-        c = self.tb_encoder(bits[:, None, :])                                  # [B, 1, N]
-        x = self.rg_mapper(self.layer_mapper(self.mapper(c)))                   # [B, 1, L, 14, S]
+        x = self.rg_mapper(self.layer_mapper(self.mapper(c[:, None, :])))       # [B, 1, L, 14, S]
         if self.key.num_layers == 1:
             s = h[:, :, None, :] * x[:, 0, 0][:, None]
         else:                                                                   # sum_l h_l x_l sqrt(1/L)
             s = tf.reduce_sum(self._layer_channels(h)[:, :, :, None, :] * x[:, 0][:, None], axis=2)
         if h_int is not None:
-            s = s + tf.reduce_sum(h_int[:, :, :, None, :] * self._interference(seeds)[:, None], axis=2)
+            v = v * tf.constant(self.data_re.astype(np.complex64))                  # data REs only
+            s = s + tf.reduce_sum(h_int[:, :, :, None, :] * v[:, None], axis=2)
         y = s + tf.cast(tf.sqrt(no), tf.complex64)[:, None, None, None] * w
-        return c, y[:, None]
-
-    def _interference(self, seeds):
-        """The co-scheduled streams' symbols [B, J, 14, S]: unit-power complex Gaussian on the data REs,
-        zero on the DMRS symbols, from a stateless RNG seeded like the noise (tf_seed, ue, harq, slot, round)."""
-        tf = self._tf
-        fold = tf.random.experimental.stateless_fold_in
-        shape = [2, self.key.num_interferers, NUM_OFDM_SYMBOLS, self.num_subcarriers]
-        data = tf.constant(self.data_re.astype(np.float32))                    # [14, S]
-
-        def one(s):
-            ue_harq = fold(tf.stack([s[0], s[1]]), s[5])
-            v = tf.random.stateless_normal(shape, fold(fold(fold(ue_harq, _INTERFERENCE_SALT), s[2]), s[3]))
-            return tf.complex(v[0] * data, v[1] * data) * tf.cast(math.sqrt(0.5), tf.complex64)
-
-        return tf.map_fn(one, seeds, fn_output_signature=tf.complex64)
+        return y[:, None]
 
     def _whiten(self, y, h_hat, err_var, no, h_int):
         """Interference-aware LMMSE through Sionna's detector: per subcarrier, R = no I + sum_j h_j h_j^H
@@ -384,18 +402,14 @@ class Chain:
         ev_w = tf.einsum("bsac,bxcylts->bxaylts", gain2, ev)
         return y_w, h_w, ev_w
 
-    def _received(self, seeds, h, no):
-        c, y = self._transmit(seeds, h, no)
-        return y[:, 0], c[:, 0]
-
-    def _receive(self, seeds, h, no, h_int):
-        """Transmit and estimate: c [B, 1, N], the received grid y_rx [B, 1, A, 14, S] (what a neural
-        receiver sees), the detector's inputs y, h_hat, err_var (whitened when there are co-scheduled
-        streams) and the genie channels h_genie [B, 1, A, 1, L, 14, S] (whitened alike)."""
+    def _receive(self, c, w, h, no, v, h_int):
+        """Transmit and estimate: the received grid y_rx [B, 1, A, 14, S] (what a neural receiver sees),
+        the detector's inputs y, h_hat, err_var (whitened when there are co-scheduled streams) and the
+        genie channels h_genie [B, 1, A, 1, L, 14, S] (whitened alike)."""
         tf = self._tf
         num_ant = self.key.num_ue_ant
         num_layers = self.key.num_layers
-        c, y = self._transmit(seeds, h, no, h_int)
+        y = self._transmit(c, w, h, no, v, h_int)
         batch = tf.shape(h)[0]
         h_layers = h[:, :, None, :] if num_layers == 1 else self._layer_channels(h)          # [B, A, L, S]
         h_genie = tf.broadcast_to(h_layers[:, None, :, None, :, None, :],
@@ -408,7 +422,7 @@ class Chain:
         if h_int is not None:
             y, h_hat, err_var = self._whiten(y, h_hat, err_var, no, h_int)
             _, h_genie, _ = self._whiten(y_rx, h_genie, tf.zeros([], tf.float32), no, h_int)
-        return c, y_rx, y, h_hat, err_var, h_genie
+        return y_rx, y, h_hat, err_var, h_genie
 
     def _ber(self, llr, c):
         """Uncoded BER [B] of the hard decisions on llr [B, N] against the coded bits c [B, N]."""
@@ -416,40 +430,33 @@ class Chain:
         errors = tf.not_equal(tf.cast(llr > 0.0, tf.float32), c)
         return tf.reduce_mean(tf.cast(errors, tf.float32), axis=-1)
 
-    def _decode(self, llr, c, prev_llr):
-        """This transmission's LLRs [B, N] -> (crc [B], ber [B], combined soft buffer [B, N])."""
-        comb = prev_llr + llr
-        _, crc = self.tb_decoder(comb[:, None, :])
-        return crc[:, 0], self._ber(llr, c), comb
-
-    def _eesm_db(self, h_hat, err_var, no):
+    def _eesm_db(self, h_hat, err_var, no, beta):
+        """EESM [B] in dB of the post-LMMSE SINRs with the MCS's ``beta`` (a scalar tensor)."""
         tf = self._tf
         sinr = self._post_lmmse_sinr(h_hat, err_var, no)
         s_min = tf.reduce_min(sinr, axis=-1, keepdims=True)
-        eesm = s_min[:, 0] - self.beta * tf.math.log(tf.reduce_mean(tf.exp(-(sinr - s_min) / self.beta), axis=-1))
+        eesm = s_min[:, 0] - beta * tf.math.log(tf.reduce_mean(tf.exp(-(sinr - s_min) / beta), axis=-1))
         return 10.0 * tf.math.log(tf.maximum(eesm, 1e-30)) / math.log(10.0)
 
-    def _run(self, seeds, h, no, prev_llr, *extra):
-        """The LMMSE receivers' one program; extra: ``h_int`` [B, A, J, S] when ``num_interferers`` > 0."""
-        tf = self._tf
-        c, _, y, h_hat, err_var, _ = self._receive(seeds, h, no, extra[0] if extra else None)
-        crc, ber, comb = self._decode(self._detect(y, h_hat, err_var, no), c[:, 0], prev_llr)
-        nan = tf.fill([tf.shape(h)[0]], tf.constant(math.nan, tf.float32))
-        return crc, ber, self._eesm_db(h_hat, err_var, no), comb, nan, nan
+    def _link_lmmse(self, c, w, h, no, beta, *extra):
+        """The LMMSE receivers' link: (llr [B, N], ber [B], sinr_eff_db [B]); extra: the co-scheduled
+        streams' symbols v [B, J, 14, S] and channels ``h_int`` [B, A, J, S] when ``num_interferers`` > 0."""
+        _, y, h_hat, err_var, _ = self._receive(c, w, h, no, *(extra or (None, None)))
+        llr = self._detect(y, h_hat, err_var, no)
+        return llr, self._ber(llr, c), self._eesm_db(h_hat, err_var, no, beta)
 
-    def _front(self, seeds, h, no, *extra):
-        """The neural receiver's first program: (c [B, N], y_rx [B, A, 14, S], ber_ls [B], ber_genie [B],
-        sinr_eff_db [B]); extra: ``h_int`` when ``num_interferers`` > 0."""
+    def _link_front(self, c, w, h, no, beta, *extra):
+        """The neural receiver's link, before the network: (y_rx [B, A, 14, S], ber_ls [B], ber_genie [B],
+        sinr_eff_db [B]); extra: v and ``h_int`` when ``num_interferers`` > 0 (as ``_link_lmmse``)."""
         tf = self._tf
-        c, y_rx, y, h_hat, err_var, h_genie = self._receive(seeds, h, no, extra[0] if extra else None)
-        c = c[:, 0]
+        y_rx, y, h_hat, err_var, h_genie = self._receive(c, w, h, no, *(extra or (None, None)))
         ber_ls = self._ber(self._detect(y, h_hat, err_var, no), c)
         ber_genie = self._ber(self._detect(y, h_genie, tf.zeros([], tf.float32), no), c)
-        return c, y_rx[:, 0], ber_ls, ber_genie, self._eesm_db(h_hat, err_var, no)
+        return y_rx[:, 0], ber_ls, ber_genie, self._eesm_db(h_hat, err_var, no, beta)
 
-    def _back(self, llr_grid, c, prev_llr):
-        """The neural receiver's last program: its LLR grid [B, 14, S, W] -> (crc, ber, comb)."""
-        return self._decode(self.grid_to_coded(llr_grid), c, prev_llr)
+    def _link_received(self, c, w, h, no):
+        """The received grid y [B, A, 14, S] alone."""
+        return self._transmit(c, w, h, no)[:, 0]
 
     def _post_lmmse_sinr(self, h_hat, err_var, no):
         """Per data RE (and layer) post-LMMSE SINR [B, L * Ld * S] (layer-major) from the channel
@@ -476,27 +483,30 @@ class Chain:
     # -- host --------------------------------------------------------------------------------
     def evaluate(self, seeds, h, no, prev_llr, weights: Sequence[np.ndarray] | None = None,
                  h_int: np.ndarray | None = None) -> ChainOutput:
-        """One compiled call; ``weights``: the neural receiver's (default: the current weights of the
-        receiver this chain was built with, which may be another receiver of the same graph);
-        ``h_int`` [B, A, J, S] the co-scheduled streams' channels (``num_interferers`` J > 0 only)."""
+        """One batched call of the chain's programs (the tensors stay where they are between them);
+        ``weights``: the neural receiver's (default: the current weights of the receiver this chain was
+        built with, which may be another receiver of the same graph); ``h_int`` [B, A, J, S] the
+        co-scheduled streams' channels (``num_interferers`` J > 0 only)."""
         tf = self._tf
-        args = [tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32),
-                tf.constant(prev_llr, tf.float32)]
         if (h_int is None) != (self.key.num_interferers == 0):
             raise ValueError(f"h_int is needed exactly when num_interferers > 0 ({self.key.num_interferers})")
-        if h_int is not None:
-            args.append(tf.constant(h_int, tf.complex64))
-        if self.neural is not None:
-            weights = self.neural.weights() if weights is None else weights
-            args.append([tf.constant(w) for w in weights])
+        seeds_t, h_t, no_t = tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32)
+        prev_t = tf.constant(prev_llr, tf.float32)
         if not self._traced:
             self._trace()
+        bits, w, *v = self._draw_fn(seeds_t)
+        extra = [] if h_int is None else [v[0], tf.constant(h_int, tf.complex64)]
+        c = self._encode_fn(bits)
         if self.neural is None:
-            out = ChainOutput(*(o.numpy() for o in self._fn(*args)))
+            llr, ber, eesm_db = self._link.lmmse(c, w, h_t, no_t, self._beta_tensor, *extra)
+            crc, comb = self._decode_fn(llr, prev_t)
+            nan = np.full(len(seeds), np.nan, np.float32)
+            out = ChainOutput(crc.numpy(), ber.numpy(), eesm_db.numpy(), comb.numpy(), nan, nan.copy())
         else:
-            c, y_rx, ber_ls, ber_genie, eesm_db = self._front_fn(*args[:3], *args[4:-1])
-            llr_grid = self._neural_program(y_rx, self._pilots_tensor, args[2], args[-1])
-            crc, ber, comb = self._back_fn(llr_grid, c, args[3])
+            weights = self.neural.weights() if weights is None else weights
+            y_rx, ber_ls, ber_genie, eesm_db = self._link.front(c, w, h_t, no_t, self._beta_tensor, *extra)
+            llr_grid = self._neural_program(y_rx, self._pilots_tensor, no_t, [tf.constant(w) for w in weights])
+            crc, ber, comb = self._back_fn(llr_grid, c, prev_t)
             out = ChainOutput(crc.numpy(), ber.numpy(), eesm_db.numpy(), comb.numpy(), ber_genie.numpy(),
                               ber_ls.numpy())
         self.compiled_batches.add(len(seeds))
@@ -504,17 +514,19 @@ class Chain:
 
     def _trace(self) -> None:
         """Trace the chain's programs under names that depend on what they compute alone."""
+        graph = None if self.neural is None else self.neural.graph_key
+        with stable_names(f"encode {self.key!r}"):
+            self._draw_fn.get_concrete_function()
+            self._encode_fn.get_concrete_function()
         if self.neural is None:
-            with stable_names(f"run {self.key!r} None"):
-                self._fn.get_concrete_function()
+            with stable_names(f"decode {self.key!r}"):
+                self._decode_fn.get_concrete_function()
         else:
             # one chain per (key, graph) in a process (get_chain): the same identity is not traced twice
-            graph = self.neural.graph_key
-            with stable_names(f"front {self.key!r} {graph!r}"):
-                self._front_fn.get_concrete_function()
             with stable_names(f"back {self.key!r} {graph!r}"):
                 self._back_fn.get_concrete_function()
             self._neural_program.trace()
+        self._link.trace()
         self._traced = True
 
     def __call__(self, seeds, h, no, prev_llr, h_int=None):
@@ -522,27 +534,20 @@ class Chain:
 
     def received(self, seeds, h, no) -> tuple[np.ndarray, np.ndarray]:
         """The received grid y [B, A, 14, S] complex64 and the coded bits [B, N] float32 (0/1) of the
-        transmissions ``seeds`` (the arguments of ``evaluate``): the same stateless draws as the
-        chain's own call, compiled the same way, so they are the grids its receivers saw."""
+        transmissions ``seeds`` (the arguments of ``evaluate``): the same stateless draws through the
+        same programs, so they are the grids its receivers saw."""
         tf = self._tf
-        if self._front_fn is not None and not self.key.num_interferers:
-            # the neural chain's first program computes them anyway (one program less per MCS)
-            if not self._traced:
-                self._trace()
-            c, y, *_ = self._front_fn(tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64),
-                                      tf.constant(no, tf.float32))
-            return y.numpy(), c.numpy()
-        if self._received_fn is None:
-            self._received_fn = tf.function(self._received, jit_compile=True, autograph=False,
-                                             input_signature=[tf.TensorSpec([None, 6], tf.int64),
-                                                              tf.TensorSpec([None, *self.h_shape], tf.complex64),
-                                                              tf.TensorSpec([None], tf.float32)])
-            with stable_names(f"received {self.key!r}"):
-                self._received_fn.get_concrete_function()
-        y, c = self._received_fn(tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64),
-                                 tf.constant(no, tf.float32))
+        seeds_t, h_t, no_t = tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32)
+        if not self._traced:
+            self._trace()
+        bits, w, *_ = self._draw_fn(seeds_t)
+        c = self._encode_fn(bits)
+        if self.neural is not None and not self.key.num_interferers:
+            # the neural chain's link computes it anyway (one program less per modulation order)
+            y = self._link.front(c, w, h_t, no_t, self._beta_tensor)[0]
+        else:
+            y = self._link.received(c, w, h_t, no_t)
         return y.numpy(), c.numpy()
-
     def padded_inputs(self, n: int, min_batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zeroed seeds [b, 6] int64, h [b, *h_shape] complex64 and no [b] float32 for n transmissions,
         padded to the batch b = max(min_batch, next power of two >= n): XLA compiles once per batch
@@ -580,6 +585,81 @@ def _cache_key(key: ChainKey, neural: NeuralReceiver | None) -> tuple:
 
 _CHAINS: dict[tuple, Chain] = {}
 _CHAINS_LOCK = threading.Lock()
+
+
+class LinkProgram:
+    """The programs between a chain's encoder and its decoder: mapping, the channel and noise, channel
+    estimation, detection and demapping, the uncoded BERs and the EESM. They depend on the grid, the
+    receiver, the layers, the co-scheduled streams and the modulation order, not on the MCS (the
+    coded bits and the EESM's beta are arguments), so one is traced and compiled for every MCS of a
+    modulation order (``link_program``). Built from the first chain that asks; traced once (thread-safe),
+    compiled once per batch size.
+
+    ``lmmse(c, w, h, no, beta[, v, h_int])`` -> (llr [B, N], ber [B], sinr_eff_db [B]) (LMMSE receivers;
+    c the coded bits, w the noise and v the co-scheduled symbols of ``Chain._draw``);
+    ``front(...)`` -> (y_rx [B, A, 14, S], ber_ls, ber_genie, sinr_eff_db) (neural receiver);
+    ``received(c, w, h, no)`` -> y [B, A, 14, S].
+    """
+
+    def __init__(self, chain: Chain, identity: str):
+        import tensorflow as tf
+
+        self.identity = identity
+        key = chain.key
+        spec = [tf.TensorSpec([None, chain.num_coded_bits], tf.float32),
+                tf.TensorSpec([None, key.num_ue_ant, NUM_OFDM_SYMBOLS, chain.num_subcarriers], tf.complex64),
+                tf.TensorSpec([None, *chain.h_shape], tf.complex64), tf.TensorSpec([None], tf.float32)]
+        beta = [tf.TensorSpec([], tf.float32)]
+        h_int = [tf.TensorSpec([None, key.num_interferers, NUM_OFDM_SYMBOLS, chain.num_subcarriers], tf.complex64),
+                 tf.TensorSpec([None, *chain.h_int_shape], tf.complex64)] if key.num_interferers else []
+        link = chain._link_lmmse if chain.neural is None else chain._link_front
+        self._link = tf.function(link, jit_compile=True, autograph=False, input_signature=spec + beta + h_int)
+        self._received = tf.function(chain._link_received, jit_compile=True, autograph=False, input_signature=spec)
+        self._is_neural = chain.neural is not None
+        self._lock = threading.Lock()
+        self._traced: set[str] = set()
+
+    def _ensure(self, which: str) -> None:
+        with self._lock:
+            if which not in self._traced:
+                fn = self._link if which == "link" else self._received
+                with stable_names(f"{which} {self.identity}"):
+                    fn.get_concrete_function()
+                self._traced.add(which)
+
+    def trace(self) -> None:
+        """Trace the link (the received-grid program is traced on its first call)."""
+        self._ensure("link")
+
+    def lmmse(self, *args):
+        if self._is_neural:
+            raise TypeError("the neural receiver's link has no LMMSE decoding path; call front")
+        self._ensure("link")
+        return self._link(*args)
+
+    def front(self, *args):
+        if not self._is_neural:
+            raise TypeError("an LMMSE receiver's link has no neural front; call lmmse")
+        self._ensure("link")
+        return self._link(*args)
+
+    def received(self, *args):
+        self._ensure("received")
+        return self._received(*args)
+
+
+def link_program(chain: Chain) -> LinkProgram:
+    """The process's :class:`LinkProgram` of ``chain``'s grid, receiver, layers, co-scheduled streams and
+    modulation order (built from ``chain`` on first request)."""
+    identity = f"{replace(chain.key, mcs=-1, mcs_table=0)!r} {chain.num_bits_per_symbol}"
+    with _LINKS_LOCK:       # not _CHAINS_LOCK: get_chain holds it while a chain asks for its link
+        if identity not in _LINKS:
+            _LINKS[identity] = LinkProgram(chain, identity)
+        return _LINKS[identity]
+
+
+_LINKS: dict[str, LinkProgram] = {}
+_LINKS_LOCK = threading.Lock()
 
 
 class NeuralProgram:

@@ -3,14 +3,14 @@
 
 Run: .venv/bin/pytest -q -m benchmark -s tests/benchmarks/bench_chain_trace.py
 Each arm is a fresh process (one thread) that builds the LS+LMMSE chains of MCS 5 and 10 at 52 PRB,
-30 kHz, and reports per MCS the trace (``get_concrete_function``) and the first call (XLA
+30 kHz, and reports per MCS the traces of its programs (``Chain._trace``) and the first call (XLA
 compilation and one run), then writes the outputs of one batch (compared by hash: equal). Measured
-(2 cores, two other simulations running, load 3.1-3.9), since the chain is traced without autograph
-(simulator/phy/nr_chain.py): the two traces (MCS 5 and 10) take 4.8 / 3.7 s without the cache and
-3.1 / 3.0 s with it in two runs (the first trace also fills the cache with the sequences every chain
-shares). With autograph on, the same cache had cut them from 20.8 to 8.9 s: the sequence generation is
-Python, which autograph made slow. The first call after it (XLA compilation and one run, ~5 s under that
-load) is untouched. The bench asserts the cache changes no bit and that the traces are shorter with it.
+(2 cores, two other simulations running, load 3.1-3.9), when each MCS was one program traced without
+autograph: the two traces (MCS 5 and 10) took 4.8 / 3.7 s without the cache and 3.1 / 3.0 s with it in
+two runs (the first trace also fills the cache with the sequences every chain shares). With autograph
+on, the same cache had cut them from 20.8 to 8.9 s: the sequence generation is Python, which autograph
+made slow. The first call after it (XLA compilation and one run) is untouched. The bench asserts the
+cache changes no bit and that the traces are shorter with it.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from tests.benchmarks.chain_inputs import chain_batch
 out = {}
 for mcs in (5, 10):
     ch = get_chain(ChainKey(52, 30, 1, 1, 1, "lmmse", mcs))
-    t = time.perf_counter(); ch._fn.get_concrete_function(); trace = time.perf_counter() - t
+    t = time.perf_counter(); ch._trace(); trace = time.perf_counter() - t
     t = time.perf_counter()
     res = ch.evaluate(*chain_batch(ch))
     first = time.perf_counter() - t

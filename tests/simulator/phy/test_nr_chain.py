@@ -86,3 +86,29 @@ def test_chain_cache_and_unknown_receiver(receiver):
     assert get_chain(key) is get_chain(key)
     with pytest.raises(ValueError):
         get_chain(ChainKey(NUM_PRBS, 30, 1, 2, 1, "zf", 3))
+
+
+def test_one_link_per_modulation_order_changes_no_output():
+    """MCS 3 and 5 (QPSK) share one link program, MCS 10 (16-QAM) has its own; through the shared link
+    (built from MCS 3's chain) MCS 5 gives exactly what it gives through a link built from its own chain,
+    the EESM with its own beta included."""
+    from simulator.phy.nr_chain import ChainOutput, LinkProgram
+
+    qpsk, other, qam16 = (get_chain(ChainKey(NUM_PRBS, 30, 1, 2, 1, "lmmse", m)) for m in (3, QPSK_MCS, 10))
+    assert qpsk._link is other._link and qam16._link is not qpsk._link
+    assert qpsk.beta != other.beta
+    rng = np.random.default_rng(4)
+    n = 4
+    seeds = np.stack([np.full(n, 9), np.zeros(n), np.arange(n), np.ones(n), np.arange(n), np.zeros(n)], 1)
+    h = ((rng.normal(size=(n, 1, other.num_subcarriers)) + 1j * rng.normal(size=(n, 1, other.num_subcarriers)))
+         / np.sqrt(2)).astype(np.complex64)
+    args = (seeds.astype(np.int64), h, np.full(n, 0.5, np.float32), np.zeros((n, other.num_coded_bits), np.float32))
+    shared = other.evaluate(*args)
+    saved, other._link = other._link, LinkProgram(other, "test: MCS 5's own link")
+    try:
+        own = other.evaluate(*args)
+    finally:
+        other._link = saved
+    for field in ChainOutput._fields:
+        np.testing.assert_array_equal(getattr(shared, field), getattr(own, field), err_msg=field)
+    assert np.isfinite(shared.sinr_eff_db).all() and 0 < shared.ber.mean() < 0.5
