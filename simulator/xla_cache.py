@@ -1,12 +1,13 @@
 """Compiled XLA programs kept across processes: TensorFlow's persistent compilation cache.
 
-A link-level run compiles one XLA program per NR chain (MCS, layers, allocation, batch), ~4-8 s
-each at 52 PRB on 2 cores, and every new process paid it again. With ``--tf_xla_persistent_cache_directory``
+A link-level run compiles XLA programs per NR chain (MCS, layers, allocation, batch: an encoder and a
+decoder per MCS, a link per modulation order; ``simulator/phy/nr_chain.py``), 1.3-1.5 s of compilation
+per new MCS at 52 PRB on 2 idle cores, and every new process paid it again. With ``--tf_xla_persistent_cache_directory``
 TensorFlow writes each compiled program to a file keyed by its HLO fingerprint and the device, and a
 later process that builds the same program loads it instead of compiling; a changed program (another
 TensorFlow, another chain) gets a new key. The key is taken after the graph is lowered to HLO, so a
-cached program still costs its lowering (~1 s since the LDPC decoder's reductions lower cheaply:
-simulator/phy/ldpc_updates.py). The tracing of the Python ``tf.function`` is not cached:
+cached program still costs its lowering (0.1-0.4 s per MCS at 52 PRB; cheap since the LDPC decoder's
+reductions lower cheaply: simulator/phy/ldpc_updates.py). The tracing of the Python ``tf.function`` is not cached:
 it is still paid per process (``tests/benchmarks/bench_xla_cache.py`` measures both).
 The key includes the names TensorFlow gives the traced functions, which count up per process; the
 chains are traced under ``simulator.phy.stable_names`` so that theirs do not depend on what was

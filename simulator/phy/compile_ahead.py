@@ -1,7 +1,9 @@
 """Compiling the link-level programs a run is about to need, in a background thread.
 
-Each NR chain program (MCS, layers, allocation, batch: ``simulator/phy/nr_chain.py``) is traced and
-XLA-compiled on its first call, ~6-8 s at 52 PRB on one core, and the run waits for it. Outer-loop
+A new NR chain (MCS, layers, allocation, batch: ``simulator/phy/nr_chain.py``) traces and XLA-compiles
+its encoder and decoder on its first call, and the link they share when it is the first MCS of its
+modulation order: ~1.4 s, ~2.2-2.6 s at a new modulation order, at 52 PRB on 2 idle cores
+(``tests/benchmarks/bench_xla_cache.py``), and the run waits for it. Outer-loop
 link adaptation moves the MCS a step at a time, so the next program a run needs is almost always an
 MCS next to the one in use. ``CompileAhead`` keeps a worker thread compiling the ``reach`` MCS on
 either side of the last one evaluated (nearest first: m+1, m-1, m+2, ...) while the run goes on;

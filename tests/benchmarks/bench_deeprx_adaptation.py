@@ -3,15 +3,11 @@ of simulated time, as a user runs it (``airtune run``, a fresh process), with th
 
 Run: .venv/bin/python -m pytest -m benchmark -s tests/benchmarks/bench_deeprx_adaptation.py
 Uses ``data/deeprx_small`` when it is there, else draws it into the test's folder first (``airtune data
-deeprx``, ~1 min; not counted). Requirement: <= 10 min wall on 2 cores with >= 3 fine-tunings applied
+deeprx``, ~30 s; not counted). Requirement: <= 10 min wall on 2 cores with >= 3 fine-tunings applied
 (``updates.parquet`` rows with ``applied_t_us`` >= 0); prints every applied update's BER gap before
 and after.
 
-Measured (2 idle cores, a new machine: the XLA cache held only what the pool's generation had put
-there, so every program of the run was compiled in it; fine-tuning jobs in the run's worker thread,
-checkpoint deeprx_small_20k): 6.9 min wall (400.7 s in the event loop), 14 fine-tunings applied and a
-15th in flight, 1.68 Mbit/s, first-transmission BLER 0.101, peak RSS 3.88 GB. With the previous
-checkpoint and a warm cache: 7:47; computing the jobs in the loop instead took 13:36.
+Measured: see docs/validation.md (the row of this benchmark) and the README.
 """
 from __future__ import annotations
 
