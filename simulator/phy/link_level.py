@@ -80,7 +80,7 @@ class LinkLevelBackend:
             self.neural_weights = [np.array(w) for w in neural.weights()]
         elif neural is not None:
             raise ValueError(f"a neural receiver was given but phy.receiver is {phy.receiver!r}")
-        # one XLA compilation per MCS: at most num_ues * k1 transmissions are ever pending
+        # one batch size, so each program compiles once: at most num_ues * k1 transmissions are ever pending
         self.min_batch = int(phy.link_level_batch or len(scenario.ues) * scenario.harq.k1_slots)
         self._key = dict(num_prbs=carrier.num_prbs, subcarrier_spacing_khz=carrier.subcarrier_spacing_khz,
                          mcs_table=phy.mcs_table, num_dmrs_symbols=phy.num_dmrs_symbols,

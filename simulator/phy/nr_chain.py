@@ -1,5 +1,5 @@
-"""The Sionna NR transport-block chain of the link_level backend, XLA-compiled per MCS, layer count,
-allocation size (``ChainKey.num_prbs``) and co-scheduled stream count.
+"""The Sionna NR transport-block chain of the link_level backend, one per MCS, layer count, allocation
+size (``ChainKey.num_prbs``) and co-scheduled stream count, XLA-compiled in a few programs (below).
 
 Sionna 1.2.2 has no PDSCH chain, so the PUSCH components stand in for it: CP-OFDM without
 transform precoding, one or two layers (``ChainKey.num_layers``) carrying one codeword, one

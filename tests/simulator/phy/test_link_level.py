@@ -1,7 +1,7 @@
 """The link-level backend: transmissions queued, batched per MCS into the NR chain, HARQ soft buffers.
 
 Every test here uses 4 PRBs at 30 kHz and shares chains through ``get_chain``'s per-process
-cache: the cost is the XLA compilation (~5-10 s per MCS and batch size on two cores).
+cache: the cost is the XLA compilation (~1-3 s per MCS and batch size on two cores).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The known answer: a "neural receiver" that returns the chain's own LS+LMMSE LLRs, placed on
 the resource grid, must reproduce the ``lmmse`` receiver exactly (ACK/NACK over HARQ rounds,
 BER, soft buffers): that pins the grid -> coded-bit layout, the LLR sign and scale and the
-Chase-combining path. Each chain costs one XLA compilation (~10-15 s on two cores).
+Chase-combining path. Each chain costs its XLA compilations (~1-4 s on two cores).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 per-layer-count batching.
 
 Every test here uses 4 PRBs at 30 kHz, two UE antennas and MCS 10 of table 1 (16QAM), and shares
-chains through ``get_chain``'s per-process cache: the cost is the XLA compilation (~10-15 s per
+chains through ``get_chain``'s per-process cache: the cost is the XLA compilation (~1-4 s per
 chain and batch size on two cores). The backends are built directly (the scenario asks for
 ``csi_rs.report.max_rank`` 1: only the transmissions carry two layers).
 """

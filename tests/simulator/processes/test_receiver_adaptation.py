@@ -1,7 +1,7 @@
 """receiver_adaptation in the event loop: a tiny DeepRx (4 PRB, one DMRS symbol) fine-tuned on the
 network side when its BER gap to genie grows, the coded update sent on a downlink pipe; the UE
 receives with its old weights until the update has arrived, then with the weights decoded from
-the update's bytes. Each chain costs one XLA compilation (~10-15 s on two cores); they are
+the update's bytes. Each chain costs its XLA compilations (~1-4 s on two cores); they are
 shared by the tests of this module (same grid and receiver graph)."""
 from __future__ import annotations
 
