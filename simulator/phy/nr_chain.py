@@ -24,7 +24,7 @@ XLA-compiled ones once per padded batch size) called in turn, the tensors stayin
   MCS of one modulation order: it depends on the MCS only through the coded bits and the EESM's beta,
   both arguments, so a new MCS of a modulation order already in use compiles only its encoder and
   decoder (``tests/benchmarks/bench_xla_cache.py`` measures what a new MCS costs);
-* the neural receiver's network (``NeuralProgram``, one per graph and grid, shared by every MCS);
+* the neural receiver's network (``neural_program``, one per graph and grid, shared by every MCS);
 * per MCS, the **decoder** (combining, ``TBDecoder``; the neural chain's also gathers the network's
   LLRs into the coded-bit order).
 
@@ -490,27 +490,32 @@ class Chain:
         tf = self._tf
         if (h_int is None) != (self.key.num_interferers == 0):
             raise ValueError(f"h_int is needed exactly when num_interferers > 0 ({self.key.num_interferers})")
-        seeds_t, h_t, no_t = tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32)
+        c, w, v, h_t, no_t = self._transmitted(seeds, h, no)
         prev_t = tf.constant(prev_llr, tf.float32)
-        if not self._traced:
-            self._trace()
-        bits, w, *v = self._draw_fn(seeds_t)
         extra = [] if h_int is None else [v[0], tf.constant(h_int, tf.complex64)]
-        c = self._encode_fn(bits)
         if self.neural is None:
-            llr, ber, eesm_db = self._link.lmmse(c, w, h_t, no_t, self._beta_tensor, *extra)
+            llr, ber, eesm_db = self._link.link(c, w, h_t, no_t, self._beta_tensor, *extra)
             crc, comb = self._decode_fn(llr, prev_t)
             nan = np.full(len(seeds), np.nan, np.float32)
             out = ChainOutput(crc.numpy(), ber.numpy(), eesm_db.numpy(), comb.numpy(), nan, nan.copy())
         else:
             weights = self.neural.weights() if weights is None else weights
-            y_rx, ber_ls, ber_genie, eesm_db = self._link.front(c, w, h_t, no_t, self._beta_tensor, *extra)
+            y_rx, ber_ls, ber_genie, eesm_db = self._link.link(c, w, h_t, no_t, self._beta_tensor, *extra)
             llr_grid = self._neural_program(y_rx, self._pilots_tensor, no_t, [tf.constant(w) for w in weights])
             crc, ber, comb = self._back_fn(llr_grid, c, prev_t)
             out = ChainOutput(crc.numpy(), ber.numpy(), eesm_db.numpy(), comb.numpy(), ber_genie.numpy(),
                               ber_ls.numpy())
         self.compiled_batches.add(len(seeds))
         return out
+
+    def _transmitted(self, seeds, h, no):
+        """The host arrays as tensors and what the transmitter sends: (coded bits c [B, N], noise w,
+        co-scheduled symbols [v] or [], h, no), the chain's programs traced first."""
+        tf = self._tf
+        if not self._traced:
+            self._trace()
+        bits, w, *v = self._draw_fn(tf.constant(seeds, tf.int64))
+        return self._encode_fn(bits), w, v, tf.constant(h, tf.complex64), tf.constant(no, tf.float32)
 
     def _trace(self) -> None:
         """Trace the chain's programs under names that depend on what they compute alone."""
@@ -526,7 +531,7 @@ class Chain:
             with stable_names(f"back {self.key!r} {graph!r}"):
                 self._back_fn.get_concrete_function()
             self._neural_program.trace()
-        self._link.trace()
+        self._link.link.trace()
         self._traced = True
 
     def __call__(self, seeds, h, no, prev_llr, h_int=None):
@@ -536,18 +541,14 @@ class Chain:
         """The received grid y [B, A, 14, S] complex64 and the coded bits [B, N] float32 (0/1) of the
         transmissions ``seeds`` (the arguments of ``evaluate``): the same stateless draws through the
         same programs, so they are the grids its receivers saw."""
-        tf = self._tf
-        seeds_t, h_t, no_t = tf.constant(seeds, tf.int64), tf.constant(h, tf.complex64), tf.constant(no, tf.float32)
-        if not self._traced:
-            self._trace()
-        bits, w, *_ = self._draw_fn(seeds_t)
-        c = self._encode_fn(bits)
+        c, w, _, h_t, no_t = self._transmitted(seeds, h, no)
         if self.neural is not None and not self.key.num_interferers:
             # the neural chain's link computes it anyway (one program less per modulation order)
-            y = self._link.front(c, w, h_t, no_t, self._beta_tensor)[0]
+            y = self._link.link(c, w, h_t, no_t, self._beta_tensor)[0]
         else:
             y = self._link.received(c, w, h_t, no_t)
         return y.numpy(), c.numpy()
+
     def padded_inputs(self, n: int, min_batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zeroed seeds [b, 6] int64, h [b, *h_shape] complex64 and no [b] float32 for n transmissions,
         padded to the batch b = max(min_batch, next power of two >= n): XLA compiles once per batch
@@ -587,24 +588,57 @@ _CHAINS: dict[tuple, Chain] = {}
 _CHAINS_LOCK = threading.Lock()
 
 
+class SharedProgram:
+    """A ``tf.function`` that many chains call: traced once (thread-safe: the compile-ahead thread calls
+    it too) under a name that depends on ``identity`` alone (``stable_names``: the XLA cache key),
+    compiled once per batch size."""
+
+    def __init__(self, fn, identity: str):
+        self._fn = fn
+        self.identity = identity
+        self._lock = threading.Lock()
+        self._traced = False
+
+    def trace(self) -> None:
+        with self._lock:
+            if not self._traced:
+                with stable_names(self.identity):
+                    self._fn.get_concrete_function()
+                self._traced = True
+
+    def __call__(self, *args):
+        self.trace()
+        return self._fn(*args)
+
+
+def _shared(key, build):
+    """The process's shared object of ``key``, built by ``build()`` on first request."""
+    with _SHARED_LOCK:       # not _CHAINS_LOCK: get_chain holds it while a chain asks for its programs
+        if key not in _SHARED:
+            _SHARED[key] = build()
+        return _SHARED[key]
+
+
+_SHARED: dict = {}
+_SHARED_LOCK = threading.Lock()
+
+
 class LinkProgram:
     """The programs between a chain's encoder and its decoder: mapping, the channel and noise, channel
     estimation, detection and demapping, the uncoded BERs and the EESM. They depend on the grid, the
     receiver, the layers, the co-scheduled streams and the modulation order, not on the MCS (the
     coded bits and the EESM's beta are arguments), so one is traced and compiled for every MCS of a
-    modulation order (``link_program``). Built from the first chain that asks; traced once (thread-safe),
-    compiled once per batch size.
+    modulation order (``link_program``). Built from the first chain that asks.
 
-    ``lmmse(c, w, h, no, beta[, v, h_int])`` -> (llr [B, N], ber [B], sinr_eff_db [B]) (LMMSE receivers;
-    c the coded bits, w the noise and v the co-scheduled symbols of ``Chain._draw``);
-    ``front(...)`` -> (y_rx [B, A, 14, S], ber_ls, ber_genie, sinr_eff_db) (neural receiver);
-    ``received(c, w, h, no)`` -> y [B, A, 14, S].
+    ``link(c, w, h, no, beta[, v, h_int])`` (c the coded bits, w the noise and v the co-scheduled
+    symbols of ``Chain._draw``) -> LMMSE receivers: (llr [B, N], ber [B], sinr_eff_db [B]); neural
+    receiver: (y_rx [B, A, 14, S], ber_ls, ber_genie, sinr_eff_db). ``received(c, w, h, no)`` -> y
+    [B, A, 14, S] (traced on its first call).
     """
 
     def __init__(self, chain: Chain, identity: str):
         import tensorflow as tf
 
-        self.identity = identity
         key = chain.key
         spec = [tf.TensorSpec([None, chain.num_coded_bits], tf.float32),
                 tf.TensorSpec([None, key.num_ue_ant, NUM_OFDM_SYMBOLS, chain.num_subcarriers], tf.complex64),
@@ -613,98 +647,35 @@ class LinkProgram:
         h_int = [tf.TensorSpec([None, key.num_interferers, NUM_OFDM_SYMBOLS, chain.num_subcarriers], tf.complex64),
                  tf.TensorSpec([None, *chain.h_int_shape], tf.complex64)] if key.num_interferers else []
         link = chain._link_lmmse if chain.neural is None else chain._link_front
-        self._link = tf.function(link, jit_compile=True, autograph=False, input_signature=spec + beta + h_int)
-        self._received = tf.function(chain._link_received, jit_compile=True, autograph=False, input_signature=spec)
-        self._is_neural = chain.neural is not None
-        self._lock = threading.Lock()
-        self._traced: set[str] = set()
-
-    def _ensure(self, which: str) -> None:
-        with self._lock:
-            if which not in self._traced:
-                fn = self._link if which == "link" else self._received
-                with stable_names(f"{which} {self.identity}"):
-                    fn.get_concrete_function()
-                self._traced.add(which)
-
-    def trace(self) -> None:
-        """Trace the link (the received-grid program is traced on its first call)."""
-        self._ensure("link")
-
-    def lmmse(self, *args):
-        if self._is_neural:
-            raise TypeError("the neural receiver's link has no LMMSE decoding path; call front")
-        self._ensure("link")
-        return self._link(*args)
-
-    def front(self, *args):
-        if not self._is_neural:
-            raise TypeError("an LMMSE receiver's link has no neural front; call lmmse")
-        self._ensure("link")
-        return self._link(*args)
-
-    def received(self, *args):
-        self._ensure("received")
-        return self._received(*args)
+        self.link = SharedProgram(tf.function(link, jit_compile=True, autograph=False,
+                                              input_signature=spec + beta + h_int), f"link {identity}")
+        self.received = SharedProgram(tf.function(chain._link_received, jit_compile=True, autograph=False,
+                                                  input_signature=spec), f"received {identity}")
 
 
 def link_program(chain: Chain) -> LinkProgram:
     """The process's :class:`LinkProgram` of ``chain``'s grid, receiver, layers, co-scheduled streams and
     modulation order (built from ``chain`` on first request)."""
     identity = f"{replace(chain.key, mcs=-1, mcs_table=0)!r} {chain.num_bits_per_symbol}"
-    with _LINKS_LOCK:       # not _CHAINS_LOCK: get_chain holds it while a chain asks for its link
-        if identity not in _LINKS:
-            _LINKS[identity] = LinkProgram(chain, identity)
-        return _LINKS[identity]
+    return _shared(("link", identity), lambda: LinkProgram(chain, identity))
 
 
-_LINKS: dict[str, LinkProgram] = {}
-_LINKS_LOCK = threading.Lock()
-
-
-class NeuralProgram:
-    """A neural receiver's ``llr_grid`` compiled alone: y [B, A, 14, S] complex64, pilots [14, S]
-    complex64, no [B] float32, params -> llr_grid [B, 14, S, W] float32. One per (graph, A, S), shared
-    by the chains of every MCS (``neural_program``); traced once, compiled once per batch size."""
-
-    def __init__(self, neural: NeuralReceiver, num_ant: int, num_subcarriers: int):
+def neural_program(neural: NeuralReceiver, num_ant: int, num_subcarriers: int) -> SharedProgram:
+    """The process's program of a neural receiver's ``llr_grid`` on this grid: y [B, A, 14, S] complex64,
+    pilots [14, S] complex64, no [B] float32, params -> llr_grid [B, 14, S, W] float32, shared by the
+    chains of every MCS (built on first request)."""
+    def build() -> SharedProgram:
         import tensorflow as tf
-
-        self._identity = f"neural {neural.graph_key!r} {num_ant} {num_subcarriers}"
 
         def run(y, pilots, no, params):
             batch = tf.shape(y)[0]
             return neural.llr_grid(y, tf.broadcast_to(pilots[None], [batch, *pilots.shape]), no, params)
 
-        self._fn = tf.function(run, jit_compile=True, autograph=False, input_signature=[
+        fn = tf.function(run, jit_compile=True, autograph=False, input_signature=[
             tf.TensorSpec([None, num_ant, NUM_OFDM_SYMBOLS, num_subcarriers], tf.complex64),
             tf.TensorSpec([NUM_OFDM_SYMBOLS, num_subcarriers], tf.complex64),
             tf.TensorSpec([None], tf.float32),
             [tf.TensorSpec(w.shape, tf.as_dtype(w.dtype)) for w in neural.weights()]])
-        self._lock = threading.Lock()
-        self._traced = False
+        return SharedProgram(fn, f"neural {neural.graph_key!r} {num_ant} {num_subcarriers}")
 
-    def trace(self) -> None:
-        """Trace under a name that depends on the graph and grid alone (the XLA cache key)."""
-        with self._lock:
-            if not self._traced:
-                with stable_names(self._identity):
-                    self._fn.get_concrete_function()
-                self._traced = True
-
-    def __call__(self, y, pilots, no, params):
-        self.trace()
-        return self._fn(y, pilots, no, params)
-
-
-def neural_program(neural: NeuralReceiver, num_ant: int, num_subcarriers: int) -> NeuralProgram:
-    """The process's :class:`NeuralProgram` of this graph and grid (built on first request)."""
-    key = (neural.graph_key, num_ant, num_subcarriers)
-    with _NEURAL_LOCK:       # not _CHAINS_LOCK: get_chain holds it while a chain asks for its program
-        if key not in _NEURAL_PROGRAMS:
-            _NEURAL_PROGRAMS[key] = NeuralProgram(neural, num_ant, num_subcarriers)
-        return _NEURAL_PROGRAMS[key]
-
-
-_NEURAL_PROGRAMS: dict[tuple, NeuralProgram] = {}
-_NEURAL_LOCK = threading.Lock()
+    return _shared(("neural", neural.graph_key, num_ant, num_subcarriers), build)

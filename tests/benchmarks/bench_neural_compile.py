@@ -2,7 +2,7 @@
 MCS costs when everything, the network included, is compiled into one program per MCS (``fused``, how
 the chain was built before) and as the chain is built now (``split``, ``simulator/phy/nr_chain.py``:
 the draws in graph mode, per MCS an encoder and a decoder, one link per modulation order and one
-``NeuralProgram`` shared by every MCS), in a first process and in a second one that finds the first
+network program (``neural_program``) shared by every MCS), in a first process and in a second one that finds the first
 one's programs in the persistent XLA cache (``simulator/xla_cache.py``).
 
 Run: .venv/bin/pytest -q -m benchmark -s tests/benchmarks/bench_neural_compile.py
